@@ -1,0 +1,5 @@
+"""`python -m tap_contactbased` runs the tap."""
+
+from tap_contactbased.cli import main
+
+main()

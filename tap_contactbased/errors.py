@@ -1,0 +1,39 @@
+"""Errors a user can act on.
+
+Every error here carries one line that says what happened and what to do. The command-line
+entry point prints that line instead of a traceback. None of them may hold the API key or
+a signed download URL: messages are built from endpoint paths, statuses and API details.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+
+class ContactBasedError(Exception):
+    """A failure that ends the run with one readable line."""
+
+
+class ConfigError(ContactBasedError):
+    """The configuration cannot work against this organization (unknown feed, bundle, ...)."""
+
+
+class ApiError(ContactBasedError, FatalAPIError):
+    """The API refused a request in a way that retrying cannot fix."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep the HTTP status so callers can react to a particular refusal."""
+        super().__init__(message)
+        self.status = status
+
+
+class TransientApiError(RetriableAPIError):
+    """A failure worth retrying: rate limit, server error, dropped or cut connection."""
+
+
+class ExportError(ContactBasedError):
+    """An export failed, stalled, timed out or reported something the tap cannot trust."""
+
+
+class CreditError(ContactBasedError):
+    """Creating an export would spend more records credits than are left or allowed."""

@@ -1,0 +1,211 @@
+"""What the streams of one run share.
+
+The feed directory, the contacts the exports produced, the exports still waiting for
+enrichment, and the cost receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tap_contactbased.errors import ConfigError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, MutableMapping
+
+    from tap_contactbased.client import ContactBasedApi
+    from tap_contactbased.settings import Settings
+
+FEEDS = "/organization/feeds"
+BUNDLES = "/enrich/bundles"
+FEEDS_PAGE_SIZE = 200
+
+
+def iterate_feeds(api: ContactBasedApi) -> Iterator[dict[str, t.Any]]:
+    """Every feed of the organization, page by page."""
+    page = 1
+    while True:
+        answer = api.get(FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE})
+        items = answer.get("items", [])
+        yield from items
+        total = answer.get("total")
+        if not items or (total is not None and page * FEEDS_PAGE_SIZE >= int(total)):
+            return
+        page += 1
+
+
+@dataclass
+class Receipt:
+    """What a run spent and what its caps held back, for users reconciling their bill."""
+
+    exports_created: list[dict[str, t.Any]] = field(default_factory=list)
+    exports_reused: list[str] = field(default_factory=list)
+    exports_planned: list[dict[str, t.Any]] = field(default_factory=list)
+    enrichment_ids_sent: Counter[str] = field(default_factory=Counter)
+    enrichment_contacts_held_back: int = 0
+    malformed_contact_ids: int = 0
+    logged: bool = False
+
+    @property
+    def records_reserved(self) -> int:
+        """Records credits reserved by the exports this run created."""
+        return sum(int(e["records_reserved"]) for e in self.exports_created)
+
+    def as_dict(self) -> dict[str, t.Any]:
+        """The receipt as a structured-log payload."""
+        return {
+            "exports_created": len(self.exports_created),
+            "records_reserved": self.records_reserved,
+            "exports_reused": len(self.exports_reused),
+            "exports_planned": self.exports_planned,
+            "created": self.exports_created,
+            "reused": self.exports_reused,
+            "enrichment_ids_sent": dict(self.enrichment_ids_sent),
+            "enrichment_contacts_held_back": self.enrichment_contacts_held_back,
+            "malformed_contact_ids_skipped": self.malformed_contact_ids,
+        }
+
+    def line(self) -> str:
+        """The receipt in one line."""
+        sent = ", ".join(f"{k} {v:,}" for k, v in sorted(self.enrichment_ids_sent.items()))
+        return (
+            f"Cost receipt: {len(self.exports_created)} export(s) created reserving "
+            f"{self.records_reserved:,} records credits, {len(self.exports_reused)} reused, "
+            f"{len(self.exports_planned)} planned only; enrichment ids sent: {sent or 'none'}; "
+            f"held back by enrichment_max_contacts: {self.enrichment_contacts_held_back:,} "
+            f"contact(s); malformed contact ids skipped: {self.malformed_contact_ids:,}."
+        )
+
+    def log_once(self, logger: logging.Logger) -> None:
+        """Log the receipt as one line and one structured event, once per run."""
+        if self.logged:
+            return
+        self.logged = True
+        payload = self.as_dict()
+        logger.info("%s", self.line(), extra={"cost_receipt": payload})
+        logger.debug("Cost receipt detail: %s", json.dumps(payload, sort_keys=True))
+
+
+class ContactLedger:
+    """Unique contact ids the export rows of this run carried, in first-seen order.
+
+    Held in memory only: they reach the target as records and never the state.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._ids: dict[str, None] = {}
+        self.complete_exports: set[str] = set()
+
+    def add(self, contact_id: str) -> None:
+        """Note one contact id."""
+        self._ids[contact_id] = None
+
+    def ids(self) -> list[str]:
+        """The ids noted so far."""
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        """How many unique ids were noted."""
+        return len(self._ids)
+
+
+class PendingEnrichment:
+    """Exports whose contacts still await enrichment, kept in the enrichment stream's state.
+
+    The export stream adds an export when it has delivered all of its rows; the enrichment
+    stream removes it once every contact of it is enriched. A run killed in between finds
+    the export here, and reads its contact ids again from the API (free, exports are
+    frozen) because the ids themselves are never stored.
+    """
+
+    def __init__(self, enrichment_state: Callable[[], MutableMapping[str, t.Any]]) -> None:
+        """Work on the state dict that `enrichment_state` returns."""
+        self._state = enrichment_state
+
+    def _entries(self) -> list[dict[str, t.Any]]:
+        entries: list[dict[str, t.Any]] = self._state().setdefault("pending_exports", [])
+        return entries
+
+    def add(self, export_id: str, feed_id: str, deliver_through: str | None) -> None:
+        """Remember a delivered export until its contacts are enriched."""
+        entries = self._entries()
+        if all(e["export_id"] != export_id for e in entries):
+            entries.append(
+                {"export_id": export_id, "feed_id": feed_id, "deliver_through": deliver_through}
+            )
+
+    def entries(self) -> list[dict[str, t.Any]]:
+        """The exports waiting, oldest first."""
+        return [dict(e) for e in self._entries()]
+
+    def clear(self, export_ids: t.Collection[str]) -> None:
+        """Forget exports whose contacts are all enriched."""
+        state = self._state()
+        remaining = [e for e in self._entries() if e["export_id"] not in export_ids]
+        if remaining:
+            state["pending_exports"] = remaining
+        else:
+            state.pop("pending_exports", None)
+
+
+class RunContext:
+    """The objects the streams of one run share, created once by the tap."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        enrichment_state: Callable[[], MutableMapping[str, t.Any]],
+        enrichment_selected: Callable[[], bool],
+    ) -> None:
+        """Share `settings`; the callables reach the enrichment stream once it exists."""
+        self.settings = settings
+        self.receipt = Receipt()
+        self.contacts = ContactLedger()
+        self.pending_enrichment = PendingEnrichment(enrichment_state)
+        self._enrichment_selected = enrichment_selected
+        self._feeds: dict[str, dict[str, t.Any]] | None = None
+        self._enabled_bundles: list[str] | None = None
+
+    @property
+    def enrichment_active(self) -> bool:
+        """Whether this run enriches the contacts its exports produce."""
+        return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
+
+    def feed(self, api: ContactBasedApi, feed_id: str) -> dict[str, t.Any]:
+        """A configured feed, checked against the organization's feeds (listed once)."""
+        if self._feeds is None:
+            self._feeds = {str(f["feed_id"]).lower(): f for f in iterate_feeds(api)}
+        found = self._feeds.get(feed_id.lower())
+        if found is None:
+            known = ", ".join(sorted(self._feeds)) or "none"
+            msg = (
+                f"feed_ids contains {feed_id}, which is not a feed of this organization. "
+                f"Known feeds: {known}. Fix feed_ids (the feeds stream lists them)."
+            )
+            raise ConfigError(msg)
+        return found
+
+    def check_enrichment_bundles(self, api: ContactBasedApi) -> None:
+        """Refuse bundles the organization has not enabled, before anything is spent."""
+        if self._enabled_bundles is None:
+            answer = api.get(BUNDLES)
+            self._enabled_bundles = [
+                str(b["key"]) for b in answer.get("bundles", []) if b.get("enabled", True)
+            ]
+        enabled = self._enabled_bundles
+        for name, bundles in (
+            ("enrichment_bundles", self.settings.enrichment_bundles),
+            ("export_bundles", self.settings.export_bundles),
+        ):
+            refused = [b for b in bundles if b not in enabled]
+            if refused:
+                msg = (
+                    f"{name} asks for {', '.join(refused)}, not enabled for this "
+                    f"organization. Enabled bundles: {', '.join(enabled) or 'none'}."
+                )
+                raise ConfigError(msg)

@@ -1,0 +1,208 @@
+"""The enrichment stream: bulk /enrich/<bundle> for the contacts the exports produced.
+
+Enrichment is billed per contact and bundle, so ids are deduplicated across the run,
+malformed ids are never sent, and a cap bounds the spend. The ids come from the rows the
+export stream delivered in this run and, after a crash, from the delivered exports still
+listed as pending in the state, read again from the API (free: exports are frozen).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sys
+import typing as t
+from collections import Counter
+from functools import cached_property
+
+from tap_contactbased import schemas
+from tap_contactbased.errors import ApiError
+from tap_contactbased.exports import READY, ExportLifecycle, WaitPolicy
+from tap_contactbased.readers import make_reader
+from tap_contactbased.settings import CONTACT_ID_PATTERN
+from tap_contactbased.streams.exports import READ_MAX_TRIES, RunStream
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_contactbased.readers import Chunk
+    from tap_contactbased.run import RunContext
+
+BATCH_SIZE = 1000
+CONTACT_ID = re.compile(CONTACT_ID_PATTERN)
+
+
+def batches(ids: Sequence[str], size: int = BATCH_SIZE) -> Iterator[Sequence[str]]:
+    """Consecutive batches of at most `size` ids; the last one may be partial."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def contact_ids_in(chunk: Chunk, deliver_through: str | None) -> Iterator[str]:
+    """The contact ids of a chunk's rows that a run delivered (by `signal_date`)."""
+    header = chunk.header
+    id_column = next((c for c in header if c in schemas.CONTACT_ID_ALIASES), None)
+    if id_column is None:
+        return
+    if chunk.form == "csv":
+        id_index = header.index(id_column)
+        date_index = header.index("signal_date") if "signal_date" in header else None
+        for row in chunk.rows:
+            day = row[date_index] if date_index is not None and date_index < len(row) else None
+            if deliver_through is not None and day and day > deliver_through:
+                continue
+            if id_index < len(row) and row[id_index]:
+                yield row[id_index]
+    else:
+        for row in chunk.rows:
+            day = row.get("signal_date")
+            if deliver_through is not None and day and day > deliver_through:
+                continue
+            if contact_id := row.get(id_column):
+                yield contact_id
+
+
+class EnrichmentStream(RunStream):
+    """One record per contact and bundle: contact_id, bundle, found, data, enriched_at."""
+
+    name = "enrichment"
+    path = "/enrich"
+    primary_keys = ("contact_id", "bundle")
+
+    def __init__(self, tap: Tap, run: RunContext) -> None:
+        """Create the stream for `tap`; `data` knows every bundle's fields."""
+        bundles = dict.fromkeys((*schemas.BUNDLE_KEYS, *run.settings.enrichment_bundles))
+        super().__init__(tap, run, schemas.enrichment_schema(bundles))
+
+    @cached_property
+    def lifecycle(self) -> ExportLifecycle:
+        """Lookups of pending exports, on this stream's session and retry policy."""
+        settings = self.settings
+        wait = WaitPolicy(
+            timeout_seconds=settings.export_timeout_seconds,
+            stall_timeout_seconds=settings.export_stall_timeout_seconds,
+            max_interval_seconds=settings.poll_interval_max_seconds,
+        )
+        return ExportLifecycle(self.api, wait, self.logger)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        settings = self.settings
+        if not settings.enrichment_bundles:
+            self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
+            return
+        self.run.check_enrichment_bundles(self.api)
+        if self.in_connection_test:
+            self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
+            return
+        pending = self.run.pending_enrichment.entries()
+        ids = self._wanted_ids(pending)
+        yield from self._enrich(ids)
+        self.run.pending_enrichment.clear({entry["export_id"] for entry in pending})
+        self.write_checkpoint()
+
+    def _wanted_ids(self, pending: list[dict[str, t.Any]]) -> list[str]:
+        """Unique, well-formed ids to send, within the cap; the rest is counted."""
+        wanted: dict[str, None] = dict.fromkeys(self.run.contacts.ids())
+        for entry in pending:
+            if entry["export_id"] not in self.run.contacts.complete_exports:
+                wanted.update(dict.fromkeys(self._reread_contact_ids(entry)))
+        wanted.update(dict.fromkeys(self.settings.enrichment_contact_ids))
+        valid = [cid for cid in wanted if CONTACT_ID.match(cid)]
+        malformed = len(wanted) - len(valid)
+        receipt = self.run.receipt
+        if malformed:
+            receipt.malformed_contact_ids += malformed
+            self.logger.warning(
+                "Skipped %d malformed contact id(s) (not id_ + 16 lowercase hex); not sent.",
+                malformed,
+            )
+        cap = self.settings.enrichment_max_contacts
+        if cap is not None and len(valid) > cap:
+            receipt.enrichment_contacts_held_back += len(valid) - cap
+            self.logger.warning(
+                "enrichment_max_contacts is %d: %d of %d contact(s) are held back this run.",
+                cap,
+                len(valid) - cap,
+                len(valid),
+            )
+            valid = valid[:cap]
+        return valid
+
+    def _reread_contact_ids(self, entry: dict[str, t.Any]) -> Iterator[str]:
+        """Contact ids of a delivered export whose rows this run did not all see."""
+        export = self.lifecycle.get(entry["export_id"])
+        if export is None or export.status != READY:
+            self.logger.warning(
+                "Export %s awaits enrichment but is %s; its contacts are skipped.",
+                entry["export_id"],
+                "gone" if export is None else export.status,
+            )
+            return
+        self.logger.info("Reading the contact ids of %s again for enrichment.", export.describe())
+        reader = make_reader(
+            self.settings.read_mode,
+            self.api,
+            export,
+            self.logger,
+            max_tries=READ_MAX_TRIES,
+            pause=self.pause_before_retry,
+        )
+        for chunk in reader.chunks(1):
+            yield from contact_ids_in(chunk, entry.get("deliver_through"))
+
+    def _enrich(self, ids: list[str]) -> Iterator[dict[str, t.Any]]:
+        bundles = self.settings.enrichment_bundles
+        found: Counter[str] = Counter()
+        receipt = self.run.receipt
+        for batch in batches(ids):
+            for bundle in bundles:
+                results = self._enrich_batch(bundle, batch)
+                receipt.enrichment_ids_sent[bundle] += len(batch)
+                enriched_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+                for contact_id in batch:
+                    result = results[contact_id]
+                    is_found = bool(result.get("found"))
+                    found[bundle] += is_found
+                    yield {
+                        "contact_id": contact_id,
+                        "bundle": bundle,
+                        "found": is_found,
+                        "data": result.get("data") if is_found else None,
+                        "enriched_at": enriched_at,
+                    }
+        for bundle in bundles:
+            self.logger.info(
+                "Enrichment %s: %s requested, %s found, %s not found.",
+                bundle,
+                f"{len(ids):,}",
+                f"{found[bundle]:,}",
+                f"{len(ids) - found[bundle]:,}",
+            )
+
+    def _enrich_batch(self, bundle: str, batch: Sequence[str]) -> dict[str, dict[str, t.Any]]:
+        """Results of one batch, matched to the ids by `contact_id`, not by position."""
+        path = f"/enrich/{bundle}"
+        answer = self.api.post(path, {"contact_ids": list(batch)})
+        results: dict[str, dict[str, t.Any]] = {}
+        for result in answer.get("results") or []:
+            contact_id = result.get("contact_id") or result.get("cb_id")
+            results[str(contact_id)] = result
+        asked = set(batch)
+        if results.keys() != asked:
+            missing, unasked = len(asked - results.keys()), len(results.keys() - asked)
+            msg = (
+                f"POST {path} answered a batch of {len(batch)} ids with results that do not "
+                f"match it ({missing} id(s) missing, {unasked} not asked for); no record of "
+                "this answer was emitted."
+            )
+            raise ApiError(msg)
+        return results
