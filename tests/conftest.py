@@ -1,0 +1,52 @@
+"""Shared fixtures: the local ContactBased API on loopback and configs pointing at it."""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+import pytest
+
+from tap_contactbased.client import ContactBasedStream
+from tests.fake_api import FakeContactBased
+
+# Recognisable, so that tests can prove it never leaks.
+API_KEY = "cbk_live_SECRET_c4n4ry_7f3a9e21"
+TODAY = datetime.date(2026, 11, 27)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the retry policy, shrink its waits: tests exercise retries, not patience."""
+    monkeypatch.setattr(ContactBasedStream, "retry_initial_wait", 0.001)
+    monkeypatch.setattr(ContactBasedStream, "retry_max_wait", 0.01)
+
+
+@pytest.fixture
+def api() -> t.Iterator[FakeContactBased]:
+    """A local ContactBased API with three small feeds, its clock on TODAY."""
+    with FakeContactBased(api_key=API_KEY, today=TODAY, build_seconds=0.05) as server:
+        yield server
+
+
+def make_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
+    """A config for the tap against `api`, with fast polling."""
+    config: dict[str, t.Any] = {
+        "api_key": API_KEY,
+        "api_url": api.url,
+        "feed_ids": api.feed_ids[:2],
+        "lookback_days": 7,
+        "page_size": 1000,
+        "poll_interval_max_seconds": 0.02,
+        "export_timeout_seconds": 30,
+        "export_stall_timeout_seconds": 10,
+        "request_timeout_seconds": 10,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def config(api: FakeContactBased) -> dict[str, t.Any]:
+    """The default config against the `api` fixture."""
+    return make_config(api)

@@ -1,0 +1,161 @@
+"""Fault knobs and the engine that decides, request by request, which fault to inject.
+
+"Every Nth" knobs count eligible requests from the moment the knob gets its current value,
+so setting `rate_limit_every = 2` always lets the next request pass and fails the one after.
+Countdown knobs (`truncate_downloads`, `expire_urls`, `page_not_found`) are decremented in
+place, so a test can read how many are left.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    """Mutable fault settings; all off by default. See the module docstring for counting.
+
+    A request that gets an error fault never reaches its endpoint: nothing is created or
+    charged. "API request" means every request except the GETs on signed download URLs.
+    """
+
+    # Answers replaced by an error (API requests).
+    rate_limit_every: int | None = None  # 429 {"detail": "Rate limit exceeded"}
+    retry_after: float | None = 1  # Retry-After seconds of those 429s; None: no header
+    server_error_every: int | None = None  # 503
+    drop_connection_every: int | None = None  # socket closed, no answer at all
+    bad_json_every: int | None = None  # 200 whose body is cut-off JSON
+    wrong_content_type: bool = False  # 200 with a text/html page instead of JSON
+    # Answers spoiled on the way.
+    cut_page_every: int | None = None  # POST /exports/page: full Content-Length, half the body
+    truncate_downloads: int = 0  # next N CSV downloads stop halfway, without the last chunk
+    latency_seconds: float = 0.0  # delay before answering (API requests and downloads)
+    latency_every: int | None = 1  # every Nth request is delayed; None also means every one
+    page_not_found: int = 0  # next N page reads of a ready export answer 404
+    expire_urls: int = 0  # next N download URLs are issued already expired
+    # Builds, fixed when an export is created.
+    fail_exports: bool = False  # builds fail at half progress with a build_error
+    fail_export_feeds: set[str] = field(default_factory=set)  # ... only for these feed ids
+    stall_exports: bool = False  # progress stops at 0.4; set `export.stalled = False` to resume
+    unknown_status: str | None = None  # reported instead of "ready"; rows stay readable
+    # Columns, fixed when an export is created (preview and search counters follow them live).
+    id_column: str = "contact_id"  # "cb_id": the older spelling
+    extra_columns: tuple[str, ...] = ()  # string columns added before the bundle_ columns
+    drop_columns: tuple[str, ...] = ()  # contract columns the export lacks
+    # Row content, applied when rows are served.
+    nul_in_csv: bool = False  # a NUL byte inside the first CSV row's company_name
+    huge_field_bytes: int = 0  # first row's company_name this long (pages and CSV)
+    # Random faults: one seeded draw per request, so a seed and a request order replay exactly.
+    random_rate: float = 0.0  # probability of 429 (with/without Retry-After), 503, drop, slow
+    random_seed: int = 0  # ... or, for pages and downloads, a cut body
+    random_latency_seconds: float = 0.05  # the delay of a "slow" draw
+
+
+class Action(enum.Enum):
+    """What replaces (or spoils) the normal answer."""
+
+    RATE_LIMIT = "429 with Retry-After"
+    RATE_LIMIT_BARE = "429 without Retry-After"
+    SERVER_ERROR = "503"
+    DROP = "connection closed without an answer"
+    BAD_JSON = "200 with a body that is not JSON"
+    HTML = "200 with a text/html page"
+    CUT = "body cut in the middle"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The faults for one request: a delay first, then at most one action."""
+
+    delay: float = 0.0
+    action: Action | None = None
+    retry_after: float | None = None
+
+
+_RANDOM_ACTIONS = (
+    Action.RATE_LIMIT,
+    Action.RATE_LIMIT_BARE,
+    Action.SERVER_ERROR,
+    Action.DROP,
+    None,  # a slow but otherwise normal answer
+)
+
+
+def format_retry_after(seconds: float) -> str:
+    """Return a Retry-After value; fractions are kept so tests stay fast."""
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class FaultEngine:
+    """Applies a `Faults` to the stream of requests, thread-safely."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        """Start with the given knobs (default: all off)."""
+        self.faults = faults or Faults()
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int | None, int]] = {}
+        self._rng_seed: int | None = None
+        self._rng = random.Random(0)
+
+    def _every(self, knob: str, every: int | None) -> bool:
+        """Count one eligible request for a knob; True on every `every`-th one."""
+        if every is None or every < 1:
+            self._counts.pop(knob, None)
+            return False
+        value, count = self._counts.get(knob, (None, 0))
+        count = count + 1 if value == every else 1
+        self._counts[knob] = (every, count)
+        return count % every == 0
+
+    def _random(self, cut_allowed: bool) -> tuple[bool, Action | None]:
+        f = self.faults
+        if f.random_rate <= 0:
+            return False, None
+        if self._rng_seed != f.random_seed:
+            self._rng_seed, self._rng = f.random_seed, random.Random(f.random_seed)
+        if self._rng.random() >= f.random_rate:
+            return False, None
+        choices = (*_RANDOM_ACTIONS, Action.CUT) if cut_allowed else _RANDOM_ACTIONS
+        return True, self._rng.choice(choices)
+
+    def decide(self, *, download: bool = False, page: bool = False) -> Decision:
+        """Decide the faults of one request (an API call, or a download when `download`)."""
+        with self._lock:
+            f = self.faults
+            delay = 0.0
+            if f.latency_seconds > 0 and self._every("latency", f.latency_every or 1):
+                delay += f.latency_seconds
+            hit, action = self._random(cut_allowed=download or page)
+            if hit and action is None:
+                delay += f.random_latency_seconds
+            if download:
+                if action is None and f.truncate_downloads > 0:
+                    f.truncate_downloads -= 1
+                    action = Action.CUT
+                return Decision(delay, action, f.retry_after)
+            # Every counter sees every API request, whichever fault wins.
+            knobs = [
+                (Action.DROP, self._every("drop", f.drop_connection_every)),
+                (Action.RATE_LIMIT, self._every("rate_limit", f.rate_limit_every)),
+                (Action.SERVER_ERROR, self._every("server_error", f.server_error_every)),
+                (Action.BAD_JSON, self._every("bad_json", f.bad_json_every)),
+                (Action.HTML, f.wrong_content_type),
+                (Action.CUT, page and self._every("cut_page", f.cut_page_every)),
+            ]
+            if action is None:
+                action = next((a for a, fired in knobs if fired), None)
+            if action is Action.RATE_LIMIT and f.retry_after is None:
+                action = Action.RATE_LIMIT_BARE
+            return Decision(delay, action, f.retry_after)
+
+    def take(self, knob: str) -> bool:
+        """Consume one unit of a countdown knob; True when there was one."""
+        with self._lock:
+            left = getattr(self.faults, knob)
+            if left > 0:
+                setattr(self.faults, knob, left - 1)
+                return True
+            return False

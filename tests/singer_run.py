@@ -1,0 +1,120 @@
+"""Run the tap in-process or as a command and collect what it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_contactbased.tap import TapContactBased
+
+REPO = Path(__file__).resolve().parent.parent
+TAP_COMMAND = [sys.executable, "-m", "tap_contactbased"]
+
+
+class CollectingWriter(MsgSpecWriter):
+    """Keeps every message as the JSON a target would read."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, t.Any]] = []
+
+    def write_message(self, message: t.Any) -> None:
+        self.messages.append(msgspec.json.decode(bytes(self.format_message(message))))
+
+
+@dataclass
+class SyncResult:
+    """The Singer messages of one run."""
+
+    messages: list[dict[str, t.Any]] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int = 0
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def streams(self) -> set[str]:
+        return {m["stream"] for m in self.messages if m["type"] == "RECORD"}
+
+    @property
+    def states(self) -> list[dict[str, t.Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def last_state(self) -> dict[str, t.Any] | None:
+        return self.states[-1] if self.states else None
+
+    def schema(self, stream: str) -> dict[str, t.Any]:
+        return next(m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
+
+    def stdout_text(self) -> str:
+        return "\n".join(json.dumps(m) for m in self.messages)
+
+
+def selected_catalog(config: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The discovered catalog with only `streams` selected."""
+    wanted = set(streams)
+    catalog = TapContactBased(config=config, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
+
+
+def run_tap(
+    config: dict[str, t.Any],
+    *,
+    streams: t.Iterable[str] | None = None,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+) -> SyncResult:
+    """Sync in this process; exceptions propagate to the test."""
+    if streams is not None:
+        catalog = selected_catalog(config, streams)
+    writer = CollectingWriter()
+    tap = TapContactBased(config=config, state=state or {}, catalog=catalog, message_writer=writer)
+    tap.sync_all()
+    return SyncResult(writer.messages)
+
+
+def run_command(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    config: dict[str, t.Any] | None = None,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> SyncResult:
+    """Run `tap-contactbased` as a process, the way Meltano does."""
+    command = [*TAP_COMMAND, *args]
+    for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
+        if value is not None:
+            path = tmp_path / f"{flag.strip('-')}.json"
+            path.write_text(json.dumps(value))
+            command += [flag, str(path)]
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    messages = []
+    if "--discover" not in args:
+        messages = [json.loads(line) for line in completed.stdout.splitlines() if line]
+    return SyncResult(messages, completed.stdout, completed.stderr, completed.returncode)

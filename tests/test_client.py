@@ -1,0 +1,218 @@
+"""Requests: retries that end in a complete sync, and one clear line for each refusal."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+import requests
+
+from tap_contactbased.client import ContactBasedStream, retry_after_seconds
+from tap_contactbased.errors import ApiError, TransientApiError
+from tap_contactbased.tap import TapContactBased
+from tests.conftest import API_KEY, TODAY, make_config
+from tests.fake_api import FakeContactBased
+from tests.singer_run import run_command, run_tap, selected_catalog
+
+ORGANIZATION_STREAMS = ["feeds", "credits", "feed_limit", "bundles", "filter_fields"]
+
+
+def statuses(api: FakeContactBased) -> list[int]:
+    return [r.status for r in api.requests]
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "seen"),
+    [
+        ("rate_limit_every", 2, 429),
+        ("server_error_every", 2, 503),
+        ("drop_connection_every", 2, 0),
+        ("bad_json_every", 2, 200),
+    ],
+)
+def test_sync_completes_through_transient_failures(
+    api: FakeContactBased, config: dict[str, t.Any], knob: str, value: int, seen: int
+) -> None:
+    clean = run_tap(config, streams=ORGANIZATION_STREAMS)
+    api.requests.clear()
+    api.faults.retry_after = 0.01
+    setattr(api.faults, knob, value)
+
+    faulty = run_tap(config, streams=ORGANIZATION_STREAMS)
+
+    for stream in ORGANIZATION_STREAMS:
+        assert faulty.records(stream) == clean.records(stream)
+    assert statuses(api).count(seen) >= 2
+
+
+def test_rate_limit_without_retry_after_backs_off_and_completes(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    api.faults.rate_limit_every = 2
+    api.faults.retry_after = None
+
+    result = run_tap(config, streams=["feeds", "credits"])
+
+    assert result.records("feeds") == api.feeds
+    assert 429 in statuses(api)
+
+
+def _exception_with(headers: dict[str, str]) -> TransientApiError:
+    response = requests.Response()
+    response.status_code = 429
+    response.headers.update(headers)
+    return TransientApiError("rate limited", response)
+
+
+def test_retry_waits_honour_retry_after_and_fall_back_to_exponential(
+    config: dict[str, t.Any],
+) -> None:
+    stream = TapContactBased(config=config).streams["feeds"]
+    assert isinstance(stream, ContactBasedStream)
+    waits = stream.backoff_wait_generator()
+    next(waits)
+
+    asked = waits.send(_exception_with({"Retry-After": "7"}))
+    first = waits.send(_exception_with({}))
+    second = waits.send(_exception_with({}))
+    third = waits.send(ConnectionResetError())
+
+    assert asked == 7.0
+    assert (first, second, third) == (
+        stream.retry_initial_wait * 2,
+        stream.retry_initial_wait * 4,
+        min(stream.retry_max_wait, stream.retry_initial_wait * 8),
+    )
+
+
+def test_retry_after_accepts_an_http_date() -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+    assert retry_after_seconds(response) == 0.0
+
+
+def test_retries_are_bounded(api: FakeContactBased, config: dict[str, t.Any]) -> None:
+    catalog = selected_catalog(config, ["credits"])
+    api.requests.clear()
+    api.faults.server_error_every = 1
+
+    with pytest.raises(TransientApiError, match=r"GET /organization/credits: 503"):
+        run_tap(config, catalog=catalog)
+
+    assert len(api.requests) == ContactBasedStream.retry_max_tries
+
+
+def _api_of(config: dict[str, t.Any]) -> t.Any:
+    stream = TapContactBased(config=config).streams["feeds"]
+    assert isinstance(stream, ContactBasedStream)
+    return stream.api
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (
+            lambda api, fake: api.post("/enrich/auto", {"contact_ids": ["id_0123456789abcdef"]}),
+            r"POST /enrich/auto: 403 Forbidden \(.+\): not permitted for this organization",
+        ),
+        (
+            lambda api, fake: api.post(
+                "/intent/feeds/exports/page", {"export_id": "exp_missing", "page": 1}
+            ),
+            r"POST /intent/feeds/exports/page: 404 Not Found \(.+\): not found",
+        ),
+        (
+            lambda api, fake: api.post(
+                "/intent/feeds/exports",
+                {"feed_id": fake.feed_ids[0], "lookback_days": 30, "page_size": 10},
+            ),
+            r"POST /intent/feeds/exports: 422 Unprocessable Entity \(page_size: .+\): the API "
+            r"rejected the request",
+        ),
+    ],
+)
+def test_refusals_raise_one_line_naming_endpoint_status_and_detail(
+    api: FakeContactBased, config: dict[str, t.Any], call: t.Any, expected: str
+) -> None:
+    with pytest.raises(ApiError, match=expected) as raised:
+        call(_api_of(config), api)
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert API_KEY not in message
+
+
+def test_payment_required_names_both_numbers() -> None:
+    with FakeContactBased(api_key=API_KEY, today=TODAY, credits_total=10) as api:
+        client = _api_of(make_config(api))
+        with pytest.raises(ApiError, match=r"402 Payment Required \(.*\d.*\d.*\): not enough"):
+            client.post("/intent/feeds/exports", {"feed_id": api.feed_ids[0], "lookback_days": 30})
+
+
+def assert_one_line_failure(result: t.Any, *fragments: str) -> str:
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-contactbased: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last
+    assert "Traceback" not in result.stderr
+    assert API_KEY not in result.stderr + result.stdout
+    return str(last)
+
+
+def test_refused_key_is_one_line_and_never_printed(
+    api: FakeContactBased, config: dict[str, t.Any], tmp_path: t.Any
+) -> None:
+    wrong_key = "cbk_live_SECRET_wrong_0000"
+    result = run_command([], tmp_path, config={**config, "api_key": wrong_key})
+
+    assert_one_line_failure(result, "401 Unauthorized", "check the api_key setting")
+    assert wrong_key not in result.stderr + result.stdout
+
+
+def test_unknown_feed_is_one_line(
+    api: FakeContactBased, config: dict[str, t.Any], tmp_path: t.Any
+) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    result = run_command([], tmp_path, config={**config, "feed_ids": [unknown]})
+
+    assert_one_line_failure(result, unknown, "not a feed of this organization", "feed_ids")
+
+
+def test_filter_the_api_rejects_is_one_line(
+    api: FakeContactBased, config: dict[str, t.Any], tmp_path: t.Any
+) -> None:
+    bad_filter = [{"field": "shoe_size", "op": "eq", "value": "42"}]
+    result = run_command([], tmp_path, config={**config, "consumer_filters": bad_filter})
+
+    assert_one_line_failure(result, "422", "consumer_filters")
+    assert api.created_exports == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"api_key": None}, "api_key"),
+        ({"page_size": 10}, "page_size"),
+        ({"lookback_days": "thirty"}, "lookback_days"),
+        ({"feed_ids": ["not-a-uuid"]}, "feed_ids"),
+        ({"export_mode": "sometimes"}, "export_mode"),
+    ],
+)
+def test_invalid_config_fails_before_any_request(
+    api: FakeContactBased,
+    config: dict[str, t.Any],
+    tmp_path: t.Any,
+    overrides: dict[str, t.Any],
+    setting: str,
+) -> None:
+    bad = {**config, **overrides}
+    bad = {k: v for k, v in bad.items() if v is not None}
+
+    result = run_command([], tmp_path, config=bad)
+
+    assert result.returncode != 0
+    assert setting in result.stderr
+    assert "Traceback" not in result.stderr
+    assert api.requests == []
