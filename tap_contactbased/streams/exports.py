@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import sys
 import time
 import typing as t
 from functools import cached_property
 
+from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_contactbased import schemas
@@ -38,6 +40,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_contactbased.run import RunContext
+    from tap_contactbased.settings import Settings
 
 PREVIEW = "/intent/feeds/exports/preview"
 READ_MAX_TRIES = 6
@@ -52,7 +55,7 @@ class RunStream(ContactBasedStream):
         super().__init__(tap, schema=schema)
 
     @property
-    def settings(self) -> t.Any:
+    def settings(self) -> Settings:
         """The typed settings of the run."""
         return self.run.settings
 
@@ -69,6 +72,12 @@ class RunStream(ContactBasedStream):
         """
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK calls this on every stream once all have synced: time for the receipt."""
+        super().log_sync_costs()
+        self.run.receipt.log_once(logging.getLogger(self.tap_name))
 
     def pause_before_retry(self, attempt: int) -> None:
         """Wait before reading a cut body again, growing like request retries do."""
