@@ -68,8 +68,12 @@ class RunStream(ContactBasedStream):
         """Emit a STATE message now.
 
         The SDK writes state every 10,000 records and at the end of a stream; an export
-        page is our unit of confirmation, so we ask for one after each.
+        page is our unit of confirmation, so we ask for one after each. In BATCH mode the
+        SDK writes state after each batch file instead: a state written earlier would
+        confirm rows still waiting in an unwritten file.
         """
+        if self.get_batch_config(self.config) is not None:
+            return
         self.state_manager.is_flushed = False
         self._write_state_message()
 
