@@ -5,8 +5,10 @@ For the failures a user can act on, the message replaces the traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import typing as t
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
@@ -21,10 +23,20 @@ def main() -> None:
     try:
         TapContactBased.cli()
     except EXPECTED_FAILURES as exc:
-        # The traceback helps only with debugging; the message is what a user acts on.
-        logging.getLogger(TapContactBased.name).debug("Failure detail", exc_info=True)
-        print(f"tap-contactbased: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        fail(str(exc))
+    except json.JSONDecodeError as exc:
+        # Only the input files are parsed with `json` outside a request's own error handling.
+        fail(
+            f"An input file (--config, --catalog or --state) is not valid JSON: {exc.msg} at "
+            f"line {exc.lineno}, column {exc.colno}."
+        )
+
+
+def fail(message: str) -> t.NoReturn:
+    """End the run with one line; the traceback goes to the debug log only."""
+    logging.getLogger(TapContactBased.name).debug("Failure detail", exc_info=True)
+    print(f"tap-contactbased: error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

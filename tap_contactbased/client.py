@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 import typing as t
 from functools import cached_property
@@ -48,6 +49,30 @@ STATUS_ADVICE: Mapping[int, str] = {
 }
 
 MAX_RETRY_AFTER_SECONDS = 300.0
+QUERY_STRING = re.compile(r"\?\S*")
+
+
+class RedactQueryStrings(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string included.
+
+    The query string of a signed download URL is its secret, so it never reaches a log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace query strings in the record's arguments; keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                QUERY_STRING.sub("?<redacted>", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_request_logs() -> None:
+    """Install the redaction on urllib3's request log, once."""
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactQueryStrings) for f in urllib3_log.filters):
+        urllib3_log.addFilter(RedactQueryStrings())
 
 
 def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
@@ -228,6 +253,7 @@ class ContactBasedApi:
     def __init__(self, stream: ContactBasedStream) -> None:
         """Serve requests for `stream`."""
         self._stream = stream
+        redact_request_logs()
 
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
         """GET a JSON document."""

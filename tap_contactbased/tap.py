@@ -12,6 +12,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_contactbased.run import RunContext
 from tap_contactbased.settings import CONFIG_SCHEMA, Settings
+from tap_contactbased.state import check_state
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.exports import ExportRowsStream, ExportsStream, FeedTotalsStream
 from tap_contactbased.streams.organization import (
@@ -65,6 +66,11 @@ class TapContactBased(Tap):
         bookmarks: dict[str, t.Any] = self.state.setdefault("bookmarks", {})
         state: MutableMapping[str, t.Any] = bookmarks.setdefault(ENRICHMENT, {})
         return state
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        check_state(state)
+        super().load_state(state)
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -117,9 +117,11 @@ class ExportRowsStream(RunStream):
             for feed_id in settings.feed_ids:
                 try:
                     preview = self.api.post(PREVIEW, self._preview_body(feed_id))
-                except ContactBasedError as exc:
+                except (ContactBasedError, RetriableAPIError) as exc:
                     self.logger.warning(
-                        "Preview of feed %s failed during discovery: %s", feed_id, exc
+                        "Preview of feed %s failed; discovery keeps the contract's columns: %s",
+                        feed_id,
+                        exc,
                     )
                     continue
                 columns.extend(preview.get("columns") or [])
@@ -173,7 +175,7 @@ class ExportRowsStream(RunStream):
         state = self.get_context_state(context)
         resumed = self._resume(state)
         if resumed is not None:
-            yield from self._deliver(resumed, state)
+            yield from self._deliver(resumed, state, feed_id)
             if self.settings.export_mode == SNAPSHOT:
                 return
         window = self._next_window(feed, state)
@@ -299,7 +301,7 @@ class ExportRowsStream(RunStream):
         }
         # Confirm the export before waiting, so that a run killed while it builds resumes it.
         self.write_checkpoint()
-        yield from self._deliver(export, state)
+        yield from self._deliver(export, state, feed_id)
 
     def _report_plan(
         self, options: ExportOptions, window: Window, reusable: ExportSummary | None
@@ -332,7 +334,7 @@ class ExportRowsStream(RunStream):
         self.run.receipt.exports_planned.append(plan)
 
     def _deliver(
-        self, export: ExportSummary, state: dict[str, t.Any]
+        self, export: ExportSummary, state: dict[str, t.Any], feed_id: str
     ) -> Iterator[dict[str, t.Any]]:
         """Wait for the export, then emit its rows from the first unconfirmed one."""
         flight = state["in_flight"]
@@ -342,7 +344,7 @@ class ExportRowsStream(RunStream):
         collect = self.run.enrichment_active
         contacts = self.run.contacts
         properties = self.effective_schema["properties"]
-        fixed = {"export_id": export.export_id, "feed_id": export.feed_id or flight.get("feed_id")}
+        fixed = {"export_id": export.export_id, "feed_id": feed_id}
         reader = make_reader(
             self.settings.read_mode,
             self.api,

@@ -76,6 +76,7 @@ class FakeContactBased:
         self.enrichment_charged: dict[str, set[str]] = {key: set() for key in BUNDLE_KEYS}
         self.enrichment_ids_sent: dict[str, int] = dict.fromkeys(BUNDLE_KEYS, 0)
         self.requests: list[RequestRecord] = []
+        self.issued_signatures: list[str] = []  # of every signed URL, to prove none leaks
         self.fault_engine = FaultEngine()
         self.secret = secrets.token_bytes(32)  # signs download URLs; new per server
         self._today = today

@@ -352,7 +352,9 @@ def export_download_url(api: FakeContactBased, req: Request) -> Reply:
     else:
         expires = math.ceil(now + api.url_ttl_seconds)
     params: dict[str, Any] = {} if page is None else {"page": page}
-    params.update(expires=expires, signature=api.sign(export.export_id, page, expires))
+    signature = api.sign(export.export_id, page, expires)
+    api.issued_signatures.append(signature)
+    params.update(expires=expires, signature=signature)
     url = f"{api.url}/files/{export.export_id}.csv?{urllib.parse.urlencode(params)}"
     expires_at = iso_timestamp(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
     return ok({"export_id": export.export_id, "url": url, "expires_at": expires_at})
