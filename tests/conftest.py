@@ -15,6 +15,34 @@ API_KEY = "cbk_live_SECRET_c4n4ry_7f3a9e21"
 TODAY = datetime.date(2026, 11, 27)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="also run the long randomized fault and kill campaigns (minutes)",
+    )
+    parser.addoption("--long-seeds", type=int, default=40, help="runs of the long campaigns")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long: long randomized campaign, run with --long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--long"):
+        return
+    # Deselected, not skipped: the default suite is the full suite; --long adds campaigns.
+    keep = [item for item in items if "long" not in item.keywords]
+    config.hook.pytest_deselected(items=[item for item in items if "long" in item.keywords])
+    items[:] = keep
+
+
+@pytest.fixture
+def long_seeds(request: pytest.FixtureRequest) -> int:
+    """How many runs a long campaign makes."""
+    return int(request.config.getoption("--long-seeds"))
+
+
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the retry policy, shrink its waits: tests exercise retries, not patience."""

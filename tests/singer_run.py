@@ -37,6 +37,7 @@ class SyncResult:
     stdout: str = ""
     stderr: str = ""
     returncode: int = 0
+    error: BaseException | None = None
 
     def records(self, stream: str) -> list[dict[str, t.Any]]:
         return [
@@ -78,13 +79,23 @@ def run_tap(
     streams: t.Iterable[str] | None = None,
     state: dict[str, t.Any] | None = None,
     catalog: dict[str, t.Any] | None = None,
+    raise_errors: bool = True,
 ) -> SyncResult:
-    """Sync in this process; exceptions propagate to the test."""
+    """Sync in this process.
+
+    An exception propagates to the test, unless `raise_errors` is False: then the result
+    holds it, with the messages written before it (what a target would have received).
+    """
     if streams is not None:
         catalog = selected_catalog(config, streams)
     writer = CollectingWriter()
     tap = TapContactBased(config=config, state=state or {}, catalog=catalog, message_writer=writer)
-    tap.sync_all()
+    try:
+        tap.sync_all()
+    except Exception as exc:
+        if raise_errors:
+            raise
+        return SyncResult(writer.messages, error=exc)
     return SyncResult(writer.messages)
 
 
