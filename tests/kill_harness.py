@@ -55,6 +55,7 @@ def run_once(
     workdir: Path,
 ) -> Attempt:
     """One run of the tap as a process, killed when `kill_point` says so."""
+    workdir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, value in (("config", config), ("catalog", catalog), ("state", state or {})):
         paths[name] = workdir / f"{name}.json"

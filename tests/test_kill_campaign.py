@@ -1,0 +1,77 @@
+"""SIGKILL at random points of a multi-feed, multi-page sync with enrichment.
+
+Each attempt is killed after a random number of messages and restarted from the last state
+it emitted; the end result must be what one clean run delivers and spends.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY, TODAY, make_config
+from tests.fake_api import FakeContactBased
+from tests.kill_harness import after_messages, run_with_kills
+from tests.singer_run import selected_catalog
+from tests.sync_checks import Outcome, check_sync
+
+YESTERDAY = TODAY - datetime.timedelta(days=1)
+BUNDLES = ["emails", "phones"]
+STREAMS = ["export_rows", "enrichment", "credits"]
+
+
+def campaign(seed: int, kills: int, workdir: Path) -> tuple[Outcome, int, int]:
+    """Run one killed-and-restarted sync; return its outcome, the kills made and credits a
+    clean run of the same data spends."""
+    rng = random.Random(seed)
+    read_mode = rng.choice(["csv", "pages"])
+    with FakeContactBased(
+        api_key=API_KEY, today=TODAY, build_seconds=0.3, rows_per_day=(200, 300)
+    ) as api:
+        config = make_config(api, enrichment_bundles=BUNDLES, read_mode=read_mode)
+        catalog = selected_catalog(config, STREAMS)
+        points = [after_messages(rng.randint(1, 2500)) for _ in range(kills)]
+
+        result = run_with_kills(config, catalog, points, workdir)
+
+        outcome = check_sync(
+            api,
+            result.records("export_rows"),
+            result.records("enrichment"),
+            BUNDLES,
+            YESTERDAY,
+        )
+        clean = sum(api.exports[e].total_rows for e in api.created_exports)
+        return outcome, result.kills, clean
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_random_kills_lose_nothing_and_pay_once(seed: int, tmp_path: Path) -> None:
+    outcome, kills, clean = campaign(seed, 6, tmp_path)
+
+    assert kills >= 3
+    assert outcome.rows_expected > 3000
+    assert (outcome.rows_lost, outcome.rows_wrong) == (0, 0)
+    assert outcome.exports_created == 2
+    assert outcome.records_spent == clean
+    assert (outcome.enrichment_missing, outcome.enrichment_overcharged) == (0, 0)
+
+
+@pytest.mark.long
+def test_random_kills_long(tmp_path: Path, long_seeds: int) -> None:
+    totals = {"campaigns": 0, "kills": 0, "lost": 0, "wrong": 0, "extra_exports": 0}
+    overspent = 0
+    for seed in range(1000, 1000 + long_seeds):
+        outcome, kills, clean = campaign(seed, 10, tmp_path / str(seed))
+        totals["campaigns"] += 1
+        totals["kills"] += kills
+        totals["lost"] += outcome.rows_lost + outcome.enrichment_missing
+        totals["wrong"] += outcome.rows_wrong
+        totals["extra_exports"] += outcome.exports_created - 2
+        overspent += outcome.records_spent - clean + outcome.enrichment_overcharged
+    print(f"kill campaigns: {totals}, overspent: {overspent}")
+    assert (totals["lost"], totals["wrong"], totals["extra_exports"], overspent) == (0, 0, 0, 0)
