@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import random
-import typing as t
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,10 @@ STREAMS = ["export_rows", "enrichment", "credits"]
 
 
 def campaign(seed: int, kills: int, workdir: Path) -> tuple[Outcome, int, int]:
-    """Run one killed-and-restarted sync; return its outcome, the kills made and credits a
-    clean run of the same data spends."""
+    """Run one killed-and-restarted sync.
+
+    Returns its outcome, the kills made, and the credits a clean run of the same data spends.
+    """
     rng = random.Random(seed)
     read_mode = rng.choice(["csv", "pages"])
     with FakeContactBased(
