@@ -10,12 +10,15 @@ import logging
 import sys
 import typing as t
 
+import simplejson
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.tap import TapContactBased
 
 EXPECTED_FAILURES = (ContactBasedError, FatalAPIError, RetriableAPIError)
+# The SDK reads --config with `json` and --state/--catalog with `simplejson`.
+INVALID_JSON = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
 
 def main() -> None:
@@ -24,8 +27,8 @@ def main() -> None:
         TapContactBased.cli()
     except EXPECTED_FAILURES as exc:
         fail(str(exc))
-    except json.JSONDecodeError as exc:
-        # Only the input files are parsed with `json` outside a request's own error handling.
+    except INVALID_JSON as exc:
+        # Only the input files are parsed this way outside a request's own error handling.
         fail(
             f"An input file (--config, --catalog or --state) is not valid JSON: {exc.msg} at "
             f"line {exc.lineno}, column {exc.colno}."

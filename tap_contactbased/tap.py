@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import typing as t
 from functools import cached_property
+from pathlib import PurePath
 
 from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -52,6 +53,12 @@ class TapContactBased(Tap):
         PluginCapabilities.BATCH,
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
+
+    def __init__(self, *, state: t.Any = None, **kwargs: t.Any) -> None:
+        """Refuse a state that is not an object before the SDK tries to read it as a path."""
+        if state is not None and not isinstance(state, (dict, str, PurePath)):
+            check_state(state)
+        super().__init__(state=state, **kwargs)
 
     @cached_property
     def run(self) -> RunContext:

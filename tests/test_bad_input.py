@@ -1,0 +1,225 @@
+"""Bad configs, states and API answers end in one clear line, or in a warning.
+
+Where the data can still be trusted, a warning and a complete sync; otherwise one clear
+line and exit 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_contactbased.cli import EXPECTED_FAILURES
+from tests.conftest import API_KEY, TODAY, make_config
+from tests.export_checks import by_key, delivered_rows
+from tests.fake_api import FakeContactBased
+from tests.singer_run import TAP_COMMAND, REPO, run_command, run_tap
+
+YESTERDAY = TODAY - datetime.timedelta(days=1)
+FEED_CAP_PLUS_ONE = "cap+1"
+
+# (name, config overrides, text the one line must contain)
+BAD_CONFIGS: list[tuple[str, dict[str, t.Any], str]] = [
+    ("missing key", {"api_key": None}, "api_key"),
+    ("empty key", {"api_key": ""}, "api_key"),
+    ("lookback as text", {"lookback_days": "thirty"}, "lookback_days"),
+    ("feed_ids not a list", {"feed_ids": "abc"}, "feed_ids"),
+    ("feed id not a uuid", {"feed_ids": ["feed-1"]}, "feed_ids"),
+    ("page size below range", {"page_size": 999}, "page_size"),
+    ("page size above range", {"page_size": 50001}, "page_size"),
+    ("fractional page size", {"page_size": 1000.5}, "page_size"),
+    ("unknown read mode", {"read_mode": "ftp"}, "read_mode"),
+    ("negative cap", {"max_records_per_run": -1}, "max_records_per_run"),
+    ("filter without op", {"consumer_filters": [{"field": "seniority"}]}, "consumer_filters"),
+    (
+        "filter with unknown op",
+        {"consumer_filters": [{"field": "seniority", "op": "like", "value": "VP"}]},
+        "consumer_filters",
+    ),
+    (
+        "filter on unknown field",
+        {"consumer_filters": [{"field": "shoe_size", "op": "eq", "value": 9}]},
+        "shoe_size",
+    ),
+    ("malformed contact id", {"enrichment_contact_ids": ["id_XYZ"]}, "enrichment_contact_ids"),
+    (
+        "unknown feed",
+        {"feed_ids": ["00000000-0000-4000-8000-000000000000"]},
+        "not a feed of this organization",
+    ),
+    ("lookback above the feed cap", {"lookback_days": FEED_CAP_PLUS_ONE}, "max_lookback_days"),
+    ("bundle not enabled", {"enrichment_bundles": ["donor"]}, "enrichment_bundles asks for donor"),
+    ("unknown bundle", {"enrichment_bundles": ["shoes"]}, "enrichment_bundles asks for shoes"),
+    ("export bundle not enabled", {"export_bundles": ["auto"]}, "export_bundles asks for auto"),
+]
+
+
+def one_line_failure(stderr: str, returncode: int) -> str:
+    assert returncode == 1, stderr
+    assert "Traceback" not in stderr
+    return stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "fragment"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_bad_config_ends_in_one_clear_line(
+    api: FakeContactBased, tmp_path: Path, name: str, overrides: dict[str, t.Any], fragment: str
+) -> None:
+    config = make_config(api, feed_ids=api.feed_ids[:1])
+    if overrides.get("lookback_days") == FEED_CAP_PLUS_ONE:
+        overrides = {"lookback_days": api.feeds[0]["max_lookback_days"] + 1}
+    config.update(overrides)
+    config = {k: v for k, v in config.items() if v is not None}
+
+    result = run_command([], tmp_path, config=config)
+
+    assert fragment in result.stderr
+    one_line_failure(result.stderr, result.returncode)
+    assert API_KEY not in result.stderr
+    assert api.created_exports == []
+
+
+BAD_STATES: list[tuple[str, str, str]] = [
+    ("not JSON", '{"bookmarks": {', "not valid JSON"),
+    ("a list", "[]", "top level"),
+    ("bookmarks as text", '{"bookmarks": "x"}', "bookmarks"),
+    (
+        "day that is not a date",
+        json.dumps(
+            {
+                "bookmarks": {
+                    "export_rows": {
+                        "partitions": [
+                            {"context": {"feed_id": "f"}, "delivered_through": "yesterday"}
+                        ]
+                    }
+                }
+            }
+        ),
+        "delivered_through",
+    ),
+    (
+        "negative rows done",
+        json.dumps(
+            {
+                "bookmarks": {
+                    "export_rows": {
+                        "partitions": [
+                            {
+                                "context": {"feed_id": "f"},
+                                "in_flight": {"export_id": "exp_1", "rows_done": -3},
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
+        "rows_done",
+    ),
+    (
+        "pending enrichment as text",
+        json.dumps({"bookmarks": {"enrichment": {"pending_exports": "exp_1"}}}),
+        "pending_exports",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "fragment"), BAD_STATES, ids=[s[0] for s in BAD_STATES])
+def test_malformed_state_ends_in_one_clear_line(
+    api: FakeContactBased,
+    config: dict[str, t.Any],
+    tmp_path: Path,
+    name: str,
+    text: str,
+    fragment: str,
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "state.json").write_text(text)
+
+    completed = subprocess.run(
+        [
+            *TAP_COMMAND,
+            "--config",
+            str(tmp_path / "config.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+
+    line = one_line_failure(completed.stderr, completed.returncode)
+    assert fragment in line
+    assert api.created_exports == []
+
+
+def test_wrong_content_type_ends_in_one_clear_line(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    api.faults.wrong_content_type = True
+
+    with pytest.raises(EXPECTED_FAILURES) as raised:
+        run_tap(config, streams=["credits"])
+
+    message = str(raised.value)
+    assert "not JSON (text/html" in message
+    assert "\n" not in message
+
+
+def complete_export(api: FakeContactBased, config: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    records = run_tap(config, streams=["export_rows"]).records("export_rows")
+    assert len(api.created_exports) == 1
+    assert by_key(records) == delivered_rows(api, api.created_exports[0], YESTERDAY)
+    return records
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "read_mode", "warning"),
+    [
+        ("bad_json_every", 3, "pages", "not JSON"),
+        ("truncate_downloads", 1, "csv", "Reading the CSV"),
+        ("drop_columns", ("postal_code", "city"), "csv", "lacks the columns city, postal_code"),
+        ("nul_in_csv", True, "csv", "removed NUL characters from 1 line"),
+    ],
+)
+def test_answers_that_can_be_trusted_warn_and_complete(
+    api: FakeContactBased,
+    caplog: pytest.LogCaptureFixture,
+    knob: str,
+    value: t.Any,
+    read_mode: str,
+    warning: str,
+) -> None:
+    config = make_config(api, feed_ids=api.feed_ids[:1], read_mode=read_mode)
+    setattr(api.faults, knob, value)
+
+    with caplog.at_level(logging.INFO):
+        records = run_tap(config, streams=["export_rows"]).records("export_rows")
+
+    assert len(api.created_exports) == 1
+    expected = delivered_rows(api, api.created_exports[0], YESTERDAY)
+    assert len(records) == len(expected)
+    assert any(warning in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    if knob == "nul_in_csv":
+        assert not any("\x00" in str(v) for r in records for v in r.values())
+    elif knob != "drop_columns":
+        assert by_key(records) == expected
+
+
+def test_huge_field_is_delivered_whole(api: FakeContactBased) -> None:
+    api.faults.huge_field_bytes = 300_000
+    config = make_config(api, feed_ids=api.feed_ids[:1], read_mode="csv", export_mode="snapshot")
+
+    records = run_tap(config, streams=["export_rows"]).records("export_rows")
+
+    assert max(len(r["company_name"] or "") for r in records) == 300_000
