@@ -19,7 +19,7 @@ from tap_contactbased.cli import EXPECTED_FAILURES
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.singer_run import TAP_COMMAND, REPO, run_command, run_tap
+from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap
 
 YESTERDAY = TODAY - datetime.timedelta(days=1)
 FEED_CAP_PLUS_ONE = "cap+1"
