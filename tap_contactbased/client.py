@@ -183,6 +183,13 @@ class ContactBasedStream(RESTStream[t.Any]):
         """Requests outside the SDK's record flow, under this stream's policies."""
         return ContactBasedApi(self)
 
+    def generate_child_contexts(
+        self, record: dict[str, t.Any], context: Context | None
+    ) -> t.Iterable[Context | None]:
+        """No child streams here; the SDK would still copy the context for every record."""
+        if self.child_streams:
+            yield from super().generate_child_contexts(record, context)
+
     def check_status(self, response: requests.Response) -> None:
         """Classify a response by status: retriable, fatal with one line, or fine."""
         status = response.status_code

@@ -18,7 +18,7 @@ import msgspec
 from tap_contactbased.schemas import CONTACT_ID_ALIASES, EXTRA_COLUMNS
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
 Converter = t.Callable[[str], t.Any]
 
@@ -112,7 +112,11 @@ def record_name(column: str) -> str:
 
 
 class RowTyper:
-    """Turns the rows of one export into typed records, planned once from its header."""
+    """Turns the rows of one export into typed records, planned once from its header.
+
+    Per row, the common case runs at C speed (one list, one dict); Python-level work is
+    left to the few columns with a converter.
+    """
 
     def __init__(
         self,
@@ -125,17 +129,27 @@ class RowTyper:
         `fixed` holds the values every record of the export shares (export and feed ids).
         """
         self.header = list(header)
-        self._typed: list[tuple[int, str, Converter | None]] = []
         self.unknown_columns: list[str] = []
-        self._unknown: list[tuple[int, str]] = []
+        # The record name of each column. A column the schema does not know (or a second
+        # column of the same name) gets a placeholder that no property can have, and its
+        # value moves to `extra_columns`.
+        self._names: list[str] = []
+        self._unknown: list[tuple[str, str]] = []  # (placeholder, column)
+        self._converters: list[tuple[str, Converter]] = []
         for index, column in enumerate(self.header):
             name = record_name(column)
-            if name in properties and name != EXTRA_COLUMNS and name not in fixed:
-                self._typed.append((index, name, converter_for(properties[name])))
-            else:
+            known = name in properties and name != EXTRA_COLUMNS and name not in fixed
+            if not known or name in self._names:
+                placeholder = f"\x00{index}"
                 self.unknown_columns.append(column)
-                self._unknown.append((index, column))
-        present = {name for _, name, _ in self._typed}
+                self._unknown.append((placeholder, column))
+                self._names.append(placeholder)
+                continue
+            self._names.append(name)
+            convert = converter_for(properties[name])
+            if convert is not None:
+                self._converters.append((name, convert))
+        present = set(self._names)
         self.missing_columns = [
             name
             for name in properties
@@ -145,31 +159,33 @@ class RowTyper:
         ]
         self._template: dict[str, t.Any] = dict.fromkeys(self.missing_columns)
         self._template.update(fixed)
+        self._template[EXTRA_COLUMNS] = None
+        self._width = len(self.header)
         self.invalid_values: Counter[str] = Counter()
 
     def csv_record(self, row_number: int, values: Sequence[str]) -> dict[str, t.Any]:
         """A record from one CSV row (empty fields are null)."""
-        return self._record(row_number, values.__getitem__, len(values))
+        return self._record(row_number, [value or None for value in values])
 
     def page_record(self, row_number: int, row: Mapping[str, str | None]) -> dict[str, t.Any]:
         """A record from one page row, keyed by column."""
-        header = self.header
-        values = [row.get(column) for column in header]
-        return self._record(row_number, values.__getitem__, len(values))
+        return self._record(row_number, [row.get(column) or None for column in self.header])
 
-    def _record(
-        self, row_number: int, value_at: Callable[[int], str | None], width: int
-    ) -> dict[str, t.Any]:
-        record = self._template.copy()
-        record["export_row"] = row_number
+    def _record(self, row_number: int, values: list[str | None]) -> dict[str, t.Any]:
         extra: dict[str, str | None] | None = None
-        for index, name, convert in self._typed:
-            text = value_at(index) if index < width else None
-            if not text:
-                record[name] = None
-            elif convert is None:
-                record[name] = text
-            else:
+        if len(values) != self._width:
+            extra = {f"column_{i + 1}": v for i, v in enumerate(values) if i >= self._width}
+            values = values[: self._width] + [None] * (self._width - len(values))
+        record: dict[str, t.Any] = dict(zip(self._names, values, strict=True))
+        if self._unknown:
+            extra = extra or {}
+            for placeholder, column in self._unknown:
+                extra[column] = record.pop(placeholder)
+        record.update(self._template)
+        record["export_row"] = row_number
+        for name, convert in self._converters:
+            text = record[name]
+            if text is not None:
                 try:
                     record[name] = convert(text)
                 except (ValueError, msgspec.DecodeError):
@@ -177,11 +193,6 @@ class RowTyper:
                     record[name] = None
                     extra = extra or {}
                     extra[name] = text
-        if self._unknown or width > len(self.header):
-            extra = extra or {}
-            for index, column in self._unknown:
-                extra[column] = (value_at(index) or None) if index < width else None
-            for index in range(len(self.header), width):
-                extra[f"column_{index + 1}"] = value_at(index) or None
-        record[EXTRA_COLUMNS] = extra
+        if extra:
+            record[EXTRA_COLUMNS] = extra
         return record

@@ -8,7 +8,6 @@ from functools import cached_property
 from pathlib import PurePath
 
 from singer_sdk import Stream, Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_contactbased.run import RunContext
@@ -23,6 +22,7 @@ from tap_contactbased.streams.organization import (
     FeedsStream,
     FilterFieldsStream,
 )
+from tap_contactbased.writer import StateFlushingWriter
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -41,7 +41,7 @@ class TapContactBased(Tap):
     name = "tap-contactbased"
     package_name = "tap-contactbased"
     config_jsonschema = CONFIG_SCHEMA
-    message_writer_class = MsgSpecWriter
+    message_writer_class = StateFlushingWriter
     # No ACTIVATE_VERSION: export rows accumulate by primary key, they are never a full table.
     capabilities: t.ClassVar[list[t.Any]] = [
         TapCapabilities.CATALOG,
