@@ -1,0 +1,75 @@
+"""The stream map docs/meltano.md recommends keeps e-mail addresses out of the warehouse."""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+
+import yaml
+
+from tests.e2e.conftest import SCHEMA, postgres_env, tables_of, tap_env
+from tests.e2e.meltano import REPO, Meltano
+from tests.e2e.postgres import ConnectionInfo
+from tests.fake_api import FakeContactBased
+
+DOC = REPO / "docs" / "meltano.md"
+START, END = "<!-- stream-maps:start -->", "<!-- stream-maps:end -->"
+
+
+def documented_stream_maps() -> dict[str, t.Any]:
+    """The `stream_maps` of the YAML block between the doc's stream-maps markers."""
+    text = DOC.read_text()
+    assert START in text, f"{DOC} lost its {START} marker"
+    assert END in text, f"{DOC} lost its {END} marker"
+    block = text.split(START, 1)[1].split(END, 1)[0].strip()
+    block = block.removeprefix("```yaml").removesuffix("```")
+    stream_maps: dict[str, t.Any] = yaml.safe_load(block)["config"]["stream_maps"]
+    return stream_maps
+
+
+def served_addresses(api: FakeContactBased) -> set[str]:
+    """Every e-mail address the local API answered an enrichment request with."""
+    addresses: set[str] = set()
+    for contact_id in api.enrichment_charged["emails"]:
+        payload = api.enricher.payload("emails", contact_id) or {}
+        addresses.update(str(e["address"]) for e in payload.get("emails", []))
+    return addresses
+
+
+def warehouse_text(info: ConnectionInfo) -> str:
+    """Every row of every table of the schema, as PostgreSQL prints it, lower-cased."""
+    lines: list[str] = []
+    with info.connect() as connection:
+        for table in sorted(tables_of(info)):
+            rows = connection.execute(f"SELECT t::text FROM {SCHEMA}.{table} AS t").fetchall()
+            lines.extend(str(row) for (row,) in rows)
+    return "\n".join(lines).lower()
+
+
+def test_hashed_emails_reach_the_warehouse_and_addresses_do_not(
+    api: FakeContactBased, warehouse: ConnectionInfo, meltano: Meltano
+) -> None:
+    meltano.set(
+        **tap_env(
+            api,
+            feed_ids=api.feed_ids[:1],
+            lookback_days=2,
+            enrichment_bundles=["emails"],
+            stream_maps=documented_stream_maps(),
+        ),
+        **postgres_env(warehouse),
+    )
+
+    meltano("run", "tap-contactbased", "target-postgres")
+
+    addresses = served_addresses(api)
+    assert addresses, "the local API served no e-mail address: the test would prove nothing"
+    text = warehouse_text(warehouse)
+    leaked = sorted(a for a in addresses if a.lower() in text)
+    assert not leaked, f"{len(leaked)} e-mail address(es) reached the warehouse: {leaked[:3]}"
+    # The enrichment rows did land, with the hashes in place of the addresses.
+    digests = {hashlib.sha256(a.strip().lower().encode()).hexdigest() for a in addresses}
+    assert all(d in text for d in digests)
+    with warehouse.connect() as connection:
+        count = connection.execute(f"SELECT count(*) FROM {SCHEMA}.enrichment").fetchone()
+    assert count == (len(api.enrichment_charged["emails"]),)
