@@ -1,32 +1,33 @@
 """Reading a ready export: page by page, or as one streamed CSV.
 
 Both readers hand out the rows in chunks that end on page boundaries; the stream confirms
-each chunk in its state once every row of it has been written. Bodies are parsed as they
-arrive (ijson for pages, the csv module for the file), so memory holds about one chunk
-whatever the export's size. A connection that drops or a body that is cut mid-way is
-opened again and read on from the first row not yet handed out, with a bounded number of
-tries; the export is frozen, so the same rows come back in the same order.
+each chunk in its state once every row of it has been written. Bodies are read ahead by a
+thread and parsed as they arrive (ijson for pages, the csv module for the file), so memory
+holds a few megabytes whatever the export's size. A connection that drops or a body that
+is cut mid-way is opened again and read on from the first row not yet handed out, with a
+bounded number of tries; the export is frozen, so the same rows come back in the same order.
 """
 
 from __future__ import annotations
 
 import csv
 import http.client
-import io
 import itertools
 import logging
 import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import ijson
 import requests
 import urllib3.exceptions
 
+from tap_contactbased.bodies import ReadAhead, text_stream
 from tap_contactbased.client import ExpiredDownloadUrl
 from tap_contactbased.errors import ApiError, ExportError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
     from tap_contactbased.client import ContactBasedApi
     from tap_contactbased.exports import ExportSummary
@@ -109,8 +110,30 @@ def describe_read_error(exc: BaseException) -> str:
     return f"the connection dropped while the body was read ({type(exc).__name__})"
 
 
+class Body(t.NamedTuple):
+    """An open response and its body, read ahead by a thread."""
+
+    response: requests.Response
+    stream: ReadAhead
+
+    def close(self) -> None:
+        """Stop reading ahead and release the connection."""
+        self.stream.close()
+        self.response.close()
+
+
+def open_body(response: requests.Response) -> Body:
+    """Start reading a response's (decoded) body ahead of its parser."""
+    response.raw.decode_content = True
+    return Body(response, ReadAhead(response.raw))
+
+
 class PageReader:
-    """Rows of a ready export through POST /intent/feeds/exports/page."""
+    """Rows of a ready export through POST /intent/feeds/exports/page.
+
+    While one page is parsed and emitted, the next one is requested and read ahead in the
+    background (a bounded queue each), so at most about two pages are in flight.
+    """
 
     def __init__(
         self,
@@ -127,24 +150,61 @@ class PageReader:
         self._logger = logger
         self._max_tries = max_tries
         self._pause = pause
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contactbased-page")
+        self._prefetched: tuple[int, Future[Body]] | None = None
+        self.nul_bytes = 0
 
     def chunks(self, start_row: int) -> Iterator[Chunk]:
         """One chunk per page, from the page that holds `start_row`."""
         export = self._export
         size = export.page_size
-        for page in range((start_row - 1) // size + 1, export.total_pages + 1):
-            first = (page - 1) * size + 1
-            skip = max(0, start_row - first)
-            rows = self._rows(page, skip)
-            header = export.columns
-            if not header:
-                # The summary left the columns out [assumed possible]: the rows name them.
-                first_row = next(rows, None)
-                if first_row is None:
-                    return
-                header = list(first_row)
-                rows = itertools.chain([first_row], rows)
-            yield Chunk(first + skip, header, rows, "page")
+        try:
+            for page in range((start_row - 1) // size + 1, export.total_pages + 1):
+                first = (page - 1) * size + 1
+                skip = max(0, start_row - first)
+                rows = self._rows(page, skip)
+                header = export.columns
+                if not header:
+                    # The summary left the columns out [assumed possible]: the rows name them.
+                    first_row = next(rows, None)
+                    if first_row is None:
+                        return
+                    header = list(first_row)
+                    rows = itertools.chain([first_row], rows)
+                yield Chunk(first + skip, header, rows, "page")
+        finally:
+            self._drop_prefetched()
+            self._prefetcher.shutdown(wait=False)
+
+    def _open(self, page: int) -> Body:
+        response = self._api.open_post(
+            EXPORT_PAGE, {"export_id": self._export.export_id, "page": page}
+        )
+        return open_body(response)
+
+    def _prefetch(self, page: int) -> None:
+        if page <= self._export.total_pages:
+            self._prefetched = (page, self._prefetcher.submit(self._open, page))
+
+    def _take_prefetched(self, page: int) -> Body | None:
+        """The body requested ahead for `page`, if that worked; else the caller asks again."""
+        if self._prefetched is None or self._prefetched[0] != page:
+            self._drop_prefetched()
+            return None
+        future = self._prefetched[1]
+        self._prefetched = None
+        try:
+            return future.result()
+        except Exception:  # the request made again below retries and reports
+            return None
+
+    def _drop_prefetched(self) -> None:
+        if self._prefetched is not None:
+            future = self._prefetched[1]
+            self._prefetched = None
+            future.add_done_callback(
+                lambda done: done.result().close() if done.exception() is None else None
+            )
 
     def _rows(self, page: int, skip: int) -> Iterator[RawRow]:
         export = self._export
@@ -153,17 +213,22 @@ class PageReader:
         retrier = Retrier(
             f"page {page} of {export.describe()}", self._max_tries, self._pause, self._logger
         )
+        body = self._take_prefetched(page)
+        first_try = True
         while True:
             try:
-                response = self._api.open_post(
-                    EXPORT_PAGE, {"export_id": export.export_id, "page": page}
-                )
-                with response:
-                    response.raw.decode_content = True
-                    for index, row in enumerate(ijson.items(response.raw, "rows.item")):
-                        if index >= delivered:
-                            yield row
-                            delivered += 1
+                body = body or self._open(page)
+                if first_try:
+                    # Not again while this page is retried: one request at a time then.
+                    self._prefetch(page + 1)
+                try:
+                    rows = ijson.items(body.stream, "rows.item")
+                    for row in itertools.islice(rows, delivered, None):
+                        yield row
+                        delivered += 1
+                finally:
+                    self.nul_bytes += body.stream.nul_bytes
+                    body.close()
                 if delivered >= expected:
                     return
                 problem = f"the page ended after {delivered} of {expected} rows"
@@ -173,6 +238,8 @@ class PageReader:
                 problem = f"{exc} although the export is ready"
             except READ_ERRORS as exc:
                 problem = describe_read_error(exc)
+            body, first_try = None, False
+            self._drop_prefetched()
             retrier.failed(delivered, problem)
 
 
@@ -198,7 +265,7 @@ class CsvReader:
         self._max_tries = max_tries
         self._pause = pause
         self.header: list[str] | None = None
-        self.nul_lines = 0
+        self.nul_bytes = 0
         csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
 
     def chunks(self, start_row: int) -> Iterator[Chunk]:
@@ -227,22 +294,21 @@ class CsvReader:
         )
         while True:
             try:
-                with self._open() as response:
-                    response.raw.decode_content = True
-                    text = io.TextIOWrapper(
-                        t.cast("t.BinaryIO", response.raw), encoding="utf-8", newline=""
-                    )
-                    reader = csv.reader(self._without_nul(text))
+                body = open_body(self._open())
+                try:
+                    reader = csv.reader(text_stream(body.stream))
                     header = next(reader, None)
                     if header is not None:
                         self._check_header(header)
-                        for number, row in enumerate(reader, start=1):
-                            if number < next_row:
-                                continue
+                        # Rows before next_row were handed out by an earlier read.
+                        for row in itertools.islice(reader, next_row - 1, total):
                             yield row
-                            next_row = number + 1
-                            if next_row > total:
-                                return
+                            next_row += 1
+                finally:
+                    self.nul_bytes += body.stream.nul_bytes
+                    body.close()
+                if next_row > total:
+                    return
                 problem = f"the file ended after row {next_row - 1} of {total}"
             except READ_ERRORS as exc:
                 problem = describe_read_error(exc)
@@ -254,14 +320,6 @@ class CsvReader:
         elif header != self.header:
             msg = f"The CSV of {self._export.describe()} changed its header between two reads."
             raise ExportError(msg)
-
-    def _without_nul(self, lines: Iterable[str]) -> Iterator[str]:
-        # NUL has no place in text and breaks warehouse loads; drop it and say so once.
-        for line in lines:
-            if "\x00" in line:
-                self.nul_lines += 1
-                line = line.replace("\x00", "")  # noqa: PLW2901
-            yield line
 
     def _open(self) -> requests.Response:
         what = f"the CSV download of {self._export.describe()}"

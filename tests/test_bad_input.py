@@ -189,7 +189,7 @@ def complete_export(api: FakeContactBased, config: dict[str, t.Any]) -> list[dic
         ("bad_json_every", 3, "pages", "not JSON"),
         ("truncate_downloads", 1, "csv", "Reading the CSV"),
         ("drop_columns", ("postal_code", "city"), "csv", "lacks the columns city, postal_code"),
-        ("nul_in_csv", True, "csv", "removed NUL characters from 1 line"),
+        ("nul_in_csv", True, "csv", "removed 1 NUL character(s)"),
     ],
 )
 def test_answers_that_can_be_trusted_warn_and_complete(

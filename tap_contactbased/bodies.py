@@ -1,0 +1,95 @@
+"""Response bodies read ahead by a thread, so that the network and the parsing overlap.
+
+A background thread reads the body in chunks into a bounded queue while the stream parses
+and emits what came before; at most `depth` chunks wait in memory, so a body of any size
+costs a few megabytes. NUL bytes are dropped on the way (in UTF-8 a NUL byte is only ever
+the NUL character): they have no place in text and break warehouse loads.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import typing as t
+
+CHUNK_BYTES = 256 * 1024
+DEPTH = 8
+_END = object()
+_PUT_WAIT_SECONDS = 0.1
+
+
+class ReadAhead(io.RawIOBase):
+    """A readable binary stream over `source`, filled by a background thread."""
+
+    def __init__(
+        self, source: t.Any, *, chunk_bytes: int = CHUNK_BYTES, depth: int = DEPTH
+    ) -> None:
+        """Start reading `source` (anything with `read(n)`) ahead of the reader."""
+        super().__init__()
+        self._source = source
+        self._chunk_bytes = chunk_bytes
+        self._queue: queue.Queue[t.Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._pending = memoryview(b"")
+        self._finished = False
+        self.nul_bytes = 0
+        self._thread = threading.Thread(
+            target=self._pump, name="contactbased-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._source.read(self._chunk_bytes)
+                if not data:
+                    break
+                self._put(data)
+        except BaseException as exc:  # handed to the reader, which decides what it means
+            self._put(exc)
+            return
+        self._put(_END)
+
+    def _put(self, item: t.Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_PUT_WAIT_SECONDS)
+            except queue.Full:
+                continue
+            return
+
+    def readable(self) -> bool:
+        """This stream is read, never written."""
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        """Copy the next bytes of the body into `buffer`; 0 at its end."""
+        if not self._pending:
+            if self._finished:
+                return 0
+            item = self._queue.get()
+            if item is _END:
+                self._finished = True
+                return 0
+            if isinstance(item, BaseException):
+                self._finished = True
+                raise item
+            if b"\x00" in item:
+                self.nul_bytes += item.count(b"\x00")
+                item = item.replace(b"\x00", b"")
+            self._pending = memoryview(item)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        """Stop the thread; the caller closes the response, which ends a blocked read."""
+        self._stop.set()
+        super().close()
+
+
+def text_stream(body: ReadAhead) -> io.TextIOWrapper:
+    """The body as UTF-8 text with line endings kept, as the csv module needs them."""
+    return io.TextIOWrapper(io.BufferedReader(body, CHUNK_BYTES), encoding="utf-8", newline="")

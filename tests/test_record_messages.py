@@ -1,0 +1,55 @@
+"""export_rows skips the SDK's per-record selection walk only when it would drop nothing."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from tap_contactbased.streams.exports import ExportRowsStream
+from tests.fake_api import FakeContactBased
+from tests.singer_run import run_tap, selected_catalog
+
+
+def record_messages(result: t.Any) -> list[dict[str, t.Any]]:
+    return [
+        {k: v for k, v in m.items() if k != "time_extracted"}
+        for m in result.messages
+        if m["type"] == "RECORD"
+    ]
+
+
+def test_fast_path_writes_what_the_sdk_path_writes(
+    api: FakeContactBased, config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {
+        **config,
+        "export_bundles": ["emails"],
+        "stream_maps": {"export_rows": {"score_x2": "intent_score * 2 if intent_score else None"}},
+    }
+    catalog = selected_catalog(config, ["export_rows"])
+
+    fast = run_tap(config, catalog=catalog)
+    monkeypatch.setattr(ExportRowsStream, "selects_every_property", False)
+    sdk = run_tap(config, catalog=catalog)
+
+    assert len(api.created_exports) == 2  # the second run read the same exports
+    assert record_messages(fast) == record_messages(sdk)
+    assert any(m["record"]["score_x2"] for m in record_messages(fast))
+    assert all("time_extracted" in m for m in fast.messages if m["type"] == "RECORD")
+
+
+def test_a_deselected_property_is_still_dropped(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    catalog = selected_catalog(config, ["export_rows"])
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
+    for metadata in entry["metadata"]:
+        if metadata["breadcrumb"] == ["properties", "linkedin_url"]:
+            metadata["metadata"]["selected"] = False
+
+    records = run_tap(config, catalog=catalog).records("export_rows")
+
+    assert records
+    assert all("linkedin_url" not in r for r in records)
+    assert all("company_name" in r for r in records)
