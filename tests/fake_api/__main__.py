@@ -27,6 +27,10 @@ def _ready_export(text: str) -> tuple[int, int]:
     return int(index), int(lookback)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name for name in text.split(",") if name)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="python -m tests.fake_api", description=__doc__)
@@ -38,12 +42,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--build-seconds", type=float, default=0.2)
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD")
     parser.add_argument(
+        "--today-fraction", type=float, default=0.5, help="share of today's rows that exist"
+    )
+    parser.add_argument("--credits-total", type=int, default=1_000_000, help="records credits")
+    parser.add_argument(
+        "--extra-columns",
+        type=_names,
+        default=(),
+        metavar="A,B",
+        help="string columns that exports add (the extra_columns knob)",
+    )
+    parser.add_argument(
         "--ready-export",
         type=_ready_export,
         action="append",
         default=[],
         metavar="FEED_INDEX:LOOKBACK",
         help="create an export that is ready at once (repeatable)",
+    )
+    parser.add_argument(
+        "--export-bundles",
+        type=_names,
+        default=(),
+        metavar="A,B",
+        help="enrichment_bundles of the --ready-export exports",
+    )
+    parser.add_argument(
+        "--export-page-size", type=int, default=None, help="page_size of the --ready-export exports"
     )
     return parser.parse_args(argv)
 
@@ -64,14 +89,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         feed_count=args.feed_count,
         rows_per_day=args.rows_per_day,
         today=args.today,
+        today_fraction=args.today_fraction,
         build_seconds=args.build_seconds,
+        credits_total=args.credits_total,
         port=args.port,
     )
+    api.faults.extra_columns = args.extra_columns
+    options: dict[str, object] = {}
+    if args.export_bundles:
+        options["enrichment_bundles"] = list(args.export_bundles)
+    if args.export_page_size is not None:
+        options["page_size"] = args.export_page_size
     with api:
         print(api.url, flush=True)
         for index, lookback in args.ready_export:
             feed_id = api.feed_ids[index]
-            export_id = api.make_ready_export(feed_id, lookback)
+            export_id = api.make_ready_export(feed_id, lookback, **options)
             rows = api.exports[export_id].total_rows
             print(f"export {export_id} feed {feed_id} rows {rows}", flush=True)
         while not stop.wait(0.5):  # a timed wait lets signal handlers run promptly
