@@ -10,6 +10,7 @@ bounded number of tries; the export is frozen, so the same rows come back in the
 
 from __future__ import annotations
 
+import collections
 import csv
 import http.client
 import itertools
@@ -51,6 +52,13 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 RawRow = t.Any  # list[str] from the CSV, dict[str, str | None] from a page
+# Rows are parsed in small batches at C speed; a batch cut by a failure is read again whole.
+BATCH_ROWS = 500
+
+
+def skip_rows(rows: Iterator[RawRow], count: int) -> None:
+    """Consume `count` rows that an earlier read already handed out."""
+    collections.deque(itertools.islice(rows, count), maxlen=0)
 
 
 @dataclass
@@ -162,7 +170,7 @@ class PageReader:
             for page in range((start_row - 1) // size + 1, export.total_pages + 1):
                 first = (page - 1) * size + 1
                 skip = max(0, start_row - first)
-                rows = self._rows(page, skip)
+                rows = itertools.chain.from_iterable(self._batches(page, skip))
                 header = export.columns
                 if not header:
                     # The summary left the columns out [assumed possible]: the rows name them.
@@ -206,7 +214,7 @@ class PageReader:
                 lambda done: done.result().close() if done.exception() is None else None
             )
 
-    def _rows(self, page: int, skip: int) -> Iterator[RawRow]:
+    def _batches(self, page: int, skip: int) -> Iterator[list[RawRow]]:
         export = self._export
         expected = min(export.page_size, export.total_rows - (page - 1) * export.page_size)
         delivered = skip
@@ -223,9 +231,10 @@ class PageReader:
                     self._prefetch(page + 1)
                 try:
                     rows = ijson.items(body.stream, "rows.item")
-                    for row in itertools.islice(rows, delivered, None):
-                        yield row
-                        delivered += 1
+                    skip_rows(rows, delivered)
+                    while batch := list(itertools.islice(rows, BATCH_ROWS)):
+                        yield batch
+                        delivered += len(batch)
                 finally:
                     self.nul_bytes += body.stream.nul_bytes
                     body.close()
@@ -274,10 +283,10 @@ class CsvReader:
         total = export.total_rows
         if start_row > total:
             return
-        rows = self._rows(start_row)
-        first = next(rows)  # opens the download, which sets the header
+        batches = self._batches(start_row)
+        first = next(batches)  # opens the download, which sets the header
         assert self.header is not None
-        stream = itertools.chain([first], rows)
+        stream = itertools.chain.from_iterable(itertools.chain([first], batches))
         size = export.page_size
         number = start_row
         while number <= total:
@@ -285,7 +294,7 @@ class CsvReader:
             yield Chunk(number, self.header, itertools.islice(stream, count), "csv")
             number += count
 
-    def _rows(self, start_row: int) -> Iterator[list[str]]:
+    def _batches(self, start_row: int) -> Iterator[list[list[str]]]:
         export = self._export
         total = export.total_rows
         next_row = start_row
@@ -301,9 +310,12 @@ class CsvReader:
                     if header is not None:
                         self._check_header(header)
                         # Rows before next_row were handed out by an earlier read.
-                        for row in itertools.islice(reader, next_row - 1, total):
-                            yield row
-                            next_row += 1
+                        skip_rows(reader, next_row - 1)
+                        while batch := list(
+                            itertools.islice(reader, min(BATCH_ROWS, total - next_row + 1))
+                        ):
+                            yield batch
+                            next_row += len(batch)
                 finally:
                     self.nul_bytes += body.stream.nul_bytes
                     body.close()

@@ -103,6 +103,7 @@ class ExportRowsStream(RunStream):
     replication_key = None
     # Values are typed once by RowTyper; the SDK's per-record conformance would redo it.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    chunk_extracted_at: datetime.datetime | None = None
 
     @property
     @override
@@ -164,7 +165,7 @@ class ExportRowsStream(RunStream):
                     stream=stream_map.stream_alias,
                     record=mapped,
                     version=self._stream_version,
-                    time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                    time_extracted=self.chunk_extracted_at,
                 )
 
     @cached_property
@@ -387,6 +388,8 @@ class ExportRowsStream(RunStream):
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
         for chunk in reader.chunks(start_row):
+            # A chunk's rows were extracted together; one timestamp serves them all.
+            self.chunk_extracted_at = datetime.datetime.now(datetime.timezone.utc)
             key = tuple(chunk.header)
             typer = typers.get(key)
             if typer is None:
