@@ -106,8 +106,14 @@ def meltano(meltano_plugins: None, tmp_path: Path) -> Meltano:
 
 
 def landed_keys(info: ConnectionInfo, table: str = "export_rows") -> list[tuple[str, int]]:
-    """(export_id, export_row) of every row of a table, duplicates included."""
+    """(export_id, export_row) of every row of a table, duplicates included.
+
+    None while the target has not created the table yet.
+    """
     with info.connect() as connection:
+        exists = connection.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{table}",)).fetchone()
+        if exists is None or exists[0] is None:
+            return []
         rows = connection.execute(f"SELECT export_id, export_row FROM {SCHEMA}.{table}")
         return [(str(export_id), t.cast("int", row)) for export_id, row in rows.fetchall()]
 

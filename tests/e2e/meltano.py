@@ -179,6 +179,16 @@ class Running:
     out_path: Path
     log_path: Path
 
+    def __enter__(self) -> Running:
+        """Use as a context manager: whatever happens, nothing is left running."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Kill the group if the command is still running."""
+        if self.process.poll() is None:
+            self.kill_group()
+        self.process.wait()
+
     def wait(self, timeout: float = RUN_TIMEOUT_SECONDS) -> Result:
         """Wait for the end; on timeout kill the whole group and fail."""
         try:
