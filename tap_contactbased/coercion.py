@@ -159,7 +159,6 @@ class RowTyper:
         ]
         self._template: dict[str, t.Any] = dict.fromkeys(self.missing_columns)
         self._template.update(fixed)
-        self._template[EXTRA_COLUMNS] = None
         self._width = len(self.header)
         self.invalid_values: Counter[str] = Counter()
 

@@ -270,7 +270,10 @@ def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = 
     properties[EXTRA_COLUMNS] = {
         "type": ["object", "null"],
         "additionalProperties": {"type": ["string", "null"]},
-        "description": "Columns of the export that the catalog does not know, as text.",
+        "description": (
+            "Columns of the export that the catalog does not know, and values that did not "
+            "fit their type, as text. Absent when there are none."
+        ),
     }
     return {
         "type": "object",

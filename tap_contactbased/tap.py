@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 import typing as t
 from functools import cached_property
@@ -40,7 +41,8 @@ class TapContactBased(Tap):
 
     name = "tap-contactbased"
     package_name = "tap-contactbased"
-    config_jsonschema = CONFIG_SCHEMA
+    # The SDK appends its built-in settings to this dict in place; CONFIG_SCHEMA stays ours.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     message_writer_class = StateFlushingWriter
     # No ACTIVATE_VERSION: export rows accumulate by primary key, they are never a full table.
     capabilities: t.ClassVar[list[t.Any]] = [

@@ -78,8 +78,12 @@ class EnrichmentStream(RunStream):
     primary_keys = ("contact_id", "bundle")
 
     def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`; `data` knows every bundle's fields."""
-        bundles = dict.fromkeys((*schemas.BUNDLE_KEYS, *run.settings.enrichment_bundles))
+        """Create the stream for `tap`; `data` knows the fields of the bundles asked for.
+
+        Only those: a flattening target would otherwise get a column for every field of
+        every bundle. With no bundle asked for, the stream is empty and shows them all.
+        """
+        bundles = run.settings.enrichment_bundles or schemas.BUNDLE_KEYS
         super().__init__(tap, run, schemas.enrichment_schema(bundles))
 
     @cached_property
