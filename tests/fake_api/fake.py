@@ -289,8 +289,9 @@ class FakeContactBased:
         layout = self.layout(options.enrichment_bundles)
         with self._lock:
             self.credit_pool.reserve(plan.total)
-            number = len(self.exports)
-            digest = hashlib.blake2b(f"{self.seed}|export|{number}".encode(), digest_size=12)
+            # Unique across servers too, as a real API's ids are: a restarted fake must not
+            # hand out an earlier one's ids again.
+            digest = hashlib.blake2b(secrets.token_bytes(16), digest_size=12)
             export = Export(
                 export_id=f"exp_{digest.hexdigest()}",
                 options=options,
