@@ -1,4 +1,4 @@
-"""The stream map docs/meltano.md recommends keeps e-mail addresses out of the warehouse."""
+"""The stream map the README recommends keeps e-mail addresses out of the warehouse."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from tests.e2e.meltano import REPO, Meltano
 from tests.e2e.postgres import ConnectionInfo
 from tests.fake_api import FakeContactBased
 
-DOC = REPO / "docs" / "meltano.md"
+DOC = REPO / "README.md"
 START, END = "<!-- stream-maps:start -->", "<!-- stream-maps:end -->"
 
 
 def documented_stream_maps() -> dict[str, t.Any]:
-    """The `stream_maps` of the YAML block between the doc's stream-maps markers."""
+    """The `stream_maps` of the YAML block between the README's stream-maps markers."""
     text = DOC.read_text()
     assert START in text, f"{DOC} lost its {START} marker"
     assert END in text, f"{DOC} lost its {END} marker"
