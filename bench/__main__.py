@@ -78,6 +78,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder holding the tap_contactbased to measure, e.g. one exported with\n"
         "`git archive HEAD tap_contactbased | tar -x -C DIR` (default: the work tree)",
     )
+    parser.add_argument(
+        "--profile-clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="cpu: each thread's CPU time (default); wall: elapsed time, waits included",
+    )
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     parser.add_argument("--out", type=Path, default=OUT, help="work folder (configs, logs)")
     args = parser.parse_args(argv)
@@ -274,10 +280,11 @@ def run_profile(
     out = args.out
     config = write_config(out, fake, export, mode)
     prof = out / f"tap-{mode}.prof"
-    command = profile_command(prof, ["--config", str(config), "--catalog", str(catalog)])
+    tap_args = ["--config", str(config), "--catalog", str(catalog)]
+    command = profile_command(prof, args.profile_clock, tap_args)
     log = out / f"tap-{mode}-profile.log"
-    # cProfile's clock is the wall clock: stdout goes to /dev/null, so that time blocked
-    # on a pipe that the benchmark has not read yet does not show up as the tap's.
+    # Stdout goes to /dev/null: with the wall clock, time blocked on a pipe that the
+    # benchmark has not read yet would show up as the tap's.
     run = measure(
         command,
         log_path=log,
@@ -288,7 +295,7 @@ def run_profile(
     )
     check_rows("the profiled tap", run, export)
     fake.check_nothing_created("the profiled tap")
-    text = top_functions(prof, run.rows, limit=args.top)
+    text = top_functions(prof, run.rows, clock=args.profile_clock, limit=args.top)
     (out / f"tap-{mode}-profile.txt").write_text(text + "\n", encoding="utf-8")
     print(text)
     print(

@@ -8,24 +8,16 @@ from pathlib import Path
 from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
+PROFILE_TAP = Path(__file__).resolve().with_name("profile_tap.py")
 
 # pstats keeps {(file, line, function): (primitive calls, calls, tottime, cumtime, callers)}.
 FunctionKey = tuple[str, int, str]
 Entry = tuple[int, int, float, float, object]
 
 
-def profile_command(prof_path: Path, tap_args: list[str]) -> list[str]:
-    """Run the tap in one interpreter under cProfile, writing `prof_path` at exit."""
-    return [
-        sys.executable,
-        "-m",
-        "cProfile",
-        "-o",
-        str(prof_path),
-        "-m",
-        "tap_contactbased",
-        *tap_args,
-    ]
+def profile_command(prof_path: Path, clock: str, tap_args: list[str]) -> list[str]:
+    """Run the tap in one interpreter under cProfile, all threads, writing `prof_path`."""
+    return [sys.executable, str(PROFILE_TAP), str(prof_path), clock, *tap_args]
 
 
 def where(key: FunctionKey) -> str:
@@ -34,6 +26,8 @@ def where(key: FunctionKey) -> str:
     if file == "~":
         return name  # a built-in, e.g. {method 'write' of '_io.BufferedWriter' objects}
     path = file.replace("\\", "/")
+    if "/tap_contactbased/" in path:  # the work tree's or a --tap-src copy
+        return f"tap_contactbased/{path.rsplit('/tap_contactbased/', 1)[1]}:{line}({name})"
     for marker in ("/site-packages/", "/lib/python3."):
         if marker in path:
             path = path.split(marker, 1)[1]
@@ -54,7 +48,7 @@ def _own(item: tuple[FunctionKey, Entry]) -> float:
     return item[1][2]
 
 
-def top_functions(prof_path: Path, rows: int, limit: int = 30) -> str:
+def top_functions(prof_path: Path, rows: int, *, clock: str, limit: int = 30) -> str:
     """The `limit` functions with the most cumulative time, then with the most own time."""
     stats = pstats.Stats(str(prof_path))
     entries = cast("dict[FunctionKey, Entry]", getattr(stats, "stats"))  # noqa: B009
@@ -63,7 +57,10 @@ def top_functions(prof_path: Path, rows: int, limit: int = 30) -> str:
     header = (
         f"{'calls':>11} {'own s':>8} {'cum s':>8} {'own µs/row':>10} {'cum µs/row':>10}  function"
     )
-    parts = [f"profile {prof_path} — {rows:,} rows, {total:.2f} s profiled (profiling slows it)"]
+    parts = [
+        f"profile {prof_path} — {rows:,} rows, {total:.2f} s profiled "
+        f"({clock} time of all threads added up; profiling slows every call)"
+    ]
     for title, seconds in (("cumulative time", _cumulative), ("own (total) time", _own)):
         ranked = sorted(entries.items(), key=seconds, reverse=True)[:limit]
         parts.append(f"\nTop {limit} by {title}:\n{header}")
