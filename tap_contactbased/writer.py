@@ -1,13 +1,16 @@
 """The Singer message writer: the SDK's msgspec writer, flushing on state, not per record.
 
-The SDK's `MsgSpecWriter` flushes stdout after every message, one system call per record.
-Records may wait in the buffer: only a STATE message confirms them, and every message that
-is not a record (STATE first of all) flushes what came before it, in order. A run killed
-with records still buffered loses only records no state had confirmed yet.
+The SDK's `MsgSpecWriter` writes and flushes stdout for every message: one system call per
+record (and stdout itself is unbuffered where `PYTHONUNBUFFERED` is set, as in many
+containers). This writer collects records in a buffer of its own and writes them out when
+it is full and before every other message, STATE first of all, so that order is kept and a
+state never reaches the target before the records it confirms. A run killed with records
+still buffered loses only records that no state had confirmed yet.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 import typing as t
 
@@ -17,12 +20,27 @@ from singer_sdk.singerlib import RecordMessage
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
+BUFFER_BYTES = 256 * 1024
+
 
 class StateFlushingWriter(MsgSpecWriter):
-    """msgspec-encoded messages; stdout is flushed by every message but RECORD."""
+    """msgspec-encoded messages; records are buffered, every other message flushes."""
+
+    def __init__(self) -> None:
+        """Start with an empty buffer, written out at exit at the latest."""
+        super().__init__()
+        self._pending = bytearray()
+        atexit.register(self.flush)
 
     def write_message(self, message: Message) -> None:
-        """Write one message; flush unless it is a record."""
-        sys.stdout.buffer.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            sys.stdout.flush()
+        """Buffer a record; write anything else at once, after what was buffered."""
+        self._pending += self.format_message(message)
+        if not isinstance(message, RecordMessage) or len(self._pending) >= BUFFER_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered messages to stdout (resolved now, so redirections apply)."""
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            self._pending.clear()
+        sys.stdout.flush()

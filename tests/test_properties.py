@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tap_contactbased.coercion import RowTyper, to_boolean, to_number, to_timestamp
+from tap_contactbased.coercion import (
+    RowTyper,
+    check_timestamp,
+    check_timestamp_py310,
+    to_boolean,
+    to_number,
+)
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.schemas import EXTRA_COLUMNS, ROW_COLUMN_TYPES, export_row_schema
 from tap_contactbased.state import check_state
@@ -50,10 +56,22 @@ def test_boolean_never_turns_false_into_true(text: str) -> None:
 
 
 @given(st.datetimes(timezones=st.just(datetime.timezone.utc)))
-def test_timestamps_keep_their_instant(moment: datetime.datetime) -> None:
+def test_timestamps_in_the_api_format_pass_their_check(moment: datetime.datetime) -> None:
     text = moment.isoformat().replace("+00:00", "Z")
-    parsed = datetime.datetime.fromisoformat(to_timestamp(text).replace("Z", "+00:00"))
-    assert parsed == moment
+
+    checked = check_timestamp(text)
+
+    assert checked == moment
+    assert check_timestamp_py310(text) == moment
+
+
+@given(st.text())
+def test_a_timestamp_check_refuses_or_reads_an_instant(text: str) -> None:
+    try:
+        checked = check_timestamp(text)
+    except ValueError:
+        return
+    assert isinstance(checked, datetime.datetime)
 
 
 header_strategy = st.lists(
