@@ -10,6 +10,19 @@ import pytest
 from tap_contactbased.client import ContactBasedStream
 from tests.fake_api import FakeContactBased
 
+# Every stream of the tap, in the order a sync runs them.
+ALL_STREAMS = [
+    "bundles",
+    "credits",
+    "export_rows",
+    "exports",
+    "feed_limit",
+    "feed_totals",
+    "feeds",
+    "filter_fields",
+    "enrichment",
+]
+
 # Recognisable, so that tests can prove it never leaks.
 API_KEY = "cbk_live_SECRET_c4n4ry_7f3a9e21"
 TODAY = datetime.date(2026, 11, 27)

@@ -12,24 +12,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import API_KEY, TODAY, make_config
+from tests.conftest import ALL_STREAMS, API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 from tests.sync_checks import Outcome, check_sync
 
 YESTERDAY = TODAY - datetime.timedelta(days=1)
 BUNDLES = ["emails"]
-ALL_STREAMS = [
-    "feeds",
-    "credits",
-    "feed_limit",
-    "bundles",
-    "filter_fields",
-    "export_rows",
-    "exports",
-    "feed_totals",
-    "enrichment",
-]
 Setup = Callable[[FakeContactBased], None]
 
 

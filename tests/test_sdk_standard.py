@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import typing as t
-
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_contactbased.tap import TapContactBased
-from tests.conftest import API_KEY, TODAY
+from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 
 # `extra_columns` is absent unless an export has columns the catalog does not know, which
@@ -25,15 +23,7 @@ pytestmark = [
 
 # The standard suite reads its config at import time, so it gets a server of its own.
 _API = FakeContactBased(api_key=API_KEY, today=TODAY, build_seconds=0.05).start()
-_CONFIG: dict[str, t.Any] = {
-    "api_key": API_KEY,
-    "api_url": _API.url,
-    "feed_ids": _API.feed_ids[:1],
-    "lookback_days": 7,
-    "page_size": 1000,
-    "poll_interval_max_seconds": 0.02,
-    "enrichment_bundles": ["emails"],
-}
+_CONFIG = make_config(_API, feed_ids=_API.feed_ids[:1], enrichment_bundles=["emails"])
 
 TestTapContactBased = get_tap_test_class(
     tap_class=TapContactBased,

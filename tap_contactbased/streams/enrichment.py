@@ -13,11 +13,10 @@ import re
 import sys
 import typing as t
 from collections import Counter
-from functools import cached_property
 
 from tap_contactbased import schemas
 from tap_contactbased.errors import ApiError
-from tap_contactbased.exports import READY, ExportLifecycle, WaitPolicy
+from tap_contactbased.exports import READY
 from tap_contactbased.readers import make_reader
 from tap_contactbased.settings import CONTACT_ID_PATTERN
 from tap_contactbased.streams.exports import READ_MAX_TRIES, RunStream
@@ -85,17 +84,6 @@ class EnrichmentStream(RunStream):
         """
         bundles = run.settings.enrichment_bundles or schemas.BUNDLE_KEYS
         super().__init__(tap, run, schemas.enrichment_schema(bundles))
-
-    @cached_property
-    def lifecycle(self) -> ExportLifecycle:
-        """Lookups of pending exports, on this stream's session and retry policy."""
-        settings = self.settings
-        wait = WaitPolicy(
-            timeout_seconds=settings.export_timeout_seconds,
-            stall_timeout_seconds=settings.export_stall_timeout_seconds,
-            max_interval_seconds=settings.poll_interval_max_seconds,
-        )
-        return ExportLifecycle(self.api, wait, self.logger)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

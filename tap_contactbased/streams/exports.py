@@ -60,6 +60,17 @@ class RunStream(ContactBasedStream):
         """The typed settings of the run."""
         return self.run.settings
 
+    @cached_property
+    def lifecycle(self) -> ExportLifecycle:
+        """Export lifecycle on this stream's session, auth and retry policy."""
+        settings = self.settings
+        wait = WaitPolicy(
+            timeout_seconds=settings.export_timeout_seconds,
+            stall_timeout_seconds=settings.export_stall_timeout_seconds,
+            max_interval_seconds=settings.poll_interval_max_seconds,
+        )
+        return ExportLifecycle(self.api, wait, self.logger)
+
     @property
     def in_connection_test(self) -> bool:
         """`--test` caps every stream at one record; nothing may be spent then."""
@@ -167,17 +178,6 @@ class ExportRowsStream(RunStream):
                     version=self._stream_version,
                     time_extracted=self.chunk_extracted_at,
                 )
-
-    @cached_property
-    def lifecycle(self) -> ExportLifecycle:
-        """Export lifecycle on this stream's session, auth and retry policy."""
-        settings = self.settings
-        wait = WaitPolicy(
-            timeout_seconds=settings.export_timeout_seconds,
-            stall_timeout_seconds=settings.export_stall_timeout_seconds,
-            max_interval_seconds=settings.poll_interval_max_seconds,
-        )
-        return ExportLifecycle(self.api, wait, self.logger)
 
     def options(self, feed_id: str, lookback_days: int) -> ExportOptions:
         """The export options the settings ask for."""

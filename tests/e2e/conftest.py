@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, TODAY
+from tests.conftest import ALL_STREAMS, API_KEY, TODAY
 from tests.e2e.meltano import Meltano, install, stale_plugins
 from tests.e2e.postgres import ConnectionInfo, PostgresServer
 from tests.fake_api import FakeContactBased
@@ -24,17 +24,7 @@ from tests.fake_api import FakeContactBased
 YESTERDAY = TODAY - datetime.timedelta(days=1)
 SCHEMA = "contactbased"  # default_target_schema of the loaders in meltano.yml
 # The streams meltano.yml selects: each one becomes a table.
-SELECTED_STREAMS = {
-    "feeds",
-    "credits",
-    "feed_limit",
-    "bundles",
-    "filter_fields",
-    "export_rows",
-    "exports",
-    "feed_totals",
-    "enrichment",
-}
+SELECTED_STREAMS = set(ALL_STREAMS)
 
 
 DATABASE_NUMBERS = itertools.count(1)
