@@ -70,6 +70,8 @@ def run_once(
         messages: list[dict[str, t.Any]] = []
         killed = False
         for line in process.stdout:
+            if killed and not line.endswith(b"\n"):
+                break  # the line the kill cut short: no target could read it either
             messages.append(json.loads(line))
             if kill_point is not None and not killed and kill_point(messages):
                 os.kill(process.pid, signal.SIGKILL)
