@@ -121,6 +121,7 @@ def test_rows_land_typed_once_and_the_next_day_adds_only_its_rows(
     contacts = {r["contact_id"] for r in expected.values() if r["contact_id"]}
     assert contacts
     assert {c for c, *_ in enriched} == contacts
+    assert len(enriched) == len(contacts)  # one row per unique contact and bundle
     assert {b for _, b, *_ in enriched} == {"individual-core"}
     assert any(found and isinstance(data, dict) and data for _, _, found, data in enriched)
     assert feeds == (len(api.feeds),)
