@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import typing as t
 
-import yaml
-
+from scripts.readme_stream_maps import readme_stream_maps
 from tests.e2e.conftest import SCHEMA, postgres_env, tables_of, tap_env
-from tests.e2e.meltano import REPO, Meltano
+from tests.e2e.meltano import Meltano
 from tests.e2e.postgres import ConnectionInfo
 from tests.fake_api import FakeContactBased
-
-DOC = REPO / "README.md"
-START, END = "<!-- stream-maps:start -->", "<!-- stream-maps:end -->"
-
-
-def documented_stream_maps() -> dict[str, t.Any]:
-    """The `stream_maps` of the YAML block between the README's stream-maps markers."""
-    text = DOC.read_text()
-    assert START in text, f"{DOC} lost its {START} marker"
-    assert END in text, f"{DOC} lost its {END} marker"
-    block = text.split(START, 1)[1].split(END, 1)[0].strip()
-    block = block.removeprefix("```yaml").removesuffix("```")
-    stream_maps: dict[str, t.Any] = yaml.safe_load(block)["config"]["stream_maps"]
-    return stream_maps
 
 
 def served_addresses(api: FakeContactBased) -> set[str]:
@@ -55,7 +39,7 @@ def test_hashed_emails_reach_the_warehouse_and_addresses_do_not(
             feed_ids=api.feed_ids[:1],
             lookback_days=2,
             enrichment_bundles=["emails"],
-            stream_maps=documented_stream_maps(),
+            stream_maps=readme_stream_maps(),
         ),
         **postgres_env(warehouse),
     )
