@@ -55,15 +55,22 @@ def test_one_request_per_batch_of_1000_per_bundle(
     }
 
 
-def test_unknown_ids_are_not_found_without_failing_the_batch(api: FakeContactBased) -> None:
+def test_unknown_ids_are_not_found_without_failing_the_batch(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
     known, unknown = pool_ids(api, 3), unknown_ids(2)
     config = make_config(
         api, feed_ids=[], enrichment_bundles=["emails"], enrichment_contact_ids=known + unknown
     )
 
-    records = {
-        r["contact_id"]: r for r in run_tap(config, streams=["enrichment"]).records("enrichment")
-    }
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config, streams=["enrichment"])
+    records = {r["contact_id"]: r for r in result.records("enrichment")}
+
+    found_count = sum(r["found"] for r in records.values())
+    assert f"Enrichment emails: 5 requested, {found_count} found, {5 - found_count} not found." in [
+        r.getMessage() for r in caplog.records
+    ]
 
     for contact_id in unknown:
         assert records[contact_id]["found"] is False

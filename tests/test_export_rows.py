@@ -269,3 +269,35 @@ def test_empty_feed_ids_emit_nothing(api: FakeContactBased, config: dict[str, t.
 
     assert result.records("export_rows") == []
     assert api.created_exports == []
+
+
+def test_discovery_types_the_columns_a_free_preview_shows(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    api.faults.extra_columns = ("buying_stage",)
+
+    catalog = selected_catalog(config, ["export_rows"])
+    records = run_tap(config, catalog=catalog).records("export_rows")
+
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
+    assert entry["schema"]["properties"]["buying_stage"] == {"type": ["string", "null"]}
+    assert any(r["buying_stage"] for r in records)
+    assert all("extra_columns" not in r for r in records)
+
+
+def test_exports_and_feed_totals_streams_emit_what_the_api_serves(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    api.make_ready_export(api.feed_ids[0], 3)
+
+    result = run_tap(config, streams=["exports", "feed_totals"])
+
+    exports = result.records("exports")
+    assert {e["export_id"] for e in exports} == set(api.exports)
+    assert all(e["status"] == api.exports[e["export_id"]].status for e in exports)
+    totals = result.records("feed_totals")
+    for feed_id in config["feed_ids"]:
+        days = {r["date"]: r["count"] for r in totals if r["feed_id"] == feed_id}
+        assert len(days) == config["lookback_days"]
+        for day, count in days.items():
+            assert count == len(api.expected_rows(feed_id, day, day))
