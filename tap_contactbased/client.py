@@ -26,7 +26,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from tap_contactbased.errors import ApiError, TransientApiError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Mapping
+    from collections.abc import Callable, Generator, Iterator, Mapping
 
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
@@ -145,6 +145,33 @@ def describe_transport_error(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "the connection failed or was dropped"
     return f"the request failed ({type(exc).__name__})"
+
+
+def has_more_pages(answer: Mapping[str, t.Any], page: int, page_size: int) -> bool:
+    """Whether a list envelope `{"items", "page", "page_size", "total"}` has another page.
+
+    Without `total` [assumed possible], a short page is the last one.
+    """
+    items = answer.get("items") or []
+    total = answer.get("total")
+    if not items:
+        return False
+    if total is None:
+        return len(items) >= page_size
+    return page * page_size < int(total)
+
+
+def envelope_items(
+    fetch: Callable[[int], Mapping[str, t.Any]], page_size: int
+) -> Iterator[dict[str, t.Any]]:
+    """Every item of a paginated list, `fetch(page)` returning one envelope (pages from 1)."""
+    page = 1
+    while True:
+        answer = fetch(page)
+        yield from answer.get("items") or []
+        if not has_more_pages(answer, page, page_size):
+            return
+        page += 1
 
 
 class ContactBasedStream(RESTStream[t.Any]):

@@ -16,6 +16,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from tap_contactbased.client import envelope_items
 from tap_contactbased.errors import CreditError, ExportError
 
 if t.TYPE_CHECKING:
@@ -220,18 +221,14 @@ class ExportLifecycle:
 
     def exports_of(self, feed_id: str | None) -> Iterator[ExportSummary]:
         """Every export of a feed (or of the organization), newest first."""
-        page = 1
-        while True:
-            body: dict[str, t.Any] = {"page": page, "page_size": LIST_PAGE_SIZE}
-            if feed_id:
-                body["feed_id"] = feed_id
-            answer = self._api.post(EXPORTS_LIST, body)
-            items = answer.get("items", [])
-            yield from (ExportSummary(item) for item in items)
-            total = answer.get("total")
-            if not items or (total is not None and page * LIST_PAGE_SIZE >= int(total)):
-                return
-            page += 1
+        scope = {"feed_id": feed_id} if feed_id else {}
+
+        def fetch(page: int) -> t.Any:
+            return self._api.post(
+                EXPORTS_LIST, {**scope, "page": page, "page_size": LIST_PAGE_SIZE}
+            )
+
+        return (ExportSummary(item) for item in envelope_items(fetch, LIST_PAGE_SIZE))
 
     def find_reusable(
         self,

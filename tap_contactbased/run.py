@@ -12,6 +12,7 @@ import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 
+from tap_contactbased.client import envelope_items
 from tap_contactbased.errors import ConfigError
 
 if t.TYPE_CHECKING:
@@ -27,15 +28,9 @@ FEEDS_PAGE_SIZE = 200
 
 def iterate_feeds(api: ContactBasedApi) -> Iterator[dict[str, t.Any]]:
     """Every feed of the organization, page by page."""
-    page = 1
-    while True:
-        answer = api.get(FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE})
-        items = answer.get("items", [])
-        yield from items
-        total = answer.get("total")
-        if not items or (total is not None and page * FEEDS_PAGE_SIZE >= int(total)):
-            return
-        page += 1
+    return envelope_items(
+        lambda page: api.get(FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE}), FEEDS_PAGE_SIZE
+    )
 
 
 @dataclass

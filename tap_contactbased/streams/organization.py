@@ -8,7 +8,7 @@ import typing as t
 from singer_sdk.pagination import PageNumberPaginator
 
 from tap_contactbased import schemas
-from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.client import ContactBasedStream, has_more_pages
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -26,12 +26,8 @@ class EnvelopePaginator(PageNumberPaginator):
     @override
     def has_more(self, response: requests.Response) -> bool:
         body = response.json()
-        items = body.get("items") or []
-        total = body.get("total")
-        if total is None:
-            # No total [assumed possible]: a short page is the last one.
-            return len(items) >= int(body.get("page_size") or len(items) + 1)
-        return bool(items) and int(body.get("page", 1)) * int(body.get("page_size", 1)) < int(total)
+        page_size = int(body.get("page_size") or len(body.get("items") or []) + 1)
+        return has_more_pages(body, int(body.get("page", self.current_value)), page_size)
 
 
 class FeedsStream(ContactBasedStream):
