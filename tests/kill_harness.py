@@ -153,3 +153,37 @@ def mid_page(records_after_state: int) -> KillPoint:
         return False
 
     return point
+
+
+def flights(message: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The exports a STATE message has in flight."""
+    partitions = message["value"].get("bookmarks", {}).get("export_rows", {}).get("partitions", [])
+    return [p["in_flight"] for p in partitions if p.get("in_flight")]
+
+
+def all_building(feeds: int) -> KillPoint:
+    """Kill once the exports of `feeds` feeds are in flight and none has a row confirmed."""
+
+    def point(messages: list[dict[str, t.Any]]) -> bool:
+        last = messages[-1]
+        if last["type"] != "STATE":
+            return False
+        in_flight = flights(last)
+        return len(in_flight) == feeds and all(f["rows_done"] == 0 for f in in_flight)
+
+    return point
+
+
+def while_reading_with_others_in_flight(records_after_state: int) -> KillPoint:
+    """Kill in the middle of an export's rows while other exports are in flight too."""
+
+    def point(messages: list[dict[str, t.Any]]) -> bool:
+        seen = 0
+        for message in reversed(messages):
+            if message["type"] == "STATE":
+                return seen >= records_after_state and len(flights(message)) >= 2
+            if message["type"] == "RECORD" and message["stream"] == "export_rows":
+                seen += 1
+        return False
+
+    return point
