@@ -91,5 +91,9 @@ class ReadAhead(io.RawIOBase):
 
 
 def text_stream(body: ReadAhead) -> io.TextIOWrapper:
-    """The body as UTF-8 text with line endings kept, as the csv module needs them."""
-    return io.TextIOWrapper(io.BufferedReader(body, CHUNK_BYTES), encoding="utf-8", newline="")
+    """The body as UTF-8 text with line endings kept, as the csv module needs them.
+
+    A byte-order mark some CSV writers put first is dropped: it would be part of the first
+    column's name.
+    """
+    return io.TextIOWrapper(io.BufferedReader(body, CHUNK_BYTES), encoding="utf-8-sig", newline="")

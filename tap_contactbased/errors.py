@@ -31,6 +31,10 @@ class TransientApiError(RetriableAPIError):
     """A failure worth retrying: rate limit, server error, dropped or cut connection."""
 
 
+class ContractError(ContactBasedError):
+    """The API answered in a shape the tap cannot work with safely: the run stops."""
+
+
 class ExportError(ContactBasedError):
     """An export failed, stalled, timed out or reported something the tap cannot trust."""
 

@@ -13,7 +13,7 @@ import typing as t
 from dataclasses import dataclass
 
 from tap_contactbased import endpoints
-from tap_contactbased.errors import ApiError
+from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import envelope_items, listed_items
 from tap_contactbased.summary import ExportStatus, ExportSummary, Match
 
@@ -34,7 +34,7 @@ def summary_of(answer: t.Any, endpoint: str) -> ExportSummary:
             f"{endpoint} answered without an export_id, so the tap cannot follow the export. "
             "Look at the exports stream before running again; report this difference."
         )
-        raise ApiError(msg)
+        raise ContractError(msg)
     return ExportSummary(answer)
 
 
@@ -145,10 +145,10 @@ class ExportLifecycle:
             endpoints.EXPORTS_LIST,
         )
         for item in items:
-            if isinstance(item, dict) and item.get("export_id"):
-                summary = ExportSummary(item)
-                if feed_id is None or summary.feed_id in (None, feed_id.lower()):
-                    yield summary
+            # An export the tap cannot name could be the one it is about to pay for again.
+            summary = summary_of(item, f"POST {endpoints.EXPORTS_LIST}")
+            if feed_id is None or summary.feed_id in (None, feed_id.lower()):
+                yield summary
 
     def candidates(
         self,

@@ -8,7 +8,7 @@ import typing as t
 from singer_sdk.pagination import PageNumberPaginator
 
 from tap_contactbased.api_client import endpoint_of
-from tap_contactbased.errors import ApiError
+from tap_contactbased.errors import ContractError
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -33,7 +33,7 @@ def listed_items(answer: t.Any, endpoint: str) -> list[t.Any]:
             f"{endpoint} answered without an items list (the contract's list envelope), so "
             "the tap cannot read it and stops rather than guess. Report this difference."
         )
-        raise ApiError(msg)
+        raise ContractError(msg)
     return items
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tap_contactbased import endpoints
-from tap_contactbased.errors import ConfigError, ExportError
+from tap_contactbased.errors import ConfigError, ContractError, ExportError
 from tap_contactbased.pagination import envelope_items
 
 if t.TYPE_CHECKING:
@@ -183,11 +183,18 @@ class RunContext:
     def feeds(self, api: ContactBasedApi) -> dict[str, dict[str, t.Any]]:
         """The organization's feeds by lower-case id, listed once per run."""
         if self._feeds is None:
+            listed = list(iterate_feeds(api))
             self._feeds = {
                 str(feed["feed_id"]).lower(): feed
-                for feed in iterate_feeds(api)
+                for feed in listed
                 if isinstance(feed, dict) and feed.get("feed_id")
             }
+            if len(self._feeds) < len(listed):
+                msg = (
+                    f"GET {endpoints.FEEDS} listed feeds without a feed_id, so the tap cannot "
+                    "tell which feeds exist and stops. Report this difference."
+                )
+                raise ContractError(msg)
         return self._feeds
 
     def feed(self, api: ContactBasedApi, feed_id: str) -> dict[str, t.Any]:

@@ -6,6 +6,7 @@ import sys
 import typing as t
 
 from tap_contactbased import endpoints, schemas
+from tap_contactbased.errors import ContractError
 from tap_contactbased.streams.base import RunStream
 
 if sys.version_info >= (3, 12):
@@ -48,7 +49,7 @@ class FeedTotalsStream(RunStream):
                 endpoints.SEARCH,
                 {"feed_id": feed_id, "lookback_days": lookback, "include_daily_counts": True},
             )
-            for day in answer.get("daily_counts") or []:
+            for day in daily_counts(answer):
                 yield {
                     "feed_id": feed_id,
                     "date": day["date"],
@@ -57,3 +58,16 @@ class FeedTotalsStream(RunStream):
                     "start_date": answer.get("start_date"),
                     "end_date": answer.get("end_date"),
                 }
+
+
+def daily_counts(answer: t.Any) -> list[dict[str, t.Any]]:
+    """The `daily_counts` of a search answer; an answer without them is refused, not empty."""
+    days = answer.get("daily_counts") if isinstance(answer, dict) else None
+    if not isinstance(days, list) or not all(isinstance(d, dict) and d.get("date") for d in days):
+        msg = (
+            f"POST {endpoints.SEARCH} answered without daily_counts of dated entries, which "
+            "the feed_totals stream is made of; it stops rather than deliver nothing. Report "
+            "this difference."
+        )
+        raise ContractError(msg)
+    return days

@@ -32,6 +32,7 @@ class Faults:
     # Answers spoiled on the way.
     cut_page_every: int | None = None  # POST /exports/page: full Content-Length, half the body
     truncate_downloads: int = 0  # next N CSV downloads stop halfway, without the last chunk
+    csv_rows_missing: int = 0  # CSV downloads end cleanly this many rows early (no error)
     latency_seconds: float = 0.0  # delay before answering (API requests and downloads)
     latency_every: int | None = 1  # every Nth request is delayed; None also means every one
     page_not_found: int = 0  # next N page reads of a ready export answer 404

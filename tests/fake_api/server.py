@@ -216,9 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_csv(self, api: FakeContactBased, reply: CsvReply, *, truncate: bool) -> int:
         export, page = reply.export, reply.page
         start, stop = export.page_bounds(page)
+        faults = api.faults
         if truncate:
             stop = start + (stop - start) // 2
-        faults = api.faults
+        stop = max(start, stop - faults.csv_rows_missing)
         chunks = csv_chunks(
             export,
             start,
