@@ -1,4 +1,4 @@
-"""Record schemas, typed from the API contract.
+"""Record schemas, typed from the API contract (docs/contactbased-api.md).
 
 Shared fragments are named objects. Objects the API may grow keep `additionalProperties`,
 so a field the API adds later passes through instead of breaking a sync.
@@ -98,8 +98,9 @@ FEED_TOTAL = th.PropertiesList(
     th.Property("end_date", th.DateType),
 ).to_dict()
 
-# Bundle payloads. The contract documents only that email records carry `last_seen`; the
-# rest is our reading [assumed], so every object keeps the fields it does not know.
+# Bundle payloads. The contract (docs/contactbased-api.md) documents only that email records
+# carry `last_seen`; the rest is our reading [assumed], so every object keeps the fields it
+# does not know.
 _LAST_SEEN = th.Property("last_seen", th.DateType)
 BUNDLE_DATA: dict[str, th.ObjectType] = {
     "individual-core": open_object(
