@@ -98,6 +98,11 @@ def _envelope(items: Sequence[Any], page: int, page_size: int) -> dict[str, Any]
     }
 
 
+def _grown(api: FakeContactBased, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object with the fields a newer API adds (the `new_fields` knob)."""
+    return {**obj, **api.faults.new_fields}
+
+
 def _export(api: FakeContactBased, export_id: str | None) -> Export:
     export = api.exports.get(export_id or "")
     if export is None:
@@ -116,18 +121,18 @@ def list_feeds(api: FakeContactBased, req: Request) -> Reply:
     page_size = query.integer("page_size", 50, ge=1, le=200) or 50
     query.check()
     needle = (search or "").casefold()
-    feeds = [feed for feed in api.feeds if needle in feed["name"].casefold()]
+    feeds = [_grown(api, feed) for feed in api.feeds if needle in feed["name"].casefold()]
     return ok(_envelope(feeds, page, page_size))
 
 
 def get_credits(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/credits."""
-    return ok(api.credits)
+    return ok(_grown(api, api.credits))
 
 
 def get_feed_limit(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/feed-limit."""
-    return ok(api.feed_limit_info())
+    return ok(_grown(api, api.feed_limit_info()))
 
 
 # Intent feeds
@@ -200,7 +205,7 @@ def filter_fields(api: FakeContactBased, req: Request) -> Reply:
     body.check()
     if feed_id is not None:
         api.feed(feed_id)
-    return ok({"fields": [spec.as_dict() for spec in FILTER_FIELDS.values()]})
+    return ok({"fields": [_grown(api, spec.as_dict()) for spec in FILTER_FIELDS.values()]})
 
 
 def filter_values(api: FakeContactBased, req: Request) -> Reply:
@@ -294,7 +299,7 @@ def export_list(api: FakeContactBased, req: Request) -> Reply:
     body.check()
     summaries = [export.summary() for export in reversed(list(api.exports.values()))]
     items = [
-        s
+        _grown(api, s)
         for s in summaries
         if (feed_id is None or s["feed_id"] == feed_id)
         and (export_ids is None or s["export_id"] in export_ids)
@@ -401,7 +406,7 @@ def download(api: FakeContactBased, req: Request) -> Reply:
 
 def list_bundles(api: FakeContactBased, _req: Request) -> Reply:
     """GET /enrich/bundles."""
-    return ok({"bundles": bundle_catalogue(api.enabled_bundles)})
+    return ok({"bundles": [_grown(api, b) for b in bundle_catalogue(api.enabled_bundles)]})
 
 
 def enrich(api: FakeContactBased, req: Request) -> Reply:
