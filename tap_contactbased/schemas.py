@@ -1,7 +1,9 @@
-"""Record schemas, typed from the API contract.
+"""Record schemas, typed from the API contract (docs/contactbased-api.md).
 
-Shared fragments are named objects. Objects the API may grow keep `additionalProperties`,
-so a field the API adds later passes through instead of breaking a sync.
+Shared fragments are named objects. A field the API adds later never breaks a sync: nested
+objects keep it (`additionalProperties`), and a record keeps it in its `extra_fields` object,
+since many targets refuse a top-level field that the SCHEMA message does not declare.
+Every stream schema names the same JSON Schema dialect.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from singer_sdk import typing as th
 
 JSONSchema = dict[str, t.Any]
 
+# The dialect the SDK writes on the schemas it builds; the hand-built schemas name it too.
+DIALECT: str = th.PropertiesList().to_dict()["$schema"]
+EXTRA_FIELDS = "extra_fields"
+
 
 def open_object(*properties: th.Property[t.Any]) -> th.ObjectType:
     """An object that keeps fields it does not know."""
@@ -19,10 +25,30 @@ def open_object(*properties: th.Property[t.Any]) -> th.ObjectType:
 
 
 def open_schema(*properties: th.Property[t.Any]) -> JSONSchema:
-    """A stream schema that keeps fields it does not know."""
-    schema: JSONSchema = th.PropertiesList(*properties).to_dict()
-    schema["additionalProperties"] = True
-    return schema
+    """A stream schema whose records keep the fields it does not name in `extra_fields`."""
+    return th.PropertiesList(
+        *properties,
+        th.Property(
+            EXTRA_FIELDS,
+            open_object(),
+            description=(
+                "Fields the API sent that this schema does not name, by name. "
+                "Absent when there are none."
+            ),
+        ),
+    ).to_dict()
+
+
+def fold_new_fields(record: dict[str, t.Any], schema: JSONSchema) -> dict[str, t.Any]:
+    """`record` with the fields `schema` does not name moved into its `extra_fields`."""
+    known = schema["properties"]
+    new = {name: value for name, value in record.items() if name not in known}
+    if not new:
+        return record
+    folded = {name: value for name, value in record.items() if name in known}
+    earlier = folded.get(EXTRA_FIELDS)
+    folded[EXTRA_FIELDS] = {**earlier, **new} if isinstance(earlier, dict) else new
+    return folded
 
 
 FEED = open_schema(
@@ -37,7 +63,17 @@ FEED = open_schema(
     th.Property("updated_at", th.DateTimeType),
 )
 
+# Readings of something that changes over time are keyed by their UTC day, so a daily run
+# upserts one row per day: a history.
+_SNAPSHOT_DATE = th.Property(
+    "snapshot_date",
+    th.DateType,
+    required=True,
+    description="UTC day of the reading, on the API's clock (its Date header).",
+)
+
 CREDITS = open_schema(
+    _SNAPSHOT_DATE,
     th.Property("records_total", th.IntegerType),
     th.Property("records_used", th.IntegerType),
     th.Property("records_reserved", th.IntegerType),
@@ -47,6 +83,7 @@ CREDITS = open_schema(
 )
 
 FEED_LIMIT = open_schema(
+    _SNAPSHOT_DATE,
     th.Property("feed_limit", th.IntegerType),
     th.Property("feeds_created", th.IntegerType),
     th.Property("feeds_remaining", th.IntegerType),
@@ -98,8 +135,9 @@ FEED_TOTAL = th.PropertiesList(
     th.Property("end_date", th.DateType),
 ).to_dict()
 
-# Bundle payloads. The contract documents only that email records carry `last_seen`; the
-# rest is our reading [assumed], so every object keeps the fields it does not know.
+# Bundle payloads. The contract (docs/contactbased-api.md) documents only that email records
+# carry `last_seen`; the rest is our reading [assumed], so every object keeps the fields it
+# does not know.
 _LAST_SEEN = th.Property("last_seen", th.DateType)
 BUNDLE_DATA: dict[str, th.ObjectType] = {
     "individual-core": open_object(
@@ -203,6 +241,7 @@ def enrichment_schema(bundles: t.Iterable[str]) -> JSONSchema:
     for bundle in bundles:
         data["properties"].update(bundle_data_schema(bundle).get("properties", {}))
     return {
+        "$schema": DIALECT,
         "type": "object",
         "properties": {
             "contact_id": {"type": ["string"]},
@@ -276,6 +315,7 @@ def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = 
         ),
     }
     return {
+        "$schema": DIALECT,
         "type": "object",
         "properties": properties,
         "required": ["export_id", "feed_id", "export_row"],

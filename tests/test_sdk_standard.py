@@ -10,13 +10,16 @@ from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 
 # `extra_columns` is absent unless an export has columns the catalog does not know, which
-# test_export_rows.py::test_column_drift_keeps_new_columns_and_nulls_missing_ones covers.
+# test_export_rows.py::test_column_drift_keeps_new_columns_and_nulls_missing_ones covers;
+# `extra_fields` is absent unless the API sends fields a schema does not name, which
+# test_organization_streams.py::test_fields_the_api_adds_later_are_kept_in_extra_fields covers.
 # Absent rather than null, because SQL targets store a JSON null as the value 'null', not NULL.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:No records were available to test.:UserWarning"),
     # The message's own colon would end the filter's message field; "." stands for it.
     pytest.mark.filterwarnings(
-        r"ignore:Fields in transformed catalog but not in records. \(\{.extra_columns.\}\)"
+        r"ignore:Fields in transformed catalog but not in records. "
+        r"\(\{.extra_(columns|fields).\}\)"
         ":UserWarning"
     ),
 ]

@@ -30,6 +30,12 @@ class ExportsStream(ContactBasedStream):
     list_page_size = 50
 
     @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        return schemas.fold_new_fields(row, self.schema)
+
+    @override
     def get_new_paginator(self) -> EnvelopePaginator:
         return EnvelopePaginator(start_value=1)
 

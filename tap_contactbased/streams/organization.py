@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import sys
 import typing as t
 
@@ -15,7 +17,24 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
     from singer_sdk.helpers.types import Context
+
+
+def reading_day(response: requests.Response) -> str:
+    """The UTC day a response was answered on, by the API's `Date` header.
+
+    HTTP servers send that header (RFC 9110); without a valid one, this machine's UTC day.
+    """
+    try:
+        answered = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        answered = datetime.datetime.now(datetime.timezone.utc)
+    if answered.tzinfo is None:  # an obsolete date form without a zone: GMT by RFC 9110
+        answered = answered.replace(tzinfo=datetime.timezone.utc)
+    return answered.astimezone(datetime.timezone.utc).date().isoformat()
 
 
 class FeedsStream(ContactBasedStream):
@@ -38,9 +57,15 @@ class FeedsStream(ContactBasedStream):
     ) -> dict[str, t.Any]:
         return {"page": next_page_token or 1, "page_size": self.page_size}
 
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        return schemas.fold_new_fields(row, self.schema)
 
-class SingleObjectStream(ContactBasedStream):
-    """An endpoint that answers with one object: one record per run."""
+
+class UnpaginatedStream(ContactBasedStream):
+    """An endpoint that answers in one page: one object, or one list of records."""
 
     records_jsonpath = "$"
 
@@ -48,26 +73,42 @@ class SingleObjectStream(ContactBasedStream):
     def get_new_paginator(self) -> None:
         return None
 
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        return schemas.fold_new_fields(row, self.schema)
 
-class CreditsStream(SingleObjectStream):
+
+class SnapshotStream(UnpaginatedStream):
+    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row."""
+
+    primary_keys = ("snapshot_date",)
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
+        day = reading_day(response)
+        for record in super().parse_response(response):
+            yield {**record, "snapshot_date": day}
+
+
+class CreditsStream(SnapshotStream):
     """The organization's records credit pool (GET /organization/credits)."""
 
     name = "credits"
     path = endpoints.CREDITS
-    primary_keys = ()
     schema = schemas.CREDITS
 
 
-class FeedLimitStream(SingleObjectStream):
+class FeedLimitStream(SnapshotStream):
     """The self-serve feed creation limit (GET /organization/feed-limit)."""
 
     name = "feed_limit"
     path = endpoints.FEED_LIMIT
-    primary_keys = ()
     schema = schemas.FEED_LIMIT
 
 
-class BundlesStream(SingleObjectStream):
+class BundlesStream(UnpaginatedStream):
     """Enrichment bundles and whether each is enabled (GET /enrich/bundles)."""
 
     name = "bundles"
@@ -77,7 +118,7 @@ class BundlesStream(SingleObjectStream):
     schema = schemas.BUNDLE
 
 
-class FilterFieldsStream(SingleObjectStream):
+class FilterFieldsStream(UnpaginatedStream):
     """Fields usable in consumer_filters (POST /intent/feeds/filters/fields)."""
 
     name = "filter_fields"

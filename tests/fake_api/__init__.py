@@ -1,4 +1,4 @@
-"""The local ContactBased API: a faithful fake of /work/shared/contactbased-api.md.
+"""The local ContactBased API: a faithful fake of docs/contactbased-api.md.
 
 Start it with `FakeContactBased(...).start()` (or as a context manager), point the client at
 `api.url`, and turn the knobs of `api.faults` to inject failures.

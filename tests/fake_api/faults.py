@@ -57,6 +57,9 @@ class Faults:
     # Row content, applied when rows are served.
     nul_in_csv: bool = False  # a NUL byte inside the first CSV row's company_name
     huge_field_bytes: int = 0  # first row's company_name this long (pages and CSV)
+    # Fields a newer API adds to every organization object (feeds, credits, feed limit,
+    # bundles, filter fields) and to the export summaries of /exports/list.
+    new_fields: dict[str, object] = field(default_factory=dict)
     # Random faults: one seeded draw per request, so a seed and a request order replay exactly.
     random_rate: float = 0.0  # probability of 429 (with/without Retry-After), 503, drop, slow
     random_seed: int = 0  # ... or, for pages and downloads, a cut body

@@ -99,6 +99,11 @@ def _envelope(items: Sequence[Any], page: int, page_size: int) -> dict[str, Any]
     }
 
 
+def _grown(api: FakeContactBased, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object with the fields a newer API adds (the `new_fields` knob)."""
+    return {**obj, **api.faults.new_fields}
+
+
 def _export(api: FakeContactBased, export_id: str | None) -> Export:
     export = api.exports.get(export_id or "")
     if export is None:
@@ -118,18 +123,20 @@ def list_feeds(api: FakeContactBased, req: Request) -> Reply:
     query.check()
     needle = (search or "").casefold()
     drift = api.drift
-    feeds = [drift.family("feed", f) for f in api.feeds if needle in f["name"].casefold()]
+    feeds = [
+        drift.family("feed", _grown(api, f)) for f in api.feeds if needle in f["name"].casefold()
+    ]
     return ok(drift.envelope(_envelope(feeds, page, page_size)))
 
 
 def get_credits(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/credits."""
-    return ok(api.drift.family("credits", api.credits))
+    return ok(api.drift.family("credits", _grown(api, api.credits)))
 
 
 def get_feed_limit(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/feed-limit."""
-    return ok(api.drift.family("feed_limit", api.feed_limit_info()))
+    return ok(api.drift.family("feed_limit", _grown(api, api.feed_limit_info())))
 
 
 # Intent feeds
@@ -203,7 +210,10 @@ def filter_fields(api: FakeContactBased, req: Request) -> Reply:
     if feed_id is not None:
         api.feed(feed_id)
     drift = api.drift
-    fields = [drift.family("filter_fields", spec.as_dict()) for spec in FILTER_FIELDS.values()]
+    fields = [
+        drift.family("filter_fields", _grown(api, spec.as_dict()))
+        for spec in FILTER_FIELDS.values()
+    ]
     return ok(drift.family("filter_fields", {"fields": fields}))
 
 
@@ -298,7 +308,7 @@ def export_list(api: FakeContactBased, req: Request) -> Reply:
     summaries = [export.summary() for export in reversed(list(api.exports.values()))]
     # The filter takes a status as the API serves it, or its canonical text.
     items = [
-        drift.summary(s)
+        drift.summary(_grown(api, s))
         for s in summaries
         if (feed_id is None or s["feed_id"] == feed_id)
         and (export_ids is None or s["export_id"] in export_ids)
@@ -409,7 +419,9 @@ def download(api: FakeContactBased, req: Request) -> Reply:
 def list_bundles(api: FakeContactBased, _req: Request) -> Reply:
     """GET /enrich/bundles."""
     drift = api.drift
-    bundles = [drift.family("bundles", b) for b in bundle_catalogue(api.enabled_bundles)]
+    bundles = [
+        drift.family("bundles", _grown(api, b)) for b in bundle_catalogue(api.enabled_bundles)
+    ]
     return ok(drift.family("bundles", {"bundles": bundles}))
 
 

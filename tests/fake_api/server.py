@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import socket
 import sys
@@ -96,6 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header tells the API's clock, which tests move, not this machine's."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return email.utils.format_datetime(self.server.api.now(), usegmt=True)
 
     def do_GET(self) -> None:
         """Serve a GET."""
