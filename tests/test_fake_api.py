@@ -786,3 +786,232 @@ def test_command_prints_its_url_and_ready_exports() -> None:
         finally:
             process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# Contract drift and concurrent builds
+
+
+def test_summary_drift_reaches_every_summary(api: FakeContactBased, client: Client) -> None:
+    ready = client.ready_export(**window(api))
+    api.faults.drift = {"summary": {"total_rows": None, "columns": "column_names", "nope": "x"}}
+    created = client.create(**window(api, 2))
+    listed = client.post("/intent/feeds/exports/list", {"export_ids": [ready["export_id"]]})
+    page = client.page(ready["export_id"], 1).json()
+    searched = client.post("/intent/feeds/search", {**window(api, 2), "auto_export": True})
+    for summary in (created, listed.json()["items"][0], page, searched.json()["export"]):
+        assert "total_rows" not in summary
+        assert "columns" not in summary
+        assert "column_names" in summary
+        assert "nope" not in summary  # absent fields: nothing happens
+        assert "x" not in summary
+    assert page["column_names"] == ready["columns"]
+    assert list(page)[-2:] == ["page", "rows"]  # page-only fields are not summary fields
+
+
+def test_page_drift_respells_only_the_page_fields(api: FakeContactBased, client: Client) -> None:
+    ready = client.ready_export(**window(api))
+    api.faults.drift = {"page": {"rows": "data", "page": None}}
+    page = client.page(ready["export_id"], 1).json()
+    assert "rows" not in page
+    assert "page" not in page
+    assert len(page["data"]) == ready["total_rows"]
+    assert page["export_id"] == ready["export_id"]
+    building = client.page(client.create(**window(api, 2))["export_id"], 1).json()
+    assert building["data"] == []
+
+
+def _answer(client: Client, family: str) -> Any:
+    """The answer that serves one family, from free requests (or a ready export)."""
+    api = client.api
+    if family == "count":
+        return client.post("/intent/feeds/exports/count", window(api)).json()
+    if family == "credits":
+        return client.get("/organization/credits").json()
+    if family == "feed_limit":
+        return client.get("/organization/feed-limit").json()
+    if family == "preview":
+        return client.post("/intent/feeds/exports/preview", window(api)).json()
+    if family == "search":
+        body = {**window(api), "include_daily_counts": True}
+        return client.post("/intent/feeds/search", body).json()
+    if family in ("envelope", "feed"):
+        if not api.exports:
+            client.create(**window(api))
+        exports = client.post("/intent/feeds/exports/list", {}).json()
+        return [client.get("/organization/feeds").json(), exports]
+    if family == "bundles":
+        return client.get("/enrich/bundles").json()
+    if family == "filter_fields":
+        return client.post("/intent/feeds/filters/fields", {}).json()
+    if family == "download_url":
+        ready = next(iter(api.exports), None) or api.make_ready_export(api.feed_ids[0], 2)
+        body = {"export_id": ready}
+        return client.post("/intent/feeds/exports/download-url", body).json()
+    if family == "enrich":
+        ids = [api.dataset.contact_id(i) for i in range(3)]
+        return client.post("/enrich/phones", {"contact_ids": ids}).json()
+    raise AssertionError(family)
+
+
+def _names(value: Any) -> Counter[str]:
+    """Every field name of every object inside a JSON value, counted."""
+    if isinstance(value, dict):
+        return sum((_names(v) for v in value.values()), Counter(value.keys()))
+    if isinstance(value, list):
+        return sum((_names(v) for v in value), Counter())
+    return Counter()
+
+
+@pytest.mark.parametrize(
+    ("family", "field", "new"),
+    [
+        ("count", "records_required", None),
+        ("count", "total_rows", "row_count"),
+        ("credits", "records_remaining", None),
+        ("credits", "records_reserved", "records_pending"),
+        ("feed_limit", "feeds_remaining", None),
+        ("preview", "columns", None),
+        ("preview", "estimated_rows", "estimate"),
+        ("search", "end_date", None),
+        ("search", "count", "records"),
+        ("envelope", "total", None),
+        ("envelope", "items", "data"),
+        ("feed", "max_lookback_days", "lookback_cap"),
+        ("bundles", "bundles", "items"),
+        ("bundles", "enabled", None),
+        ("filter_fields", "operators", "ops"),
+        ("download_url", "expires_at", "expires"),
+        ("download_url", "url", "signed_url"),
+        ("enrich", "results", "items"),
+        ("enrich", "data", "payload"),
+    ],
+)
+def test_drift_respells_or_drops_a_field_of_each_family(
+    api: FakeContactBased, client: Client, family: str, field: str, new: str | None
+) -> None:
+    before = _names(_answer(client, family))
+    assert before[field] > 0
+    api.faults.drift = {family: {field: new}}
+    after = _names(_answer(client, family))
+    assert after[field] == 0
+    if new is not None:
+        assert after[new] == before[field]
+    others = set(before) - {field}
+    assert {name: after[name] for name in others} == {name: before[name] for name in others}
+
+
+def test_error_drift_reaches_every_error_body(api: FakeContactBased, client: Client) -> None:
+    api.faults.drift = {"error": {"detail": "message", "msg": "text"}}
+    not_found = client.post("/intent/feeds/exports/page", {"export_id": "exp_0", "page": 1})
+    assert not_found.status_code == 404
+    assert not_found.json() == {"message": "Export exp_0 not found"}
+    invalid = client.post("/intent/feeds/exports", {"lookback_days": 3}).json()
+    assert set(invalid) == {"message"}
+    assert "text" in invalid["message"][0]
+    assert "msg" not in invalid["message"][0]
+    assert client.get("/nowhere").json() == {"message": "Not Found"}
+    api.faults.rate_limit_every = 1
+    assert client.get("/organization/credits").json() == {"message": "Rate limit exceeded"}
+
+
+def test_an_unknown_drift_family_is_a_loud_500(api: FakeContactBased, client: Client) -> None:
+    api.faults.drift = {"sumary": {"total_rows": None}}
+    response = client.get("/organization/credits")
+    assert response.status_code == 500
+    assert "sumary" in response.json()["detail"]
+
+
+def test_payload_drift_reaches_nested_email_entries_in_answers_and_columns(
+    api: FakeContactBased, client: Client
+) -> None:
+    api.faults.drift = {"payload:emails": {"address": "email"}}
+    summary = client.ready_export(**window(api), enrichment_bundles=["emails", "phones"])
+    rows = client.all_page_rows(summary)
+    assert rows == client.csv_rows(summary["export_id"])
+    entries = [
+        e for r in rows if r["bundle_emails"] for e in json.loads(r["bundle_emails"])["emails"]
+    ]
+    assert entries
+    assert all(set(e) == {"email", "type", "last_seen"} for e in entries)
+    assert any(json.loads(r["bundle_phones"] or "{}").get("phones") for r in rows)
+    ids = [api.dataset.contact_id(i) for i in range(10)]
+    answer = client.post("/enrich/emails", {"contact_ids": ids}).json()
+    found = [e for r in answer["results"] if r["found"] for e in r["data"]["emails"]]
+    assert found
+    assert all("email" in e and "address" not in e for e in found)
+    api.faults.drift = {}
+    assert client.all_page_rows(summary) == rows  # bundle columns are fixed at creation
+
+
+def test_status_spelling(api: FakeContactBased, client: Client) -> None:
+    api.faults.status_spelling = {"ready": " Ready ", "building": "BUILDING"}
+    created = client.create(**window(api))
+    assert created["status"] == "BUILDING"
+
+    def listed(status: str) -> list[str]:
+        body = {"export_ids": [created["export_id"]], "status": status}
+        items = client.post("/intent/feeds/exports/list", body).json()["items"]
+        return [item["status"] for item in items]
+
+    assert wait_until(lambda: listed(" Ready ")) == [" Ready "]
+    assert listed("ready") == [" Ready "]  # the canonical text filters too
+    assert client.page(created["export_id"], 1).json()["status"] == " Ready "
+
+
+def test_the_cb_id_spelling_reaches_field_names(api: FakeContactBased, client: Client) -> None:
+    api.faults.id_column = "cb_id"
+    created = client.create(**window(api), require_cb_id=True)
+    assert created["require_cb_id"] is True
+    assert "require_contact_id" not in created
+    also = client.create(**window(api, 2), require_contact_id=True)
+    assert also["require_cb_id"] is True
+    count = client.post("/intent/feeds/exports/count", window(api)).json()
+    assert "rows_with_cb_id" in count
+    assert "rows_with_contact_id" not in count
+    search = client.post("/intent/feeds/search", window(api)).json()
+    assert "records_with_cb_id" in search
+    built = client.wait_built(created["export_id"])
+    rows = client.page(built["export_id"], 1).json()["rows"]
+    assert rows
+    assert all(r["cb_id"] for r in rows)  # require_cb_id kept only rows with an id
+    ids = [api.dataset.contact_id(i) for i in range(3)]
+    for body in ({"contact_ids": ids}, {"cb_ids": ids}):
+        results = client.post("/enrich/phones", body).json()["results"]
+        assert [r["cb_id"] for r in results] == ids
+        assert all("contact_id" not in r for r in results)
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(429, "1"), (409, None)])
+def test_a_create_beyond_the_building_limit_is_refused_and_free(
+    status: int, retry_after: str | None
+) -> None:
+    with FakeContactBased(today=TODAY, build_seconds=60) as api:
+        api.faults.max_building_exports = 2
+        api.faults.building_limit_status = status
+        client = Client(api)
+        first = client.create(**window(api, 1))
+        client.create(**window(api, 2))
+        before = api.credits
+        refused = client.post("/intent/feeds/exports", window(api, 3))
+        assert refused.status_code == status
+        assert refused.headers.get("Retry-After") == retry_after
+        assert "limit" in refused.json()["detail"]
+        auto = client.post("/intent/feeds/search", {**window(api, 3), "auto_export": True})
+        assert auto.status_code == status
+        assert api.credits == before
+        assert len(api.created_exports) == len(api.exports) == 2
+        assert api.max_building_seen == 2
+        api.exports[first["export_id"]].finish_now()
+        client.create(**window(api, 3))
+        assert len(api.created_exports) == 3
+        assert api.max_building_seen == 2
+
+
+def test_without_a_limit_every_create_counts_towards_the_most_seen_building() -> None:
+    with FakeContactBased(today=TODAY, build_seconds=60) as api:
+        client = Client(api)
+        for lookback in (1, 2, 3):
+            client.create(**window(api, lookback))
+        assert api.max_building_seen == 3
+        api.make_ready_export(api.feed_ids[1], 2)  # a helper's export is not a client's
+        assert api.max_building_seen == 3

@@ -64,8 +64,11 @@ def read_feed_window(reader: BodyReader) -> tuple[str, int]:
     return feed_id or "", lookback or 1
 
 
-def read_export_options(reader: BodyReader) -> ExportOptions:
-    """Read the export options of a body; the caller calls `reader.check()`."""
+def read_export_options(reader: BodyReader, id_column: str = "contact_id") -> ExportOptions:
+    """Read the export options of a body; the caller calls `reader.check()`.
+
+    An API that spells the id `id_column` also takes `require_<id_column>`.
+    """
     feed_id, lookback = read_feed_window(reader)
     page_size = reader.integer("page_size", PAGE_SIZE_DEFAULT, ge=PAGE_SIZE_MIN, le=PAGE_SIZE_MAX)
     max_rows = reader.integer("max_rows", None, ge=1)
@@ -76,6 +79,8 @@ def read_export_options(reader: BodyReader) -> ExportOptions:
             choices = ", ".join(f"'{k}'" for k in BUNDLE_KEYS)
             reader.fail(["enrichment_bundles", i], f"Input should be {choices}", "enum", key)
     require = reader.boolean("require_contact_id", False) or bool(filters) or bool(bundles)
+    if id_column != "contact_id":
+        require = reader.boolean(f"require_{id_column}", False) or require
     return ExportOptions(
         feed_id=feed_id,
         lookback_days=lookback,

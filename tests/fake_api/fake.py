@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from .data import Dataset, iso_timestamp
+from .drift import Drift, bundle_text_with_drift
 from .enrichment import BUNDLE_KEYS, Enricher
 from .exports import (
     BuildFate,
@@ -73,6 +74,7 @@ class FakeContactBased:
         self.credit_pool = CreditPool(credits_total)
         self.exports: dict[str, Export] = {}
         self.created_exports: list[str] = []
+        self.max_building_seen = 0  # most exports building at once, counted at each create
         self.enrichment_charged: dict[str, set[str]] = {key: set() for key in BUNDLE_KEYS}
         self.enrichment_ids_sent: dict[str, int] = dict.fromkeys(BUNDLE_KEYS, 0)
         self.requests: list[RequestRecord] = []
@@ -149,6 +151,11 @@ class FakeContactBased:
     @faults.setter
     def faults(self, value: Faults) -> None:
         self.fault_engine.faults = value
+
+    @property
+    def drift(self) -> Drift:
+        """The contract-drift knobs of the live faults, as answers apply them."""
+        return Drift(self.faults)
 
     @property
     def feed_ids(self) -> list[str]:
@@ -270,9 +277,11 @@ class FakeContactBased:
     def layout(self, bundles: Iterable[str] = ()) -> ColumnLayout:
         """Columns of an export created now (the column fault knobs apply)."""
         f = self.faults
-        return make_layout(
-            f.id_column, f.extra_columns, f.drop_columns, tuple(bundles), self.enricher.payload_json
+        bundle_text = bundle_text_with_drift(
+            self.enricher.payload_json, self.enricher.payload, f.drift
         )
+        bundles = tuple(bundles)
+        return make_layout(f.id_column, f.extra_columns, f.drop_columns, bundles, bundle_text)
 
     def _fate(self, feed_id: str) -> BuildFate:
         f = self.faults
@@ -283,11 +292,15 @@ class FakeContactBased:
     def create_export(self, options: ExportOptions, *, by_client: bool = True) -> Export:
         """Create an export (options already checked); 402 when credits are short.
 
-        `created_exports` lists only exports that clients created through the API.
+        `created_exports` lists only exports that clients created through the API; only
+        they are held to `max_building_exports` and counted in `max_building_seen`.
         """
         plan = self.plan(options)
         layout = self.layout(options.enrichment_bundles)
         with self._lock:
+            building = self.building_count() if by_client else 0
+            if by_client:
+                self._check_building_limit(building)
             self.credit_pool.reserve(plan.total)
             # Unique across servers too, as a real API's ids are: a restarted fake must not
             # hand out an earlier one's ids again.
@@ -306,7 +319,27 @@ class FakeContactBased:
             self.exports[export.export_id] = export
             if by_client:
                 self.created_exports.append(export.export_id)
+                self.max_building_seen = max(self.max_building_seen, building + 1)
             return export
+
+    def building_count(self) -> int:
+        """Exports of the organization that are building now."""
+        return sum(1 for e in list(self.exports.values()) if e.state()[0] == "building")
+
+    def _check_building_limit(self, building: int) -> None:
+        """Refuse a create while `max_building_exports` exports build (429 or 409)."""
+        f = self.faults
+        limit = f.max_building_exports
+        if limit is None or building < limit:
+            return
+        status = f.building_limit_status
+        headers = {"Retry-After": "1"} if status == 429 else {}
+        raise ApiError(
+            status,
+            f"Concurrent export limit reached: {building} exports are building "
+            f"(at most {limit}); retry when one of them is ready",
+            headers,
+        )
 
     def make_ready_export(self, feed_id: str, lookback_days: int, **options: Any) -> str:
         """Create an export that is ready at once, charging credits like a create.
@@ -316,7 +349,7 @@ class FakeContactBased:
         clients created.
         """
         reader = BodyReader({"feed_id": feed_id, "lookback_days": lookback_days, **options})
-        parsed = read_export_options(reader)
+        parsed = read_export_options(reader, self.faults.id_column)
         reader.check()
         self.check_options(parsed)
         export = self.create_export(parsed, by_client=False)

@@ -45,6 +45,14 @@ class Faults:
     id_column: str = "contact_id"  # "cb_id": the older spelling
     extra_columns: tuple[str, ...] = ()  # string columns added before the bundle_ columns
     drop_columns: tuple[str, ...] = ()  # contract columns the export lacks
+    # Contract drift, applied when answers are served (see drift.py for the families).
+    # family -> {field: new name, or None to drop it}; "payload:<bundle>" for bundle data,
+    # whose bundle_<key> export columns are fixed when the export is created.
+    drift: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    status_spelling: dict[str, str] = field(default_factory=dict)  # {"ready": "READY"}
+    # Concurrent builds: a create while this many exports build is refused (nothing charged).
+    max_building_exports: int | None = None
+    building_limit_status: int = 429  # 429 with Retry-After: 1, or 409
     # Row content, applied when rows are served.
     nul_in_csv: bool = False  # a NUL byte inside the first CSV row's company_name
     huge_field_bytes: int = 0  # first row's company_name this long (pages and CSV)

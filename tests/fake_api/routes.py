@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .data import iso_timestamp
+from .drift import id_field, unknown_families
 from .enrichment import BUNDLE_KEYS, CONTACT_ID_PATTERN, bundle_catalogue
 from .exports import (
     Export,
@@ -116,18 +117,19 @@ def list_feeds(api: FakeContactBased, req: Request) -> Reply:
     page_size = query.integer("page_size", 50, ge=1, le=200) or 50
     query.check()
     needle = (search or "").casefold()
-    feeds = [feed for feed in api.feeds if needle in feed["name"].casefold()]
-    return ok(_envelope(feeds, page, page_size))
+    drift = api.drift
+    feeds = [drift.family("feed", f) for f in api.feeds if needle in f["name"].casefold()]
+    return ok(drift.envelope(_envelope(feeds, page, page_size)))
 
 
 def get_credits(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/credits."""
-    return ok(api.credits)
+    return ok(api.drift.family("credits", api.credits))
 
 
 def get_feed_limit(api: FakeContactBased, _req: Request) -> Reply:
     """GET /organization/feed-limit."""
-    return ok(api.feed_limit_info())
+    return ok(api.drift.family("feed_limit", api.feed_limit_info()))
 
 
 # Intent feeds
@@ -143,7 +145,7 @@ def feed_builder(api: FakeContactBased, req: Request) -> Reply:
     assert query is not None
     answer = api.dataset.builder_preview(query)
     if save:
-        answer["feed"] = api.save_feed(query, name)
+        answer["feed"] = api.drift.family("feed", api.save_feed(query, name))
     return ok(answer)
 
 
@@ -152,7 +154,7 @@ def feed_search(api: FakeContactBased, req: Request) -> Reply:
     body = BodyReader(req.body)
     include_daily = body.boolean("include_daily_counts", False)
     if body.boolean("auto_export", False):
-        options = read_export_options(body)
+        options = read_export_options(body, api.faults.id_column)
         feed_id, lookback = options.feed_id, options.lookback_days
     else:
         options = None
@@ -169,25 +171,25 @@ def feed_search(api: FakeContactBased, req: Request) -> Reply:
         for day, count in zip(days, counts, strict=True)
     )
     total = sum(counts)
-    id_name = api.faults.id_column
+    drift = api.drift
     answer: dict[str, Any] = {
         "feed_id": feed_id,
         "lookback_days": lookback,
         "start_date": days[0].isoformat(),
         "end_date": days[-1].isoformat(),
         "total_records": total,
-        f"records_with_{id_name}": with_id,
-        f"records_without_{id_name}": total - with_id,
+        id_field(api.faults, "records_with_contact_id"): with_id,
+        id_field(api.faults, "records_without_contact_id"): total - with_id,
         "daily_counts": [
-            {"date": day.isoformat(), "count": count}
+            drift.family("search", {"date": day.isoformat(), "count": count})
             for day, count in zip(days, counts, strict=True)
         ]
         if include_daily
         else None,
     }
     if options is not None:
-        answer["export"] = api.create_export(options).summary(just_created=True)
-    return ok(answer)
+        answer["export"] = drift.summary(api.create_export(options).summary(just_created=True))
+    return ok(drift.family("search", answer))
 
 
 # Filters
@@ -200,7 +202,9 @@ def filter_fields(api: FakeContactBased, req: Request) -> Reply:
     body.check()
     if feed_id is not None:
         api.feed(feed_id)
-    return ok({"fields": [spec.as_dict() for spec in FILTER_FIELDS.values()]})
+    drift = api.drift
+    fields = [drift.family("filter_fields", spec.as_dict()) for spec in FILTER_FIELDS.values()]
+    return ok(drift.family("filter_fields", {"fields": fields}))
 
 
 def filter_values(api: FakeContactBased, req: Request) -> Reply:
@@ -241,7 +245,7 @@ def filter_values(api: FakeContactBased, req: Request) -> Reply:
 def export_preview(api: FakeContactBased, req: Request) -> Reply:
     """POST /intent/feeds/exports/preview: first rows and an estimate, free of charge."""
     body = BodyReader(req.body)
-    options = read_export_options(body)
+    options = read_export_options(body, api.faults.id_column)
     preview_rows = body.integer("preview_rows", 25, ge=1, le=100) or 25
     skip_count = body.boolean("skip_count", False)
     body.check()
@@ -249,38 +253,36 @@ def export_preview(api: FakeContactBased, req: Request) -> Reply:
     plan = api.plan(options)
     layout = api.layout(options.enrichment_bundles)
     rows = as_objects(layout.columns, plan_values(api.dataset, plan, layout, 0, preview_rows))
-    return ok(
-        {
-            "columns": list(layout.columns),
-            "rows": rows,
-            "estimated_rows": None if skip_count else plan.total,
-        }
-    )
+    answer = {
+        "columns": list(layout.columns),
+        "rows": rows,
+        "estimated_rows": None if skip_count else plan.total,
+    }
+    return ok(api.drift.family("preview", answer))
 
 
 def export_count(api: FakeContactBased, req: Request) -> Reply:
     """POST /intent/feeds/exports/count: what an export would cost, free of charge."""
     body = BodyReader(req.body)
-    options = read_export_options(body)
+    options = read_export_options(body, api.faults.id_column)
     body.check()
     api.check_options(options)
     plan = api.plan(options)
-    return ok(
-        {
-            "total_rows": plan.total,
-            "rows_with_contact_id": rows_with_contact(api.dataset, plan),
-            "records_required": plan.total,
-        }
-    )
+    answer = {
+        "total_rows": plan.total,
+        id_field(api.faults, "rows_with_contact_id"): rows_with_contact(api.dataset, plan),
+        "records_required": plan.total,
+    }
+    return ok(api.drift.family("count", answer))
 
 
 def export_create(api: FakeContactBased, req: Request) -> Reply:
     """POST /intent/feeds/exports: reserve credits and start building."""
     body = BodyReader(req.body)
-    options = read_export_options(body)
+    options = read_export_options(body, api.faults.id_column)
     body.check()
     api.check_options(options)
-    return ok(api.create_export(options).summary(just_created=True), 201)
+    return ok(api.drift.summary(api.create_export(options).summary(just_created=True)), 201)
 
 
 def export_list(api: FakeContactBased, req: Request) -> Reply:
@@ -292,15 +294,17 @@ def export_list(api: FakeContactBased, req: Request) -> Reply:
     page = body.integer("page", 1, ge=1) or 1
     page_size = body.integer("page_size", 50, ge=1, le=200) or 50
     body.check()
+    drift = api.drift
     summaries = [export.summary() for export in reversed(list(api.exports.values()))]
+    # The filter takes a status as the API serves it, or its canonical text.
     items = [
-        s
+        drift.summary(s)
         for s in summaries
         if (feed_id is None or s["feed_id"] == feed_id)
         and (export_ids is None or s["export_id"] in export_ids)
-        and (status is None or s["status"] == status)
+        and (status is None or status in (s["status"], drift.status(s["status"])))
     ]
-    return ok(_envelope(items, page, page_size))
+    return ok(drift.envelope(_envelope(items, page, page_size)))
 
 
 def _readable(export: Export, page: int | None) -> None:
@@ -324,9 +328,10 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
     page = body.integer("page", 1, ge=1) or 1
     body.check()
     export = _export(api, export_id)
-    summary = export.summary()
+    drift = api.drift
+    summary = drift.summary(export.summary())
     if export.state()[0] == "building":
-        return ok({**summary, "page": page, "rows": []})
+        return ok({**summary, **drift.family("page", {"page": page, "rows": []})})
     if export.built and api.fault_engine.take("page_not_found"):
         raise ApiError(404, f"Page {page} of export {export.export_id} not found")
     _readable(export, page)
@@ -335,7 +340,8 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
     huge = api.faults.huge_field_bytes
     if start == 0 and values and huge > 0:
         values[0] = spoil_first_row(values[0], export.columns, nul=False, huge_bytes=huge)
-    return ok({**summary, "page": page, "rows": as_objects(export.columns, values)})
+    rows = as_objects(export.columns, values)
+    return ok({**summary, **drift.family("page", {"page": page, "rows": rows})})
 
 
 def export_download_url(api: FakeContactBased, req: Request) -> Reply:
@@ -357,7 +363,8 @@ def export_download_url(api: FakeContactBased, req: Request) -> Reply:
     params.update(expires=expires, signature=signature)
     url = f"{api.url}/files/{export.export_id}.csv?{urllib.parse.urlencode(params)}"
     expires_at = iso_timestamp(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
-    return ok({"export_id": export.export_id, "url": url, "expires_at": expires_at})
+    answer = {"export_id": export.export_id, "url": url, "expires_at": expires_at}
+    return ok(api.drift.family("download_url", answer))
 
 
 _FILE_PATH = re.compile(r"/files/(exp_[0-9a-f]+)\.csv")
@@ -401,19 +408,42 @@ def download(api: FakeContactBased, req: Request) -> Reply:
 
 def list_bundles(api: FakeContactBased, _req: Request) -> Reply:
     """GET /enrich/bundles."""
-    return ok({"bundles": bundle_catalogue(api.enabled_bundles)})
+    drift = api.drift
+    bundles = [drift.family("bundles", b) for b in bundle_catalogue(api.enabled_bundles)]
+    return ok(drift.family("bundles", {"bundles": bundles}))
 
 
 def enrich(api: FakeContactBased, req: Request) -> Reply:
     """POST /enrich/<key>: look contacts up, in input order."""
     key = req.path.rsplit("/", 1)[-1]
     body = BodyReader(req.body)
+    # An API that spells the id cb_id may also take `cb_ids`.
+    ids_name = id_field(api.faults, "contact_ids")
+    name = ids_name if body.has(ids_name) and not body.has("contact_ids") else "contact_ids"
     contact_ids = body.string_list(
-        "contact_ids", required=True, min_items=1, max_items=1000, pattern=CONTACT_ID_PATTERN
+        name, required=True, min_items=1, max_items=1000, pattern=CONTACT_ID_PATTERN
     )
     body.check()
     api.check_bundle(key)
-    return ok(api.enrich(key, contact_ids or []))
+    return ok(_served_enrichment(api, key, api.enrich(key, contact_ids or [])))
+
+
+def _served_enrichment(api: FakeContactBased, key: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """Spell the id, and apply the payload and enrich drift, to an enrichment answer."""
+    drift = api.drift
+    id_name = id_field(api.faults, "contact_id")
+    results = [
+        drift.family(
+            "enrich",
+            {
+                id_name: r["contact_id"],
+                "found": r["found"],
+                "data": drift.payload(key, r["data"]),
+            },
+        )
+        for r in answer["results"]
+    ]
+    return drift.family("enrich", {**answer, "results": results})
 
 
 ROUTES: dict[str, dict[str, Handler]] = {
@@ -443,6 +473,9 @@ def dispatch(api: FakeContactBased, req: Request) -> Reply:
         if req.method != "GET":
             return XmlReply(405, "MethodNotAllowed", "The specified method is not allowed.")
         return download(api, req)
+    unknown = unknown_families(api.faults.drift)
+    if unknown:  # a misspelt family would otherwise silently test nothing
+        return JsonReply(500, {"detail": f"fake API misconfigured: unknown drift family {unknown}"})
     methods = ROUTES.get(req.path)
     if methods is None:
         return JsonReply(404, {"detail": "Not Found"})

@@ -171,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_csv(api, reply, truncate=cut)
         if isinstance(reply, XmlReply):
             return self._send_xml(reply)
+        if reply.status >= 400:
+            reply = JsonReply(reply.status, api.drift.error(reply.payload), reply.headers)
         return self._send_json(reply, cut=cut)
 
     # Writers

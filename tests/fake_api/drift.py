@@ -1,0 +1,169 @@
+"""Contract drift: respell or drop the [assumed] fields of answers, as a real API might.
+
+`Faults.drift` maps a response family to `{field: new name, or None to drop it}`; renaming a
+field that is absent does nothing. `Faults.status_spelling` replaces served status texts, and
+`Faults.id_column = "cb_id"` also respells the id inside field names (`require_cb_id`,
+`rows_with_cb_id`, `records_with_cb_id`, enrichment results' `cb_id`).
+
+The families, and what each reaches:
+- `summary`: every export summary (create, search's `export`, list items, page answers);
+- `page`: the page-only fields of a page answer (`page`, `rows`);
+- `count`, `credits`, `preview`, `download_url`, `feed_limit`, `filter_fields`: those answers;
+- `search`: the search answer and each of its `daily_counts` entries;
+- `envelope`: `items`, `page`, `page_size`, `total` of the feeds list and the exports list;
+- `feed`: each Feed object (feeds list, a saved builder feed);
+- `bundles`: each entry of GET /enrich/bundles, and that answer itself;
+- `enrich`: the enrichment answer and each of its results;
+- `error`: every JSON error body, and each item of a 422's `detail` list;
+- `payload:<bundle>`: a bundle's `data`, at every depth (the e-mail entries inside
+  `data["emails"]` too), in enrichment answers and in `bundle_<key>` export columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .faults import Faults
+
+Renames = Mapping[str, str | None]
+
+FAMILIES = frozenset(
+    {
+        "summary",
+        "page",
+        "count",
+        "credits",
+        "envelope",
+        "preview",
+        "search",
+        "feed",
+        "bundles",
+        "download_url",
+        "enrich",
+        "error",
+        "feed_limit",
+        "filter_fields",
+    }
+)
+PAYLOAD_PREFIX = "payload:"
+CANONICAL_ID = "contact_id"
+
+
+def unknown_families(drift: Mapping[str, Any]) -> list[str]:
+    """Families of a drift setting that no answer has (a typo would silently test nothing)."""
+    return sorted(
+        name for name in drift if name not in FAMILIES and not name.startswith(PAYLOAD_PREFIX)
+    )
+
+
+def respell(obj: dict[str, Any], renames: Renames) -> dict[str, Any]:
+    """Return the object with fields renamed or dropped, keeping their order."""
+    if not renames or not any(name in obj for name in renames):
+        return obj
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        if name not in renames:
+            out[name] = value
+            continue
+        new = renames[name]
+        if new is not None:
+            out[new] = value
+    return out
+
+
+def respell_deep(value: Any, renames: Renames) -> Any:
+    """Respell the fields of every object inside a JSON value."""
+    if isinstance(value, dict):
+        return respell({k: respell_deep(v, renames) for k, v in value.items()}, renames)
+    if isinstance(value, list):
+        return [respell_deep(item, renames) for item in value]
+    return value
+
+
+def id_field(faults: Faults, name: str) -> str:
+    """Spell a field name that contains the id the way the API spells the id."""
+    return name.replace(CANONICAL_ID, faults.id_column)
+
+
+class Drift:
+    """Applies the drift knobs of a `Faults`, read live on every call."""
+
+    def __init__(self, faults: Faults) -> None:
+        """Read the knobs of these faults."""
+        self.faults = faults
+
+    def family(self, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Respell one object of a family."""
+        return respell(obj, self.faults.drift.get(name) or {})
+
+    def payload(self, bundle: str, data: Any) -> Any:
+        """Respell a bundle's data, nested entries included."""
+        renames = self.faults.drift.get(PAYLOAD_PREFIX + bundle)
+        return respell_deep(data, renames) if renames else data
+
+    def status(self, status: str) -> str:
+        """The served text of a status."""
+        return self.faults.status_spelling.get(status, status)
+
+    def summary(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Serve an export summary: status spelling, id spelling, then field drift."""
+        served = dict(summary)
+        served["status"] = self.status(summary["status"])
+        echoed = "require_contact_id"
+        served = respell(served, {echoed: id_field(self.faults, echoed)})
+        return self.family("summary", served)
+
+    def envelope(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Serve a list envelope."""
+        return self.family("envelope", envelope)
+
+    def error(self, body: Any) -> Any:
+        """Serve an error body, and the items of a 422 list."""
+        renames = self.faults.drift.get("error")
+        if not renames or not isinstance(body, dict):
+            return body
+        served = respell(body, renames)
+        return {
+            k: [respell(i, renames) if isinstance(i, dict) else i for i in v]
+            if isinstance(v, list)
+            else v
+            for k, v in served.items()
+        }
+
+
+def bundle_text_with_drift(
+    plain: Callable[[str, str], str], payload: Callable[[str, str], Any], drift: Mapping[str, Any]
+) -> Callable[[str, str], str]:
+    """The `bundle_<key>` column text of exports created under payload drift.
+
+    `drift` is a snapshot taken at creation: like the other column knobs, an export's
+    bundle columns stay as they were built.
+    """
+    renames = {
+        name[len(PAYLOAD_PREFIX) :]: dict(value)
+        for name, value in drift.items()
+        if name.startswith(PAYLOAD_PREFIX) and value
+    }
+    if not renames:
+        return plain
+    cache: dict[tuple[str, str], str] = {}
+
+    def text(bundle: str, contact_id: str) -> str:
+        if bundle not in renames:
+            return plain(bundle, contact_id)
+        key = (bundle, contact_id)
+        if key not in cache:
+            data = payload(bundle, contact_id) if contact_id else None
+            cache[key] = (
+                ""
+                if data is None
+                else json.dumps(
+                    respell_deep(data, renames[bundle]), ensure_ascii=False, separators=(",", ":")
+                )
+            )
+        return cache[key]
+
+    return text
