@@ -17,7 +17,10 @@ from tests.e2e.postgres import ConnectionInfo
 from tests.fake_api import FakeContactBased
 
 # The API's e-mail entries as the contract assumes them, and with the address respelled.
-ENTRY_SHAPES = {"address": {}, "email": {"payload:emails": {"address": "email"}}}
+ENTRY_SHAPES: dict[str, dict[str, dict[str, str | None]]] = {
+    "address": {},
+    "email": {"payload:emails": {"address": "email"}},
+}
 
 
 def served_addresses(api: FakeContactBased) -> set[str]:
