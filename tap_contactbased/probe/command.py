@@ -16,6 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.probe import ProbeUnavailable, run_probe
+from tap_contactbased.probe.env_config import EnvSettingError, env_config
 from tap_contactbased.tap import TapContactBased
 
 REPORT_KEY = "tap_contactbased.probe_report"
@@ -65,9 +66,11 @@ def _probe(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 def probe(config: dict[str, t.Any], *, parse_env: bool, report_path: str | None) -> int:
     """Run the probe, print its table, write its report; return the exit status."""
     try:
-        tap = TapContactBased(
-            config=config, parse_env_config=parse_env, validate_config=True, setup_mapper=False
-        )
+        if parse_env:
+            config = {**config, **env_config(TapContactBased.config_jsonschema)}
+        tap = TapContactBased(config=config, validate_config=True, setup_mapper=False)
+    except EnvSettingError as exc:
+        return cannot_probe(str(exc), None)
     except ConfigValidationError as exc:
         return cannot_probe(f"invalid settings: {'; '.join(exc.errors)}", tap_key(config))
     try:
