@@ -60,7 +60,8 @@ def api() -> Iterator[FakeContactBased]:
 
 
 def probe_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
-    return make_config(api, export_bundles=["emails"], enrichment_bundles=["emails"], **overrides)
+    settings = {"export_bundles": ["emails"], "enrichment_bundles": ["emails"], **overrides}
+    return make_config(api, **settings)
 
 
 def probe(api: FakeContactBased, **overrides: t.Any) -> ProbeReport:
@@ -250,3 +251,17 @@ def test_the_json_report_has_the_documented_shape(api: FakeContactBased) -> None
         for c in report["checks"]
     )
     assert {c["verdict"] for c in report["checks"]} == {"holds", "not checked"}
+
+
+def test_a_csv_longer_than_the_sample_is_judged_on_its_whole_rows(
+    api: FakeContactBased,
+) -> None:
+    # 30 days of hostile values (quoted commas, quotes, newlines): far more than 64 KB.
+    api.make_ready_export(api.feed_ids[1], 30)
+
+    report = probe(api, feed_ids=api.feed_ids[1:2], export_bundles=[])
+
+    csv_check = next(c for c in report.checks if c.point == "CSV header and quoting")
+    assert csv_check.verdict is H, csv_check
+    assert "complete rows in the first 65536 bytes" in csv_check.seen
+    assert_spent_nothing(api, exports_before=2)

@@ -335,11 +335,14 @@ def _decode(sample: CsvSample) -> str | None:
 
 
 def _parse(text: str, complete: bool) -> list[list[str]] | None:
+    """The complete rows of a CSV text; None when a complete text does not parse."""
+    rows: list[list[str]] = []
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows.extend(csv.reader(io.StringIO(text, newline="")))
     except csv.Error:
-        return None
-    return rows if complete else rows[:-1]  # the sample may end inside the last row
+        # A sample may end inside a quoted field; the rows before it are whole.
+        return None if complete else rows
+    return rows if complete else rows[:-1]  # the last row may be cut short
 
 
 def check_csv(obs: Observations) -> Check:
