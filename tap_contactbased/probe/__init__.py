@@ -12,7 +12,7 @@ import typing as t
 import urllib.parse
 
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.probe import checks_exports, checks_feeds, checks_org
+from tap_contactbased.probe import checks_common, checks_exports, checks_feeds, checks_org
 from tap_contactbased.probe.observe import Observations, ProbeApi, ProbeUnavailable, collect
 from tap_contactbased.probe.report import Check, ProbeReport, Verdict
 from tap_contactbased.settings import Settings
@@ -30,13 +30,13 @@ PROBE_MAX_TRIES = 3
 def judge(obs: Observations) -> list[Check]:
     """Every contract point, in the order of the report."""
     return [
-        checks_org.check_auth(obs),
-        checks_org.check_error_bodies(obs),
-        checks_org.check_envelope(obs),
+        checks_common.check_auth(obs),
+        checks_common.check_error_bodies(obs),
+        checks_common.check_envelope(obs),
         checks_org.check_credits(obs),
         checks_org.check_feed_limit(obs),
         checks_org.check_feeds(obs),
-        checks_org.check_today(obs),
+        checks_common.check_today(obs),
         checks_org.check_search(obs),
         checks_org.check_filter_fields(obs),
         checks_feeds.check_preview(obs),
