@@ -1,11 +1,16 @@
-"""Reading a ready export: page by page, or as one streamed CSV.
+"""Reading a ready export: page by page, or as one streamed CSV, until the data ends.
 
-Both readers hand out the rows in chunks that end on page boundaries; the stream confirms
-each chunk in its state once every row of it has been written. Bodies are read ahead by a
-thread and parsed as they arrive (ijson for pages, the csv module for the file), so memory
-holds a few megabytes whatever the export's size. A connection that drops or a body that
-is cut mid-way is opened again and read on from the first row not yet handed out, with a
-bounded number of tries; the export is frozen, so the same rows come back in the same order.
+Both readers hand out rows in chunks that end on page boundaries; the stream confirms each
+chunk in its state once every row of it has been written. Neither trusts a row count the
+contract only assumes: they read until the data ends (the CSV to its end; pages until a
+short or empty page, or the API's 404 past the last one) and then check what they read
+against every count the API did give: `total_rows`, `total_pages`, and the count taken
+before the export was created. A difference that reading again does not mend is an
+`ExportError`, never a smaller delivery.
+
+Pages are fetched whole and decoded at C speed, the next one while the current one is
+emitted (on a session of its own); the CSV is parsed as it arrives, so memory holds about
+one page whatever the size of the export.
 """
 
 from __future__ import annotations
@@ -15,45 +20,119 @@ import csv
 import http.client
 import itertools
 import logging
+import time
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 
-import ijson
+import msgspec
 import requests
 import urllib3.exceptions
 
+from tap_contactbased import endpoints
+from tap_contactbased.api_client import ExpiredDownloadUrl, UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.client import ExpiredDownloadUrl
 from tap_contactbased.errors import ApiError, ExportError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_contactbased.client import ContactBasedApi
-    from tap_contactbased.exports import ExportSummary
+    from tap_contactbased.api_client import ContactBasedApi, RetryPolicy
+    from tap_contactbased.summary import ExportSummary
 
-EXPORT_PAGE = "/intent/feeds/exports/page"
-DOWNLOAD_URL = "/intent/feeds/exports/download-url"
 URL_RENEWALS = 3
 # A field larger than this is refused with a clear error rather than buffered without end.
 MAX_FIELD_BYTES = 64 * 1024 * 1024
+MAX_READ_TRIES = 6
 
-# What a cut or garbled body raises while it is read, after the response has started.
-# Failures to start a response are not here: the request's own retries already had them.
-READ_ERRORS: tuple[type[BaseException], ...] = (
+# What a cut or garbled CSV raises while it is read, after the response has started.
+CSV_READ_ERRORS: tuple[type[BaseException], ...] = (
     requests.RequestException,
     urllib3.exceptions.HTTPError,
     http.client.HTTPException,
     OSError,
-    ijson.JSONError,
     csv.Error,
     UnicodeDecodeError,
 )
 
 RawRow = t.Any  # list[str] from the CSV, dict[str, str | None] from a page
-# Rows are parsed in small batches at C speed; a batch cut by a failure is read again whole.
+# CSV rows are parsed in small batches at C speed; a batch cut by a failure is read again.
 BATCH_ROWS = 500
+
+
+@dataclass(frozen=True)
+class ExportToRead:
+    """What the tap knows of a ready export before reading it, each count only if given."""
+
+    export_id: str
+    name: str
+    page_size: int
+    total_rows: int | None
+    total_pages: int | None
+    columns: tuple[str, ...]
+    at_least: int | None = None  # the count before creation: fewer rows means some are missing
+
+    @classmethod
+    def of(
+        cls, summary: ExportSummary, name: str, *, page_size: int, at_least: int | None = None
+    ) -> ExportToRead:
+        """The export a summary describes."""
+        return cls(
+            export_id=summary.export_id,
+            name=name,
+            page_size=summary.page_size or page_size,
+            total_rows=summary.total_rows,
+            total_pages=summary.total_pages,
+            columns=tuple(summary.columns),
+            at_least=at_least,
+        )
+
+    @property
+    def last_page(self) -> int | None:
+        """The number of the last page, when a count says it."""
+        if self.total_pages is not None:
+            return self.total_pages
+        if self.total_rows is not None:
+            return -(-self.total_rows // self.page_size)
+        return None
+
+    def page_rows(self, page: int) -> tuple[int, int | None]:
+        """The fewest and the most rows page `page` may hold by the counts given."""
+        size, before = self.page_size, (page - 1) * self.page_size
+        if self.total_rows is not None:
+            exact = max(0, min(size, self.total_rows - before))
+            return exact, exact
+        least = 0
+        if self.total_pages is not None and page < self.total_pages:
+            least = size
+        if self.at_least is not None:
+            least = max(least, min(size, self.at_least - before))
+        return least, size
+
+    def count_problem(self, rows: int) -> str | None:
+        """What does not add up when the data ended after `rows` rows; None when it does."""
+        pages = -(-rows // self.page_size)
+        if self.total_rows is not None and rows != self.total_rows:
+            return f"the data ended after {rows:,} rows but total_rows says {self.total_rows:,}"
+        if self.total_pages is not None and pages != self.total_pages:
+            return (
+                f"the data ended after {rows:,} rows ({pages} pages of {self.page_size:,}) but "
+                f"total_pages says {self.total_pages}"
+            )
+        if self.at_least is not None and rows < self.at_least:
+            return (
+                f"the data ended after {rows:,} rows but the count before the export was "
+                f"created said {self.at_least:,}"
+            )
+        return None
+
+    def mismatch(self, problem: str) -> ExportError:
+        """The error for a count that reading again did not mend."""
+        return ExportError(
+            f"{self.name}: {problem}. The rows read so far are confirmed and the export stays "
+            "in the state: the next run reads it on once the API's answer adds up"
+        )
 
 
 def skip_rows(rows: Iterator[RawRow], count: int) -> None:
@@ -77,15 +156,15 @@ class Retrier:
     def __init__(
         self,
         what: str,
-        max_tries: int,
-        pause: Callable[[int], None],
+        policy: RetryPolicy,
         logger: logging.Logger,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Retry reads of `what` up to `max_tries` times in a row, pausing in between."""
+        """Retry reads of `what` as `policy` says, up to `MAX_READ_TRIES` in a row."""
         self._what = what
-        self._max_tries = max_tries
-        self._pause = pause
+        self._policy = policy
         self._logger = logger
+        self._sleep = sleep
         self._tries = 0
         self._position = -1
 
@@ -95,161 +174,154 @@ class Retrier:
             self._tries = 0
             self._position = position
         self._tries += 1
-        if self._tries >= self._max_tries:
+        if self._tries >= MAX_READ_TRIES:
             msg = (
                 f"Could not read {self._what}: {problem} ({self._tries} tries in a row). "
-                "Rows up to the last confirmed page are saved; the next run resumes there."
+                "Rows up to the last confirmed page are saved; the next run resumes there"
             )
             raise ExportError(msg)
         self._logger.warning(
             "Reading %s again (try %d of %d): %s",
             self._what,
             self._tries + 1,
-            self._max_tries,
+            MAX_READ_TRIES,
             problem,
         )
-        self._pause(self._tries)
+        self._sleep(self._policy.jitter(self._policy.wait(self._tries)))
 
 
-def describe_read_error(exc: BaseException) -> str:
-    """What broke, without the exception's own text (it may hold the URL)."""
-    if isinstance(exc, (ijson.JSONError, csv.Error, UnicodeDecodeError)):
-        return f"the body could not be parsed ({type(exc).__name__})"
-    return f"the connection dropped while the body was read ({type(exc).__name__})"
+class PageBody(msgspec.Struct):
+    """The part of a page answer the reader needs; the summary fields are skipped unread."""
+
+    rows: list[dict[str, t.Any]] | None = None
 
 
-class Body(t.NamedTuple):
-    """An open response and its body, read ahead by a thread."""
-
-    response: requests.Response
-    stream: ReadAhead
-
-    def close(self) -> None:
-        """Stop reading ahead and release the connection."""
-        self.stream.close()
-        self.response.close()
+_page_decoder = msgspec.json.Decoder(PageBody)
 
 
-def open_body(response: requests.Response) -> Body:
-    """Start reading a response's (decoded) body ahead of its parser."""
-    response.raw.decode_content = True
-    return Body(response, ReadAhead(response.raw))
+def decode_page(body: bytes) -> tuple[list[dict[str, t.Any]], int]:
+    """The rows of a page answer, and how many NUL bytes were dropped from it."""
+    nul_bytes = body.count(b"\x00")
+    if nul_bytes:
+        body = body.replace(b"\x00", b"")
+    rows = _page_decoder.decode(body).rows
+    if rows is None:
+        raise UnreadableBodyError("the page answer has no rows")
+    return rows, nul_bytes
 
 
 class PageReader:
     """Rows of a ready export through POST /intent/feeds/exports/page.
 
-    While one page is parsed and emitted, the next one is requested and read ahead in the
-    background (a bounded queue each), so at most about two pages are in flight.
+    While one page is emitted, the next one is fetched on a thread with its own session.
     """
 
     def __init__(
         self,
         api: ContactBasedApi,
-        export: ExportSummary,
+        export: ExportToRead,
         logger: logging.Logger,
         *,
-        max_tries: int,
-        pause: Callable[[int], None],
+        policy: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Read `export` through `api`."""
         self._api = api
         self._export = export
         self._logger = logger
-        self._max_tries = max_tries
-        self._pause = pause
-        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contactbased-page")
-        self._prefetched: tuple[int, Future[Body]] | None = None
+        self._policy = policy
+        self._sleep = sleep
+        self._worker: ContactBasedApi | None = None
+        self._prefetcher: ThreadPoolExecutor | None = None
+        self._prefetched: tuple[int, Future[tuple[list[dict[str, t.Any]], int]]] | None = None
         self.nul_bytes = 0
 
     def chunks(self, start_row: int) -> Iterator[Chunk]:
-        """One chunk per page, from the page that holds `start_row`."""
+        """One chunk per page from the page that holds `start_row`, until the data ends."""
         export = self._export
         size = export.page_size
+        page = (start_row - 1) // size + 1
+        last = export.last_page
+        rows_read = (page - 1) * size
         try:
-            for page in range((start_row - 1) // size + 1, export.total_pages + 1):
+            while last is None or page <= last:
+                rows = self._page(page)
+                if rows is None:
+                    break
                 first = (page - 1) * size + 1
                 skip = max(0, start_row - first)
-                rows = itertools.chain.from_iterable(self._batches(page, skip))
-                header = export.columns
-                if not header:
-                    # The summary left the columns out [assumed possible]: the rows name them.
-                    first_row = next(rows, None)
-                    if first_row is None:
-                        return
-                    header = list(first_row)
-                    rows = itertools.chain([first_row], rows)
-                yield Chunk(first + skip, header, rows, "page")
+                header = list(export.columns) or (list(rows[0]) if rows else [])
+                if len(rows) > skip:
+                    yield Chunk(first + skip, header, iter(rows[skip:]), "page")
+                rows_read = first - 1 + len(rows)
+                if len(rows) < size:
+                    break
+                page += 1
         finally:
-            self._drop_prefetched()
-            self._prefetcher.shutdown(wait=False)
+            self._close()
+        problem = export.count_problem(rows_read)
+        if problem is not None:
+            raise export.mismatch(problem)
 
-    def _open(self, page: int) -> Body:
-        response = self._api.open_post(
-            EXPORT_PAGE, {"export_id": self._export.export_id, "page": page}
-        )
-        return open_body(response)
-
-    def _prefetch(self, page: int) -> None:
-        if page <= self._export.total_pages:
-            self._prefetched = (page, self._prefetcher.submit(self._open, page))
-
-    def _take_prefetched(self, page: int) -> Body | None:
-        """The body requested ahead for `page`, if that worked; else the caller asks again."""
-        if self._prefetched is None or self._prefetched[0] != page:
-            self._drop_prefetched()
-            return None
-        future = self._prefetched[1]
-        self._prefetched = None
-        try:
-            return future.result()
-        except Exception:  # the request made again below retries and reports
-            return None
-
-    def _drop_prefetched(self) -> None:
-        if self._prefetched is not None:
-            future = self._prefetched[1]
-            self._prefetched = None
-            future.add_done_callback(
-                lambda done: done.result().close() if done.exception() is None else None
-            )
-
-    def _batches(self, page: int, skip: int) -> Iterator[list[RawRow]]:
+    def _page(self, page: int) -> list[dict[str, t.Any]] | None:
+        """The rows of a page, read again until they fit the counts; None past the end."""
         export = self._export
-        expected = min(export.page_size, export.total_rows - (page - 1) * export.page_size)
-        delivered = skip
-        retrier = Retrier(
-            f"page {page} of {export.describe()}", self._max_tries, self._pause, self._logger
-        )
-        body = self._take_prefetched(page)
-        first_try = True
+        least, most = export.page_rows(page)
+        retrier = Retrier(f"page {page} of {export.name}", self._policy, self._logger, self._sleep)
         while True:
             try:
-                body = body or self._open(page)
-                if first_try:
-                    # Not again while this page is retried: one request at a time then.
-                    self._prefetch(page + 1)
-                try:
-                    rows = ijson.items(body.stream, "rows.item")
-                    skip_rows(rows, delivered)
-                    while batch := list(itertools.islice(rows, BATCH_ROWS)):
-                        yield batch
-                        delivered += len(batch)
-                finally:
-                    self.nul_bytes += body.stream.nul_bytes
-                    body.close()
-                if delivered >= expected:
-                    return
-                problem = f"the page ended after {delivered} of {expected} rows"
+                rows, nul_bytes = self._fetch(page)
             except ApiError as exc:
-                if exc.status not in {404, 409}:
+                if exc.status not in {HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT}:
                     raise
-                problem = f"{exc} although the export is ready"
-            except READ_ERRORS as exc:
-                problem = describe_read_error(exc)
-            body, first_try = None, False
-            self._drop_prefetched()
-            retrier.failed(delivered, problem)
+                if least == 0 and export.last_page is None:
+                    return None  # past the last page of an export whose size is not given
+                problem = f"{exc}, although the export is ready"
+            else:
+                if most is not None and len(rows) > most:
+                    raise export.mismatch(
+                        f"page {page} holds {len(rows):,} rows, more than the {most:,} the "
+                        "counts allow"
+                    )
+                if len(rows) >= least:
+                    self.nul_bytes += nul_bytes
+                    if len(rows) == export.page_size and page != export.last_page:
+                        self._prefetch(page + 1)
+                    return rows
+                problem = f"the page held {len(rows):,} rows, {least:,} expected"
+            retrier.failed(0, problem)
+
+    def _fetch(self, page: int) -> tuple[list[dict[str, t.Any]], int]:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == page:
+            try:
+                return prefetched[1].result()
+            except Exception:  # noqa: S110 - asked again below, which retries and reports
+                pass
+        return self._api.send_decoded(self._request(page), decode_page)
+
+    def _request(self, page: int) -> t.Any:
+        return self._api.prepare(
+            "POST", endpoints.EXPORTS_PAGE, body={"export_id": self._export.export_id, "page": page}
+        )
+
+    def _prefetch(self, page: int) -> None:
+        if self._prefetcher is None:
+            self._worker = self._api.with_own_session()
+            self._prefetcher = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="contactbased-page"
+            )
+        assert self._worker is not None
+        request = self._request(page)  # built here: only the sending runs on the thread
+        self._prefetched = (
+            page,
+            self._prefetcher.submit(self._worker.send_decoded, request, decode_page),
+        )
+
+    def _close(self) -> None:
+        self._prefetched = None
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=False, cancel_futures=True)
 
 
 class CsvReader:
@@ -261,68 +333,63 @@ class CsvReader:
     def __init__(
         self,
         api: ContactBasedApi,
-        export: ExportSummary,
+        export: ExportToRead,
         logger: logging.Logger,
         *,
-        max_tries: int,
-        pause: Callable[[int], None],
+        policy: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Read `export` through `api`."""
         self._api = api
         self._export = export
         self._logger = logger
-        self._max_tries = max_tries
-        self._pause = pause
+        self._policy = policy
+        self._sleep = sleep
         self.header: list[str] | None = None
         self.nul_bytes = 0
         csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
 
     def chunks(self, start_row: int) -> Iterator[Chunk]:
-        """Chunks of up to a page of rows, from `start_row` to the last row."""
-        export = self._export
-        total = export.total_rows
-        if start_row > total:
-            return
-        batches = self._batches(start_row)
-        first = next(batches)  # opens the download, which sets the header
-        assert self.header is not None
-        stream = itertools.chain.from_iterable(itertools.chain([first], batches))
-        size = export.page_size
+        """Chunks of up to a page of rows, from `start_row` until the file ends."""
+        size = self._export.page_size
+        stream = itertools.chain.from_iterable(self._batches(start_row))
         number = start_row
-        while number <= total:
-            count = min(size - (number - 1) % size, total - number + 1)
-            yield Chunk(number, self.header, itertools.islice(stream, count), "csv")
+        while (first := next(stream, None)) is not None:
+            assert self.header is not None  # set when the download opened
+            count = size - (number - 1) % size
+            rows = itertools.chain([first], itertools.islice(stream, count - 1))
+            yield Chunk(number, self.header, rows, "csv")
+            # The stream takes every row of a chunk before it asks for the next one.
             number += count
 
     def _batches(self, start_row: int) -> Iterator[list[list[str]]]:
+        """Every row from `start_row` to the end, read again from there after a failure."""
         export = self._export
-        total = export.total_rows
         next_row = start_row
-        retrier = Retrier(
-            f"the CSV of {export.describe()}", self._max_tries, self._pause, self._logger
-        )
+        retrier = Retrier(f"the CSV of {export.name}", self._policy, self._logger, self._sleep)
         while True:
             try:
-                body = open_body(self._open())
+                response = self._open()
+                response.raw.decode_content = True
+                body = ReadAhead(response.raw)
                 try:
-                    reader = csv.reader(text_stream(body.stream))
+                    reader = csv.reader(text_stream(body))
                     header = next(reader, None)
                     if header is not None:
                         self._check_header(header)
                         # Rows before next_row were handed out by an earlier read.
                         skip_rows(reader, next_row - 1)
-                        while batch := list(
-                            itertools.islice(reader, min(BATCH_ROWS, total - next_row + 1))
-                        ):
+                        while batch := list(itertools.islice(reader, BATCH_ROWS)):
                             yield batch
                             next_row += len(batch)
                 finally:
-                    self.nul_bytes += body.stream.nul_bytes
+                    self.nul_bytes += body.nul_bytes
                     body.close()
-                if next_row > total:
+                    response.close()
+                problem = export.count_problem(next_row - 1)
+                if problem is None:
                     return
-                problem = f"the file ended after row {next_row - 1} of {total}"
-            except READ_ERRORS as exc:
+            except CSV_READ_ERRORS as exc:
                 problem = describe_read_error(exc)
             retrier.failed(next_row, problem)
 
@@ -330,30 +397,46 @@ class CsvReader:
         if self.header is None:
             self.header = header
         elif header != self.header:
-            msg = f"The CSV of {self._export.describe()} changed its header between two reads."
+            msg = f"The CSV of {self._export.name} changed its header between two reads"
             raise ExportError(msg)
 
     def _open(self) -> requests.Response:
-        what = f"the CSV download of {self._export.describe()}"
+        what = f"the CSV download of {self._export.name}"
         for _ in range(URL_RENEWALS):
-            answer = self._api.post(DOWNLOAD_URL, {"export_id": self._export.export_id})
+            answer = self._api.post(
+                endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": self._export.export_id}
+            )
+            url = answer.get("url") if isinstance(answer, dict) else None
+            if not isinstance(url, str) or not url:
+                msg = (
+                    f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
+                    f"{self._export.name}; set read_mode to pages to read it page by page, "
+                    "and report this difference"
+                )
+                raise ExportError(msg)
             try:
-                return self._api.open_download(str(answer["url"]), what)
+                return self._api.open_download(url, what)
             except ExpiredDownloadUrl:
                 self._logger.info("The download URL of %s expired; asking for a new one.", what)
-        msg = f"Every download URL for {what} was refused as expired ({URL_RENEWALS} tries)."
+        msg = f"Every download URL for {what} was refused as expired ({URL_RENEWALS} tries)"
         raise ExportError(msg)
+
+
+def describe_read_error(exc: BaseException) -> str:
+    """What broke, without the exception's own text (it may hold the URL)."""
+    if isinstance(exc, (csv.Error, UnicodeDecodeError)):
+        return f"the body could not be parsed ({type(exc).__name__})"
+    return f"the connection dropped while the body was read ({type(exc).__name__})"
 
 
 def make_reader(
     mode: str,
     api: ContactBasedApi,
-    export: ExportSummary,
+    export: ExportToRead,
     logger: logging.Logger,
     *,
-    max_tries: int,
-    pause: Callable[[int], None],
+    policy: RetryPolicy,
 ) -> PageReader | CsvReader:
     """The reader for the `read_mode` setting."""
     reader_class = CsvReader if mode == "csv" else PageReader
-    return reader_class(api, export, logger, max_tries=max_tries, pause=pause)
+    return reader_class(api, export, logger, policy=policy)

@@ -6,30 +6,37 @@ enrichment, and the cost receipt.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tap_contactbased.client import envelope_items
-from tap_contactbased.errors import ConfigError
+from tap_contactbased import endpoints
+from tap_contactbased.errors import ConfigError, ExportError
+from tap_contactbased.pagination import envelope_items
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, MutableMapping
 
-    from tap_contactbased.client import ContactBasedApi
+    from tap_contactbased.api_client import ContactBasedApi
+    from tap_contactbased.job import ExportJob
     from tap_contactbased.settings import Settings
 
-FEEDS = "/organization/feeds"
-BUNDLES = "/enrich/bundles"
 FEEDS_PAGE_SIZE = 200
+# Set while `--test` runs: the streams then check access for free and create nothing.
+CONNECTION_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "connection_test", default=False
+)
 
 
-def iterate_feeds(api: ContactBasedApi) -> Iterator[dict[str, t.Any]]:
+def iterate_feeds(api: ContactBasedApi) -> Iterator[t.Any]:
     """Every feed of the organization, page by page."""
     return envelope_items(
-        lambda page: api.get(FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE}), FEEDS_PAGE_SIZE
+        lambda page: api.get(endpoints.FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE}),
+        FEEDS_PAGE_SIZE,
+        f"GET {endpoints.FEEDS}",
     )
 
 
@@ -165,19 +172,30 @@ class RunContext:
         self._enrichment_selected = enrichment_selected
         self._feeds: dict[str, dict[str, t.Any]] | None = None
         self._enabled_bundles: list[str] | None = None
+        self.connection_test = CONNECTION_TEST.get()
+        self.export_failures: list[str] = []
 
     @property
     def enrichment_active(self) -> bool:
         """Whether this run enriches the contacts its exports produce."""
         return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
 
-    def feed(self, api: ContactBasedApi, feed_id: str) -> dict[str, t.Any]:
-        """A configured feed, checked against the organization's feeds (listed once)."""
+    def feeds(self, api: ContactBasedApi) -> dict[str, dict[str, t.Any]]:
+        """The organization's feeds by lower-case id, listed once per run."""
         if self._feeds is None:
-            self._feeds = {str(f["feed_id"]).lower(): f for f in iterate_feeds(api)}
-        found = self._feeds.get(feed_id.lower())
+            self._feeds = {
+                str(feed["feed_id"]).lower(): feed
+                for feed in iterate_feeds(api)
+                if isinstance(feed, dict) and feed.get("feed_id")
+            }
+        return self._feeds
+
+    def feed(self, api: ContactBasedApi, feed_id: str) -> dict[str, t.Any]:
+        """A configured feed, checked against the organization's feeds."""
+        feeds = self.feeds(api)
+        found = feeds.get(feed_id.lower())
         if found is None:
-            known = ", ".join(sorted(self._feeds)) or "none"
+            known = ", ".join(sorted(feeds)) or "none"
             msg = (
                 f"feed_ids contains {feed_id}, which is not a feed of this organization. "
                 f"Known feeds: {known}. Fix feed_ids (the feeds stream lists them)."
@@ -185,22 +203,54 @@ class RunContext:
             raise ConfigError(msg)
         return found
 
-    def check_enrichment_bundles(self, api: ContactBasedApi) -> None:
-        """Refuse bundles the organization has not enabled, before anything is spent."""
+    def bundle_problems(self, api: ContactBasedApi) -> list[str]:
+        """What the bundle settings ask for that the organization has not enabled."""
+        lists = [("export_bundles", self.settings.export_bundles)]
+        if self.enrichment_active:
+            lists.append(("enrichment_bundles", self.settings.enrichment_bundles))
+        if not any(bundles for _, bundles in lists):
+            return []
         if self._enabled_bundles is None:
-            answer = api.get(BUNDLES)
+            answer = api.get(endpoints.BUNDLES)
+            listed = answer.get("bundles") if isinstance(answer, dict) else None
             self._enabled_bundles = [
-                str(b["key"]) for b in answer.get("bundles", []) if b.get("enabled", True)
+                str(b["key"])
+                for b in listed or []
+                if isinstance(b, dict) and b.get("key") and b.get("enabled", True) is not False
             ]
         enabled = self._enabled_bundles
-        for name, bundles in (
-            ("enrichment_bundles", self.settings.enrichment_bundles),
-            ("export_bundles", self.settings.export_bundles),
-        ):
+        problems = []
+        for name, bundles in lists:
             refused = [b for b in bundles if b not in enabled]
             if refused:
-                msg = (
-                    f"{name} asks for {', '.join(refused)}, not enabled for this "
-                    f"organization. Enabled bundles: {', '.join(enabled) or 'none'}."
+                problems.append(
+                    f"{name} asks for {', '.join(refused)}, not enabled for this organization "
+                    f"(enabled bundles: {', '.join(enabled) or 'none'})"
                 )
-                raise ConfigError(msg)
+        return problems
+
+    def check_enrichment_bundles(self, api: ContactBasedApi) -> None:
+        """Refuse bundles the organization has not enabled, before anything is spent."""
+        problems = self.bundle_problems(api)
+        if problems:
+            raise ConfigError(f"{'; '.join(problems)}.")
+
+    def finish(self, logger: logging.Logger) -> None:
+        """End the run: the cost receipt, then a failure naming the feeds that did not finish."""
+        self.receipt.log_once(logger)
+        failures, self.export_failures = self.export_failures, []
+        if failures:
+            msg = (
+                f"{len(failures)} feed(s) did not finish: {'; '.join(failures)}. The other "
+                "feeds were delivered; the next run resumes or replaces what did not finish."
+            )
+            raise ExportError(msg)
+
+    def export_delivered(self, job: ExportJob) -> None:
+        """Note a delivered export for the enrichment stream (its contacts await enrichment)."""
+        if not self.enrichment_active:
+            return
+        assert job.flight is not None
+        if job.read_from_start:
+            self.contacts.complete_exports.add(job.flight.export_id)
+        self.pending_enrichment.add(job.flight.export_id, job.feed_id, job.flight.deliver_through)

@@ -155,6 +155,17 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_concurrent_exports",
+        th.IntegerType(minimum=1),
+        default=4,
+        title="Max concurrent exports",
+        description=(
+            "Most exports of this run building on the API at the same time. All feeds are "
+            "planned and checked first; then their exports are created up to this many at "
+            "once, and each is read as soon as it is ready."
+        ),
+    ),
+    th.Property(
         "export_timeout_seconds",
         th.NumberType(minimum=0),
         default=7200,
@@ -227,6 +238,7 @@ class Settings:
     read_mode: str
     max_records_per_run: int | None
     plan_only: bool
+    max_concurrent_exports: int
     export_timeout_seconds: float
     export_stall_timeout_seconds: float
     poll_interval_max_seconds: float
@@ -258,6 +270,7 @@ class Settings:
                 None if get("max_records_per_run") is None else int(get("max_records_per_run"))
             ),
             plan_only=bool(get("plan_only")),
+            max_concurrent_exports=int(get("max_concurrent_exports")),
             export_timeout_seconds=float(get("export_timeout_seconds")),
             export_stall_timeout_seconds=float(get("export_stall_timeout_seconds")),
             poll_interval_max_seconds=float(get("poll_interval_max_seconds")),

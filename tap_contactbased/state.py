@@ -7,41 +7,22 @@ wrong instead of guessing.
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 
-from tap_contactbased.errors import ConfigError
-
-ADVICE = "Fix the state, or remove it to start again from lookback_days."
+from tap_contactbased.job import InFlight, StateError, check_date
 
 
 def _fail(where: str, problem: str) -> t.NoReturn:
-    msg = f"The state is malformed at {where}: {problem}. {ADVICE}"
-    raise ConfigError(msg)
-
-
-def _check_date(value: t.Any, where: str) -> None:
-    try:
-        datetime.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        _fail(where, f"expected a date YYYY-MM-DD, found {value!r}")
+    raise StateError(where, problem)
 
 
 def _check_export_rows(partition: t.Any, where: str) -> None:
     if not isinstance(partition, dict) or not isinstance(partition.get("context"), dict):
         _fail(where, "expected an object with a context")
     if "delivered_through" in partition:
-        _check_date(partition["delivered_through"], f"{where}.delivered_through")
-    flight = partition.get("in_flight")
-    if flight is None:
-        return
-    if not isinstance(flight, dict) or not isinstance(flight.get("export_id"), str):
-        _fail(f"{where}.in_flight", "expected an object with an export_id")
-    rows_done = flight.get("rows_done")
-    if not isinstance(rows_done, int) or isinstance(rows_done, bool) or rows_done < 0:
-        _fail(f"{where}.in_flight.rows_done", f"expected a count of rows, found {rows_done!r}")
-    if flight.get("deliver_through") is not None:
-        _check_date(flight["deliver_through"], f"{where}.in_flight.deliver_through")
+        check_date(partition["delivered_through"], f"{where}.delivered_through")
+    if partition.get("in_flight") is not None:
+        InFlight.from_state(partition["in_flight"], f"{where}.in_flight")
 
 
 def check_state(state: t.Any) -> None:

@@ -10,12 +10,16 @@ from pathlib import PurePath
 
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_contactbased.run import RunContext
+from tap_contactbased.run import CONNECTION_TEST, RunContext
+from tap_contactbased.sdk_internals import move_to_end
 from tap_contactbased.settings import CONFIG_SCHEMA, Settings
 from tap_contactbased.state import check_state
 from tap_contactbased.streams.enrichment import EnrichmentStream
-from tap_contactbased.streams.exports import ExportRowsStream, ExportsStream, FeedTotalsStream
+from tap_contactbased.streams.export_rows import ExportRowsStream
+from tap_contactbased.streams.exports_list import ExportsStream
+from tap_contactbased.streams.feed_totals import FeedTotalsStream
 from tap_contactbased.streams.organization import (
     BundlesStream,
     CreditsStream,
@@ -32,6 +36,8 @@ else:
 
 if t.TYPE_CHECKING:
     from collections.abc import MutableMapping
+
+    import click
 
 ENRICHMENT = "enrichment"
 
@@ -91,7 +97,7 @@ class TapContactBased(Tap):
             BundlesStream(self),
             FilterFieldsStream(self),
             ExportRowsStream(self, run),
-            ExportsStream(self, run),
+            ExportsStream(self),
             FeedTotalsStream(self, run),
             EnrichmentStream(self, run),
         ]
@@ -100,8 +106,14 @@ class TapContactBased(Tap):
     @override
     def streams(self) -> dict[str, Stream]:
         """The SDK syncs streams by name; enrichment needs what export_rows produced first."""
-        streams = super().streams
-        if next(reversed(streams)) != ENRICHMENT:
-            enrichment = streams.pop(ENRICHMENT)
-            streams[ENRICHMENT] = enrichment
-        return streams
+        return move_to_end(super().streams, ENRICHMENT)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: every stream is checked for free; nothing is created or enriched."""
+        token = CONNECTION_TEST.set(value != CliTestOptionValue.Disabled.value)
+        try:
+            super().cb_test(ctx, param, value)
+        finally:
+            CONNECTION_TEST.reset(token)

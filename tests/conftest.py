@@ -26,6 +26,7 @@ ALL_STREAMS = [
 # Recognisable, so that tests can prove it never leaks.
 API_KEY = "cbk_live_SECRET_c4n4ry_7f3a9e21"
 TODAY = datetime.date(2026, 11, 27)
+YESTERDAY = TODAY - datetime.timedelta(days=1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

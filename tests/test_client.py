@@ -7,7 +7,8 @@ import typing as t
 import pytest
 import requests
 
-from tap_contactbased.client import ContactBasedStream, retry_after_seconds
+from tap_contactbased.api_client import retry_after_seconds
+from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, TODAY, make_config

@@ -117,7 +117,9 @@ def test_failed_export_raises_with_the_build_error(
 
 def test_exhausted_credit_pool_refuses_before_creating() -> None:
     with FakeContactBased(api_key=API_KEY, today=TODAY, credits_total=50) as api:
-        with pytest.raises(CreditError, match=r"needs \d[\d,]* and 50 are left"):
+        with pytest.raises(
+            CreditError, match=r"would reserve \d[\d,]* records credits .*only 50 are left"
+        ):
             run_tap(make_config(api), streams=["export_rows"])
         assert api.created_exports == []
 

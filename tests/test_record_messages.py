@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.streams.exports import ExportRowsStream
+from tap_contactbased.streams.export_rows import ExportRowsStream
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_tap, selected_catalog
 

@@ -9,17 +9,19 @@ listed as pending in the state, read again from the API (free: exports are froze
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import sys
 import typing as t
 from collections import Counter
 
-from tap_contactbased import schemas
+from tap_contactbased import endpoints, schemas
 from tap_contactbased.errors import ApiError
-from tap_contactbased.exports import READY
-from tap_contactbased.readers import make_reader
+from tap_contactbased.lifecycle import ExportLifecycle
+from tap_contactbased.readers import ExportToRead, make_reader
 from tap_contactbased.settings import CONTACT_ID_PATTERN
-from tap_contactbased.streams.exports import READ_MAX_TRIES, RunStream
+from tap_contactbased.streams.base import RunStream
+from tap_contactbased.summary import ExportStatus
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -73,7 +75,6 @@ class EnrichmentStream(RunStream):
     """One record per contact and bundle: contact_id, bundle, found, data, enriched_at."""
 
     name = "enrichment"
-    path = "/enrich"
     primary_keys = ("contact_id", "bundle")
 
     def __init__(self, tap: Tap, run: RunContext) -> None:
@@ -92,14 +93,23 @@ class EnrichmentStream(RunStream):
             self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
             return
         self.run.check_enrichment_bundles(self.api)
-        if self.in_connection_test:
+        if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return
         pending = self.run.pending_enrichment.entries()
         ids = self._wanted_ids(pending)
-        yield from self._enrich(ids)
+        yield from self.receipt_on_failure(self._enrich(ids))
         self.run.pending_enrichment.clear({entry["export_id"] for entry in pending})
         self.write_checkpoint()
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK calls this on every stream once all have synced, this one last (tap.py).
+
+        So the run ends here: the cost receipt, then the feeds that did not finish.
+        """
+        super().log_sync_costs()
+        self.run.finish(logging.getLogger(self.tap_name))
 
     def _wanted_ids(self, pending: list[dict[str, t.Any]]) -> list[str]:
         """Unique, well-formed ids to send, within the cap; the rest is counted."""
@@ -131,22 +141,20 @@ class EnrichmentStream(RunStream):
 
     def _reread_contact_ids(self, entry: dict[str, t.Any]) -> Iterator[str]:
         """Contact ids of a delivered export whose rows this run did not all see."""
-        export = self.lifecycle.get(entry["export_id"])
-        if export is None or export.status != READY:
+        export_id = entry["export_id"]
+        export = ExportLifecycle(self.api, self.logger).summaries([export_id]).get(export_id)
+        if export is None or export.status is not ExportStatus.READY:
             self.logger.warning(
                 "Export %s awaits enrichment but is %s; its contacts are skipped.",
-                entry["export_id"],
-                "gone" if export is None else export.status,
+                export_id,
+                "gone" if export is None else export.status_text,
             )
             return
-        self.logger.info("Reading the contact ids of %s again for enrichment.", export.describe())
+        name = f"export {export_id} of feed {entry.get('feed_id')}"
+        self.logger.info("Reading the contact ids of %s again for enrichment.", name)
+        to_read = ExportToRead.of(export, name, page_size=self.settings.page_size)
         reader = make_reader(
-            self.settings.read_mode,
-            self.api,
-            export,
-            self.logger,
-            max_tries=READ_MAX_TRIES,
-            pause=self.pause_before_retry,
+            self.settings.read_mode, self.api, to_read, self.logger, policy=self.retry_policy
         )
         for chunk in reader.chunks(1):
             yield from contact_ids_in(chunk, entry.get("deliver_through"))
@@ -161,14 +169,13 @@ class EnrichmentStream(RunStream):
                 receipt.enrichment_ids_sent[bundle] += len(batch)
                 enriched_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
                 for contact_id in batch:
-                    result = results[contact_id]
-                    is_found = bool(result.get("found"))
-                    found[bundle] += is_found
+                    data = results[contact_id]
+                    found[bundle] += data is not None
                     yield {
                         "contact_id": contact_id,
                         "bundle": bundle,
-                        "found": is_found,
-                        "data": result.get("data") if is_found else None,
+                        "found": data is not None,
+                        "data": data,
                         "enriched_at": enriched_at,
                     }
         for bundle in bundles:
@@ -180,14 +187,17 @@ class EnrichmentStream(RunStream):
                 f"{len(ids) - found[bundle]:,}",
             )
 
-    def _enrich_batch(self, bundle: str, batch: Sequence[str]) -> dict[str, dict[str, t.Any]]:
-        """Results of one batch, matched to the ids by `contact_id`, not by position."""
-        path = f"/enrich/{bundle}"
+    def _enrich_batch(
+        self, bundle: str, batch: Sequence[str]
+    ) -> dict[str, dict[str, t.Any] | None]:
+        """The data found for each id of a batch (None: not found), matched by `contact_id`."""
+        path = endpoints.enrich(bundle)
         answer = self.api.post(path, {"contact_ids": list(batch)})
+        listed = answer.get("results") if isinstance(answer, dict) else None
         results: dict[str, dict[str, t.Any]] = {}
-        for result in answer.get("results") or []:
-            contact_id = result.get("contact_id") or result.get("cb_id")
-            results[str(contact_id)] = result
+        for result in listed if isinstance(listed, list) else []:
+            if isinstance(result, dict) and result.get("contact_id"):
+                results[str(result["contact_id"])] = result
         asked = set(batch)
         if results.keys() != asked:
             missing, unasked = len(asked - results.keys()), len(results.keys() - asked)
@@ -197,4 +207,25 @@ class EnrichmentStream(RunStream):
                 "this answer was emitted."
             )
             raise ApiError(msg)
-        return results
+        return {contact_id: found_data(path, result) for contact_id, result in results.items()}
+
+
+def found_data(path: str, result: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    """The payload of one result, or None when the contact was not found.
+
+    `found` and `data` are [assumed]: without `found`, the presence of data says it; a
+    contact found without a payload object is an error, never an empty record.
+    """
+    data = result.get("data")
+    found = result.get("found")
+    if found is None:
+        found = data is not None
+    if not found:
+        return None
+    if not isinstance(data, dict):
+        msg = (
+            f"POST {path} answered that {result.get('contact_id')} was found but gave no data "
+            "object; no record of this answer was emitted. Report this difference."
+        )
+        raise ApiError(msg)
+    return data

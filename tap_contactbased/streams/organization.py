@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 import typing as t
 
-from singer_sdk.pagination import PageNumberPaginator
-
-from tap_contactbased import schemas
-from tap_contactbased.client import ContactBasedStream, has_more_pages
+from tap_contactbased import endpoints, schemas
+from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.pagination import EnvelopePaginator
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -16,25 +15,14 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    import requests
     from singer_sdk.helpers.types import Context
-
-
-class EnvelopePaginator(PageNumberPaginator):
-    """Pages of `{"items", "page", "page_size", "total"}`, numbered from 1."""
-
-    @override
-    def has_more(self, response: requests.Response) -> bool:
-        body = response.json()
-        page_size = int(body.get("page_size") or len(body.get("items") or []) + 1)
-        return has_more_pages(body, int(body.get("page", self.current_value)), page_size)
 
 
 class FeedsStream(ContactBasedStream):
     """Feeds the organization can access (GET /organization/feeds, every page)."""
 
     name = "feeds"
-    path = "/organization/feeds"
+    path = endpoints.FEEDS
     primary_keys = ("feed_id",)
     records_jsonpath = "$.items[*]"
     schema = schemas.FEED
@@ -65,7 +53,7 @@ class CreditsStream(SingleObjectStream):
     """The organization's records credit pool (GET /organization/credits)."""
 
     name = "credits"
-    path = "/organization/credits"
+    path = endpoints.CREDITS
     primary_keys = ()
     schema = schemas.CREDITS
 
@@ -74,7 +62,7 @@ class FeedLimitStream(SingleObjectStream):
     """The self-serve feed creation limit (GET /organization/feed-limit)."""
 
     name = "feed_limit"
-    path = "/organization/feed-limit"
+    path = endpoints.FEED_LIMIT
     primary_keys = ()
     schema = schemas.FEED_LIMIT
 
@@ -83,7 +71,7 @@ class BundlesStream(SingleObjectStream):
     """Enrichment bundles and whether each is enabled (GET /enrich/bundles)."""
 
     name = "bundles"
-    path = "/enrich/bundles"
+    path = endpoints.BUNDLES
     primary_keys = ("key",)
     records_jsonpath = "$.bundles[*]"
     schema = schemas.BUNDLE
@@ -93,7 +81,7 @@ class FilterFieldsStream(SingleObjectStream):
     """Fields usable in consumer_filters (POST /intent/feeds/filters/fields)."""
 
     name = "filter_fields"
-    path = "/intent/feeds/filters/fields"
+    path = endpoints.FILTER_FIELDS
     http_method = "POST"
     primary_keys = ("field",)
     records_jsonpath = "$.fields[*]"

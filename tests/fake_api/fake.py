@@ -289,7 +289,9 @@ class FakeContactBased:
         error = "Export build failed: upstream query timed out (injected)" if failing else None
         return BuildFate(error, f.stall_exports, f.unknown_status)
 
-    def create_export(self, options: ExportOptions, *, by_client: bool = True) -> Export:
+    def create_export(
+        self, options: ExportOptions, *, by_client: bool = True, export_id: str | None = None
+    ) -> Export:
         """Create an export (options already checked); 402 when credits are short.
 
         `created_exports` lists only exports that clients created through the API; only
@@ -306,7 +308,7 @@ class FakeContactBased:
             # hand out an earlier one's ids again.
             digest = hashlib.blake2b(secrets.token_bytes(16), digest_size=12)
             export = Export(
-                export_id=f"exp_{digest.hexdigest()}",
+                export_id=export_id or f"exp_{digest.hexdigest()}",
                 options=options,
                 plan=plan,
                 layout=layout,
@@ -341,18 +343,20 @@ class FakeContactBased:
             headers,
         )
 
-    def make_ready_export(self, feed_id: str, lookback_days: int, **options: Any) -> str:
+    def make_ready_export(
+        self, feed_id: str, lookback_days: int, *, export_id: str | None = None, **options: Any
+    ) -> str:
         """Create an export that is ready at once, charging credits like a create.
 
         Options are the body fields of POST /intent/feeds/exports; errors raise ApiError.
         The export is listed by the API but not in `created_exports`, which holds what
-        clients created.
+        clients created. `export_id` chooses its id (to resume a state written elsewhere).
         """
         reader = BodyReader({"feed_id": feed_id, "lookback_days": lookback_days, **options})
         parsed = read_export_options(reader, self.faults.id_column)
         reader.check()
         self.check_options(parsed)
-        export = self.create_export(parsed, by_client=False)
+        export = self.create_export(parsed, by_client=False, export_id=export_id)
         export.finish_now()
         export.state()
         return export.export_id

@@ -107,6 +107,7 @@ class FaultEngine:
         self._counts: dict[str, tuple[int | None, int]] = {}
         self._rng_seed: int | None = None
         self._rng = random.Random(0)
+        self.delayed_answers = 0  # answers held back by a latency fault, so far
 
     def _every(self, knob: str, every: int | None) -> bool:
         """Count one eligible request for a knob; True on every `every`-th one."""
@@ -139,6 +140,7 @@ class FaultEngine:
             hit, action = self._random(cut_allowed=download or page)
             if hit and action is None:
                 delay += f.random_latency_seconds
+            self.delayed_answers += delay > 0
             if download:
                 if action is None and f.truncate_downloads > 0:
                     f.truncate_downloads -= 1

@@ -1,0 +1,21 @@
+"""The ContactBased API's paths, named once (docs/contactbased-api.md has the contract)."""
+
+from __future__ import annotations
+
+FEEDS = "/organization/feeds"
+CREDITS = "/organization/credits"
+FEED_LIMIT = "/organization/feed-limit"
+SEARCH = "/intent/feeds/search"
+FILTER_FIELDS = "/intent/feeds/filters/fields"
+EXPORTS = "/intent/feeds/exports"
+EXPORTS_PREVIEW = "/intent/feeds/exports/preview"
+EXPORTS_COUNT = "/intent/feeds/exports/count"
+EXPORTS_LIST = "/intent/feeds/exports/list"
+EXPORTS_PAGE = "/intent/feeds/exports/page"
+EXPORTS_DOWNLOAD_URL = "/intent/feeds/exports/download-url"
+BUNDLES = "/enrich/bundles"
+
+
+def enrich(bundle: str) -> str:
+    """The enrichment endpoint of one bundle."""
+    return f"/enrich/{bundle}"

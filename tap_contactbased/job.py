@@ -1,0 +1,359 @@
+"""The export job: one feed's export from plan to delivery, as an explicit state machine.
+
+    planned -> created -> building -> ready -> read -> delivered
+        \\________\\__________\\__________\\______\\----> failed
+
+A job the run creates starts `planned`; an export reused from the API or resumed from the
+state starts `created`. The job owns its feed's entry in the state: it records the export
+in flight as soon as it exists, the rows confirmed while it is read, and the bookmark when
+it is delivered. A failed job leaves its export in the state, so that the next run resumes
+it (stalled, timed out, unreadable) or replaces it (failed on the API).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import typing as t
+from dataclasses import asdict, dataclass
+
+from tap_contactbased.errors import ConfigError
+from tap_contactbased.summary import ExportStatus
+
+if t.TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+    from tap_contactbased.summary import ExportOptions, ExportSummary
+    from tap_contactbased.windows import Window
+
+STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
+
+
+class Phase(enum.Enum):
+    """Where a job stands."""
+
+    PLANNED = "planned"
+    CREATED = "created"
+    BUILDING = "building"
+    READY = "ready"
+    READ = "read"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
+    Phase.PLANNED: frozenset({Phase.CREATED, Phase.FAILED}),
+    Phase.CREATED: frozenset({Phase.BUILDING, Phase.READY, Phase.FAILED}),
+    Phase.BUILDING: frozenset({Phase.BUILDING, Phase.READY, Phase.FAILED}),
+    Phase.READY: frozenset({Phase.READ, Phase.FAILED}),
+    Phase.READ: frozenset({Phase.DELIVERED, Phase.FAILED}),
+    Phase.DELIVERED: frozenset(),
+    Phase.FAILED: frozenset(),
+}
+WAITING = frozenset({Phase.CREATED, Phase.BUILDING})
+
+
+class Origin(enum.Enum):
+    """How the export of a job came to exist."""
+
+    CREATED = "created"  # by this run
+    REUSED = "reused"  # found on the API with the same options and window
+    RESUMED = "resumed"  # named in the state by an earlier run
+
+
+class StateError(ConfigError):
+    """A state this tap could not have written."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        """Say where the state is wrong and what was expected there."""
+        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
+
+
+def check_date(value: t.Any, where: str) -> str:
+    """`value` if it is a date YYYY-MM-DD."""
+    try:
+        datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise StateError(where, f"expected a date YYYY-MM-DD, found {value!r}") from None
+    return str(value)
+
+
+def _count(value: t.Any, where: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise StateError(where, f"expected a count of rows, found {value!r}")
+    return value
+
+
+@dataclass
+class InFlight:
+    """The export a feed's state names while it is delivered: the record the next run resumes.
+
+    `expected_rows` (the count before creation) and `page_size` are newer than the other
+    fields: states written before them resume without them.
+    """
+
+    export_id: str
+    start_date: str | None
+    end_date: str | None
+    deliver_through: str | None
+    rows_done: int = 0
+    expected_rows: int | None = None
+    page_size: int | None = None
+
+    @classmethod
+    def from_state(cls, value: t.Any, where: str) -> InFlight:
+        """Read and check an in-flight record; raise `StateError` naming a wrong value."""
+        if not isinstance(value, dict) or not isinstance(value.get("export_id"), str):
+            raise StateError(where, "expected an object with an export_id")
+        dates = {}
+        for name in ("start_date", "end_date", "deliver_through"):
+            raw = value.get(name)
+            dates[name] = None if raw is None else check_date(raw, f"{where}.{name}")
+        rows_done = _count(value.get("rows_done"), f"{where}.rows_done")
+        assert rows_done is not None
+        return cls(
+            export_id=value["export_id"],
+            rows_done=rows_done,
+            expected_rows=_count(
+                value.get("expected_rows"), f"{where}.expected_rows", optional=True
+            ),
+            page_size=_count(value.get("page_size"), f"{where}.page_size", optional=True),
+            **dates,
+        )
+
+    def to_state(self) -> dict[str, t.Any]:
+        """The record as the state holds it (fields without a value are left out)."""
+        always = {"export_id", "start_date", "end_date", "deliver_through", "rows_done"}
+        return {k: v for k, v in asdict(self).items() if v is not None or k in always}
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How long and how often to poll building exports."""
+
+    timeout_seconds: float
+    stall_timeout_seconds: float
+    max_interval_seconds: float
+    first_interval_seconds: float = 1.0
+
+
+class BuildClock:
+    """When a job started waiting in this run and when its build last progressed."""
+
+    def __init__(self, now: float) -> None:
+        """Start both deadlines at `now`."""
+        self.started = now
+        self.last_change = now
+        self.progress: float | None = None
+        self.progress_reported = False
+
+    def observe(self, progress: float | None, now: float) -> bool:
+        """Note the reported progress; True when it rose."""
+        if progress is None:
+            return False
+        self.progress_reported = True
+        if self.progress is None or progress > self.progress:
+            self.progress, self.last_change = progress, now
+            return True
+        return False
+
+    def deadline(self, policy: WaitPolicy) -> float:
+        """The moment at which the wait is over unless the build progresses before."""
+        overall = self.started + policy.timeout_seconds
+        if not self.progress_reported:
+            # Without build_progress [assumed] no progress can be seen: only the overall
+            # deadline applies, or a healthy build would count as stalled.
+            return overall
+        return min(overall, self.last_change + policy.stall_timeout_seconds)
+
+    def overdue(self, policy: WaitPolicy, now: float) -> str | None:
+        """Why the wait is over, or None while it may go on."""
+        done = f"at {self.progress:.0%}" if self.progress is not None else "progress unknown"
+        if now - self.started >= policy.timeout_seconds:
+            return (
+                f"was not ready after {policy.timeout_seconds:g} s (export_timeout_seconds), {done}"
+            )
+        if self.progress_reported and now - self.last_change >= policy.stall_timeout_seconds:
+            return (
+                f"made no progress for {policy.stall_timeout_seconds:g} s "
+                f"(export_stall_timeout_seconds), stuck {done}"
+            )
+        return None
+
+
+class ExportJob:
+    """One feed's export in one run, and the feed's entry in the state."""
+
+    def __init__(
+        self,
+        feed_id: str,
+        state: MutableMapping[str, t.Any],
+        *,
+        window: Window | None = None,
+        options: ExportOptions | None = None,
+        records_required: int | None = None,
+        expected_rows: int | None = None,
+        after: ExportJob | None = None,
+    ) -> None:
+        """A planned job; `after` is a job of the same feed that must be delivered first."""
+        self.feed_id = feed_id
+        self.state = state
+        self.window = window
+        self.options = options
+        self.records_required = records_required
+        self.expected_rows = expected_rows
+        self.after = after
+        self.phase = Phase.PLANNED
+        self.origin: Origin | None = None
+        self.summary: ExportSummary | None = None
+        self.flight: InFlight | None = None
+        self.clock: BuildClock | None = None
+        self.error: str | None = None
+        self.create_attempts = 0
+        self.create_started: float | None = None
+        self.look_before_create = True  # an identical export may exist by now
+        self.create_not_before = 0.0
+        self.deliver_through_clamped: str | None = None
+        self.read_from_start = False  # every row of the export is read in this run
+
+    @classmethod
+    def resumed(
+        cls, feed_id: str, state: MutableMapping[str, t.Any], flight: InFlight
+    ) -> ExportJob:
+        """A job for the export an earlier run left in flight; its summary comes later."""
+        job = cls(feed_id, state)
+        job.flight = flight
+        job.origin = Origin.RESUMED
+        job.expected_rows = flight.expected_rows
+        return job
+
+    # Transitions
+
+    def _move(self, phase: Phase) -> None:
+        if phase not in NEXT_PHASES[self.phase]:
+            msg = f"{self.describe()}: cannot go from {self.phase.value} to {phase.value}"
+            raise RuntimeError(msg)
+        self.phase = phase
+
+    def start(self, summary: ExportSummary, origin: Origin, now: float) -> None:
+        """The export exists (created, reused or resumed): record it in flight and wait."""
+        self._move(Phase.CREATED)
+        self.summary = summary
+        self.origin = origin
+        if self.flight is None:
+            assert self.window is not None
+            through = self.window.deliver_through
+            self.flight = InFlight(
+                export_id=summary.export_id,
+                start_date=self.window.start_date.isoformat(),
+                end_date=self.window.end_date.isoformat(),
+                deliver_through=None if through is None else through.isoformat(),
+                expected_rows=self.expected_rows,
+                page_size=self.options.page_size if self.options else None,
+            )
+        self.state["in_flight"] = self.flight.to_state()
+        self.clock = BuildClock(now)
+
+    def observe(self, summary: ExportSummary, policy: WaitPolicy, now: float) -> None:
+        """Take the export's current summary: building, ready, or failed with a reason."""
+        assert self.clock is not None
+        self.summary = summary
+        status = summary.status
+        if status is ExportStatus.READY:
+            self._move(Phase.READY)
+            self.read_from_start = self.next_row == 1
+            self._clamp_delivery(summary)
+        elif status is ExportStatus.FAILED:
+            reason = summary.raw.get("build_error") or "no reason given"
+            self.fail(f"{self.describe()} failed to build: {reason}")
+        elif status is None:
+            self.fail(
+                f"{self.describe()} reports status {summary.status_text!r}; the tap knows only "
+                "building, ready and failed, so it stops rather than guess"
+            )
+        else:
+            self._move(Phase.BUILDING)
+            self.clock.observe(summary.progress, now)
+            if (late := self.clock.overdue(policy, now)) is not None:
+                self.fail(f"{self.describe()} {late}. The next run resumes the same export")
+
+    def _clamp_delivery(self, summary: ExportSummary) -> None:
+        """Never deliver the export's own last day: it is today on the API, not yet over.
+
+        The window was planned with the API's today as the search reported it; if the
+        export says it ends earlier, the days delivered end the day before it.
+        """
+        assert self.flight is not None
+        through, end = self.flight.deliver_through, summary.end_date
+        if through is None or end is None:
+            return
+        try:
+            last_complete = (
+                datetime.date.fromisoformat(end) - datetime.timedelta(days=1)
+            ).isoformat()
+        except ValueError:
+            return
+        if through > last_complete:
+            self.deliver_through_clamped = through
+            self.flight.deliver_through = last_complete
+            self.state["in_flight"] = self.flight.to_state()
+
+    def confirm(self, rows_done: int) -> None:
+        """Rows up to `rows_done` reached the target (once the next STATE is written)."""
+        assert self.flight is not None
+        self.flight.rows_done = rows_done
+        self.state["in_flight"]["rows_done"] = rows_done
+
+    def read(self) -> None:
+        """Every row of the export was emitted."""
+        self._move(Phase.READ)
+
+    def deliver(self) -> None:
+        """Move the feed's bookmark past the export's days and forget it in flight."""
+        self._move(Phase.DELIVERED)
+        assert self.flight is not None
+        self.state.pop("in_flight", None)
+        if self.flight.deliver_through is not None:
+            self.state["delivered_through"] = self.flight.deliver_through
+        self.state["last_export_id"] = self.flight.export_id
+
+    def fail(self, reason: str) -> None:
+        """Stop this feed's delivery for this run; the state keeps its export in flight."""
+        self._move(Phase.FAILED)
+        self.error = reason
+
+    # Views
+
+    @property
+    def export_id(self) -> str | None:
+        """The export's id, once it exists."""
+        return self.flight.export_id if self.flight else None
+
+    @property
+    def next_row(self) -> int:
+        """The first row not yet confirmed (1-based)."""
+        return (self.flight.rows_done if self.flight else 0) + 1
+
+    @property
+    def page_size(self) -> int | None:
+        """Rows per page: as the API echoes it, else as the export was asked for."""
+        if self.summary is not None and self.summary.page_size:
+            return self.summary.page_size
+        if self.flight is not None and self.flight.page_size:
+            return self.flight.page_size
+        return self.options.page_size if self.options else None
+
+    def describe(self) -> str:
+        """The export (or the planned one) and its window, for log lines and errors."""
+        if self.flight is not None:
+            start, end = self.flight.start_date, self.flight.end_date
+        elif self.window is not None:
+            start, end = self.window.start_date.isoformat(), self.window.end_date.isoformat()
+        else:
+            start = end = None
+        if self.summary is not None:
+            start, end = self.summary.start_date or start, self.summary.end_date or end
+        what = f"export {self.export_id}" if self.export_id else "the export"
+        return f"{what} of feed {self.feed_id} ({start or '?'}..{end or '?'})"

@@ -1,0 +1,274 @@
+"""The export endpoints as operations: today, list, find, count, credits, create.
+
+Free of stream logic and of scheduling: `orchestrator` decides what to call when. Creating is
+the one billed call, so it is never retried here: after a failed create the orchestrator
+looks on the API for the export first (a create whose answer was lost may have happened).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import typing as t
+from dataclasses import dataclass
+
+from tap_contactbased import endpoints
+from tap_contactbased.errors import ApiError
+from tap_contactbased.pagination import envelope_items, listed_items
+from tap_contactbased.summary import ExportStatus, ExportSummary, Match
+
+if t.TYPE_CHECKING:
+    from collections.abc import Collection, Iterator, Mapping, Sequence
+
+    from tap_contactbased.api_client import ContactBasedApi
+    from tap_contactbased.summary import ExportOptions
+
+LIST_PAGE_SIZE = 50
+MAX_IDS_PER_LIST = 200
+
+
+def summary_of(answer: t.Any, endpoint: str) -> ExportSummary:
+    """An export summary from an answer, refused when it does not name the export."""
+    if not isinstance(answer, dict) or not answer.get("export_id"):
+        msg = (
+            f"{endpoint} answered without an export_id, so the tap cannot follow the export. "
+            "Look at the exports stream before running again; report this difference."
+        )
+        raise ApiError(msg)
+    return ExportSummary(answer)
+
+
+@dataclass(frozen=True)
+class Count:
+    """What POST /exports/count says an export would hold and cost (free)."""
+
+    total_rows: int | None
+    records_required: int | None
+
+    @property
+    def cost(self) -> int | None:
+        """Records credits the export would reserve, as far as the API says."""
+        return self.records_required if self.records_required is not None else self.total_rows
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An export of the same feed and window, and how sure the tap is that it is the same."""
+
+    summary: ExportSummary
+    match: Match
+    unechoed: Sequence[str] = ()
+
+
+def _int_or_none(value: t.Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ExportLifecycle:
+    """Export operations through one `ContactBasedApi`."""
+
+    def __init__(self, api: ContactBasedApi, logger: logging.Logger) -> None:
+        """Work through `api`, logging to `logger`."""
+        self._api = api
+        self._logger = logger
+
+    def api_today(self, feed_id: str) -> datetime.date:
+        """Today as the API counts it: the last day of a one-day window of a feed.
+
+        Windows end on the API's today, which can differ from this machine's date.
+        """
+        answer = self._api.post(endpoints.SEARCH, {"feed_id": feed_id, "lookback_days": 1})
+        for name in ("end_date", "start_date"):  # a one-day window starts on its last day
+            value = answer.get(name) if isinstance(answer, dict) else None
+            try:
+                return datetime.date.fromisoformat(str(value))
+            except ValueError:
+                continue
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        self._logger.warning(
+            "POST %s gave no end_date: taking today as this machine's UTC date, %s; exports "
+            "that end earlier deliver through the day before their own end.",
+            endpoints.SEARCH,
+            today,
+        )
+        return today
+
+    def summaries(self, export_ids: Collection[str]) -> dict[str, ExportSummary]:
+        """The current summaries of some exports, in as few requests as the API allows.
+
+        Exports the API does not list are missing from the result.
+        """
+        wanted = list(dict.fromkeys(export_ids))
+        found: dict[str, ExportSummary] = {}
+        for start in range(0, len(wanted), MAX_IDS_PER_LIST):
+            ids = wanted[start : start + MAX_IDS_PER_LIST]
+            answer = self._api.post(
+                endpoints.EXPORTS_LIST, {"export_ids": ids, "page": 1, "page_size": len(ids)}
+            )
+            items = listed_items(answer, endpoints.EXPORTS_LIST)
+            found.update(self._pick(items, ids))
+            if len(items) > sum(
+                1 for i in items if isinstance(i, dict) and i.get("export_id") in ids
+            ):
+                # The API ignored the `export_ids` filter [assumed]: look through every page.
+                missing = set(wanted) - found.keys()
+                for summary in self.exports_of(None):
+                    if summary.export_id in missing:
+                        found[summary.export_id] = summary
+                        missing.discard(summary.export_id)
+                        if not missing:
+                            break
+                return found
+        return found
+
+    @staticmethod
+    def _pick(items: Sequence[t.Any], ids: Collection[str]) -> dict[str, ExportSummary]:
+        return {
+            str(item["export_id"]): ExportSummary(item)
+            for item in items
+            if isinstance(item, dict) and item.get("export_id") in ids
+        }
+
+    def exports_of(self, feed_id: str | None) -> Iterator[ExportSummary]:
+        """Every export of a feed (or of the organization), newest first."""
+        scope = {"feed_id": feed_id} if feed_id else {}
+        items = envelope_items(
+            lambda page: self._api.post(
+                endpoints.EXPORTS_LIST, {**scope, "page": page, "page_size": LIST_PAGE_SIZE}
+            ),
+            LIST_PAGE_SIZE,
+            endpoints.EXPORTS_LIST,
+        )
+        for item in items:
+            if isinstance(item, dict) and item.get("export_id"):
+                summary = ExportSummary(item)
+                if feed_id is None or summary.feed_id in (None, feed_id.lower()):
+                    yield summary
+
+    def candidates(
+        self,
+        options: ExportOptions,
+        start_date: datetime.date,
+        end_date: datetime.date,
+        *,
+        exclude: Collection[str] = (),
+    ) -> list[Candidate]:
+        """Exports of the feed with the same window that are not failed, newest first.
+
+        An export in a status the tap does not know counts: a run stops on it instead of
+        paying for another. The list is newest first and a window ends on the day its
+        export was made, so the search stops at the first export made before `end_date`.
+        """
+        start, end = start_date.isoformat(), end_date.isoformat()
+        found: list[Candidate] = []
+        for summary in self.exports_of(options.feed_id):
+            if summary.end_date and summary.end_date < end:
+                break
+            if (
+                summary.export_id in exclude
+                or summary.status is ExportStatus.FAILED
+                or summary.start_date != start
+                or summary.end_date != end
+            ):
+                continue
+            match, unechoed = options.compare(summary)
+            if match is not Match.DIFFERENT:
+                found.append(Candidate(summary, match, unechoed))
+        return found
+
+    def find_reusable(
+        self,
+        options: ExportOptions,
+        start_date: datetime.date,
+        end_date: datetime.date,
+        *,
+        exclude: Collection[str] = (),
+    ) -> ExportSummary | None:
+        """The newest export proven to have these options and window, if there is one.
+
+        Exports that may be the same but do not echo every option are named in a warning
+        and not reused: the tap reuses only what it can prove (or what its state names).
+        """
+        found = self.candidates(options, start_date, end_date, exclude=exclude)
+        for candidate in found:
+            if candidate.match is Match.SAME:
+                return candidate.summary
+        for candidate in found:
+            self._logger.warning(
+                "Export %s of feed %s has the same window but its summary does not echo %s, "
+                "so the tap cannot prove it has the same options and does not reuse it.",
+                candidate.summary.export_id,
+                options.feed_id,
+                ", ".join(candidate.unechoed),
+            )
+        return None
+
+    def count(self, options: ExportOptions) -> Count:
+        """What creating the export would hold and reserve (free)."""
+        answer = self._api.post(endpoints.EXPORTS_COUNT, options.body())
+        answer = answer if isinstance(answer, dict) else {}
+        return Count(
+            total_rows=_int_or_none(answer.get("total_rows")),
+            records_required=_int_or_none(answer.get("records_required")),
+        )
+
+    def credits_remaining(self) -> int | None:
+        """Records credits left in the organization's pool, when the API says."""
+        credits = self._api.get(endpoints.CREDITS)
+        credits = credits if isinstance(credits, dict) else {}
+        remaining = _int_or_none(credits.get("records_remaining"))
+        if remaining is not None:
+            return remaining
+        total = _int_or_none(credits.get("records_total"))
+        if total is None:
+            return None
+        used = _int_or_none(credits.get("records_used")) or 0
+        reserved = _int_or_none(credits.get("records_reserved")) or 0
+        return total - used - reserved
+
+    def create(self, options: ExportOptions) -> ExportSummary:
+        """Create the export, once: the API bills it from here on."""
+        answer = self._api.post(endpoints.EXPORTS, options.body(), retry=False)
+        return summary_of(answer, f"POST {endpoints.EXPORTS}")
+
+    def others_like(
+        self, mine: ExportSummary, options: ExportOptions, *, within_seconds: float
+    ) -> list[ExportSummary]:
+        """Identical exports that someone else created around the time `mine` was created.
+
+        The API offers no lock, so two runs sharing a feed can both create; this finds it.
+        """
+        if not (mine.start_date and mine.end_date):
+            return []
+        start = datetime.date.fromisoformat(mine.start_date)
+        end = datetime.date.fromisoformat(mine.end_date)
+        created = _parse_time(mine.created_at)
+        others = []
+        for candidate in self.candidates(options, start, end, exclude={mine.export_id}):
+            theirs = _parse_time(candidate.summary.created_at)
+            if (
+                created is None
+                or theirs is None
+                or (abs((created - theirs).total_seconds()) <= within_seconds)
+            ):
+                others.append(candidate.summary)
+        return others
+
+
+def _parse_time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def describe_counts(parts: Mapping[str, int]) -> str:
+    """`feed a 1,000; feed b 2,000` for messages about several feeds."""
+    return "; ".join(f"feed {feed} {count:,}" for feed, count in parts.items())

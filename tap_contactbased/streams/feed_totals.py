@@ -1,0 +1,59 @@
+"""The feed_totals stream: daily signal counts of each configured feed (free of charge)."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from tap_contactbased import endpoints, schemas
+from tap_contactbased.streams.base import RunStream
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_contactbased.run import RunContext
+
+
+class FeedTotalsStream(RunStream):
+    """One record per feed and day of the lookback window (free of charge)."""
+
+    name = "feed_totals"
+    primary_keys = ("feed_id", "date")
+
+    def __init__(self, tap: Tap, run: RunContext) -> None:
+        """Create the stream for `tap`."""
+        super().__init__(tap, run, schemas.FEED_TOTAL)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        settings = self.settings
+        if not settings.feed_ids:
+            self.logger.info("feed_ids is empty: feed_totals emits nothing.")
+        for feed_id in settings.feed_ids:
+            feed = self.run.feed(self.api, feed_id)
+            cap = feed.get("max_lookback_days")
+            lookback = min(
+                settings.lookback_days,
+                cap if isinstance(cap, int) and cap > 0 else settings.lookback_days,
+            )
+            answer = self.api.post(
+                endpoints.SEARCH,
+                {"feed_id": feed_id, "lookback_days": lookback, "include_daily_counts": True},
+            )
+            for day in answer.get("daily_counts") or []:
+                yield {
+                    "feed_id": feed_id,
+                    "date": day["date"],
+                    "count": day.get("count"),
+                    "lookback_days": answer.get("lookback_days", lookback),
+                    "start_date": answer.get("start_date"),
+                    "end_date": answer.get("end_date"),
+                }
