@@ -51,7 +51,7 @@ def test_nothing_differs_exit_0_and_a_row_per_point(api: FakeContactBased, tmp_p
 
 
 def test_something_differs_exit_1(api: FakeContactBased, tmp_path: Path) -> None:
-    api.faults.drift = {"error": {"detail": "message"}}
+    api.faults.drift = {"error": {"detail": "reason"}}
 
     result = probe_command(api, tmp_path)
 

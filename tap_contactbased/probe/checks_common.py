@@ -17,10 +17,14 @@ from tap_contactbased.probe.shapes import as_date, is_int, kind, merged_shape, s
 if t.TYPE_CHECKING:
     from tap_contactbased.probe.report import Check, Finding
 
+# The keys the tap's error lines take the API's explanation from, in this order.
+DETAIL_KEYS = ("detail", "message", "error")
 NO_DETAIL = (
-    "Error bodies without `detail`: the tap's one-line errors read only `detail`, so they "
-    "would lose the API's explanation (which setting, which limit)."
+    "Error bodies without `detail` (or `message`, `error`): the tap's one-line errors would "
+    "lose the API's explanation (which setting, which limit)."
 )
+STOPS_ON_LIST = "every run stops there, rather than read the list as empty."
+OTHER_DETAIL = "The tap's error lines read `message` or `error` when there is no `detail`."
 
 
 def check_auth(obs: Observations) -> Check:
@@ -43,22 +47,26 @@ def _status_findings(status: int, expected: int, what: str) -> list[Finding]:
     return []
 
 
+def _detail_findings(body: t.Any) -> tuple[t.Any, list[Finding]]:
+    """The explanation of an error body, and how the tap would read it."""
+    key = next((k for k in DETAIL_KEYS if isinstance(body, dict) and k in body), None)
+    if key is None:
+        return None, [differs(NO_DETAIL)]
+    return body[key], [] if key == "detail" else [tolerated(OTHER_DETAIL)]
+
+
 def _not_found_findings(answer: Answer) -> list[Finding]:
-    body = answer.body
     findings = _status_findings(answer.status or 0, 404, "An unknown export")
-    if not isinstance(body, dict) or "detail" not in body:
-        findings.append(differs(NO_DETAIL))
+    findings += _detail_findings(answer.body)[1]
     return findings or [holds()]
 
 
 def _invalid_findings(answer: Answer) -> list[Finding]:
-    body = answer.body
     findings = _status_findings(answer.status or 0, 422, "An invalid body")
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or "detail" not in body:
-        findings.append(differs(NO_DETAIL))
-    elif isinstance(detail, str):
-        findings.append(tolerated("A 422 `detail` is text, not a list; the tap shows it as it is."))
+    detail, more = _detail_findings(answer.body)
+    findings += more
+    if isinstance(detail, str):
+        findings.append(tolerated("A 422 explanation is text, not a list; the tap shows it."))
     elif isinstance(detail, list) and not all(isinstance(i, dict) and "msg" in i for i in detail):
         findings.append(
             differs("422 items without `msg`: the tap's error lines would not say what was wrong.")
@@ -86,8 +94,8 @@ def check_error_bodies(obs: Observations) -> Check:
             findings.append(tolerated(failure(f"The {label} request", answer)))
             continue
         body = answer.body
-        detail = body.get("detail") if isinstance(body, dict) else None
-        items = f", detail items {merged_shape(detail)}" if isinstance(detail, list) else ""
+        detail = _detail_findings(body)[0]
+        items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
         seen.append(f"{label}: {answer.status} {shape(body)}{items}")
         findings += judge(answer)
     return judged(point, section, expected, "; ".join(seen), findings)
@@ -136,8 +144,8 @@ def check_envelope(obs: Observations) -> Check:
         "total counting every item"
     )
     lists = (
-        ("feeds", obs.feeds, FEEDS_PAGE_SIZE, "configured feeds would be refused as unknown."),
-        ("exports", obs.exports, EXPORTS_PAGE_SIZE, "find-or-create would never reuse one."),
+        ("feeds", obs.feeds, FEEDS_PAGE_SIZE, STOPS_ON_LIST),
+        ("exports", obs.exports, EXPORTS_PAGE_SIZE, STOPS_ON_LIST),
     )
     if all(a.error for _, a, _, _ in lists):
         reason = " ".join(failure(f"The {noun} list", a) for noun, a, _, _ in lists)
@@ -178,8 +186,8 @@ def check_today(obs: Observations) -> Check:
     if end is None:
         findings.append(
             tolerated(
-                "Without a date in end_date the tap takes this machine's UTC date as today, "
-                "which can be a day off the API's around midnight."
+                "Without a date in end_date the tap takes the one-day window's start_date as "
+                "today, else this machine's UTC date (a day off the API's around midnight)."
             )
         )
     else:

@@ -249,7 +249,8 @@ def check_page(obs: Observations) -> Check:
     if not isinstance(rows, list):
         findings.append(
             differs(
-                "No rows list: read_mode pages would read nothing (read_mode csv is not affected)."
+                "No rows list: read_mode pages cannot read the export and stops (read_mode csv "
+                "is not affected)."
             )
         )
         return judged(point, section, expected, "; ".join(seen), findings)
@@ -259,7 +260,10 @@ def check_page(obs: Observations) -> Check:
     values = {kind(v) for r in objects for v in r.values()}
     if values - {"string", "null", "date", "timestamp"}:
         findings.append(
-            differs("Values that are not text or null: the tap types page values from their text.")
+            differs(
+                "Values that are not text or null: read_mode pages reads values as text and "
+                "cannot read this page (read_mode csv is not affected)."
+            )
         )
     columns = ready.get("columns")
     if isinstance(columns, list) and any(list(r) != columns for r in objects):
@@ -301,7 +305,8 @@ def check_download(obs: Observations) -> Check:
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         findings.append(
             differs(
-                "No absolute url: read_mode csv cannot download (read_mode pages is not affected)."
+                "No absolute url: read_mode csv stops, asking for read_mode pages (which is not "
+                "affected)."
             )
         )
     else:

@@ -177,7 +177,8 @@ def _count_findings(body: Mapping[str, t.Any], missing: list[str], old: bool) ->
         findings.append(
             differs(
                 "Without total_rows and records_required the credit preflight cannot tell what "
-                "an export costs; the API's 402 would be the only guard."
+                "an export costs: a run with max_records_per_run stops before creating, "
+                "others rely on the API's 402."
             )
         )
     elif "records_required" in missing:

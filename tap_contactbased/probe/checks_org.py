@@ -53,8 +53,8 @@ def check_credits(obs: Observations) -> Check:
             findings.append(
                 differs(
                     "Without records_remaining or records_total the credit preflight cannot "
-                    "tell what is left: exports would be created unchecked, with the API's "
-                    "402 as the only guard."
+                    "tell what is left: the tap warns and creates, with the API's 402 as the "
+                    "only guard."
                 )
             )
     if [m for m in match.missing if m != "records_remaining"]:

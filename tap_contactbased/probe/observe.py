@@ -9,6 +9,7 @@ through the tap's stream (same session, `X-API-Key` auth, retries honouring
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 import typing as t
 from dataclasses import dataclass, field
@@ -18,10 +19,12 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_contactbased.client import (
+from tap_contactbased.api_client import (
     ContactBasedApi,
     ExpiredDownloadUrl,
+    check_status,
     describe_transport_error,
+    endpoint_of,
 )
 from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.probe.shapes import is_int, status_key
@@ -34,6 +37,7 @@ else:
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from tap_contactbased.client import ContactBasedStream
     from tap_contactbased.settings import Settings
 
 CREDITS = "/organization/credits"
@@ -85,22 +89,27 @@ def check_free(method: str, path: str, body: Mapping[str, t.Any] | None) -> None
 
 
 class ProbeApi(ContactBasedApi):
-    """The tap's client, limited to free requests, with a way to read a refusal's body."""
+    """The tap's client, limited to free requests, reading answers as the API sent them.
+
+    The tap's own `get` and `post` normalise the id's spelling in every answer; the probe
+    must see the API's spelling, so it decodes the bodies itself (same request path, same
+    retries).
+    """
+
+    def __init__(self, stream: ContactBasedStream) -> None:
+        """Serve requests for `stream`, on its session."""
+        super().__init__(stream)
+        self.stream = stream
 
     @override
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
         check_free("GET", path, None)
-        return super().get(path, params)
+        return self.send_decoded(self.prepare("GET", path, params=params), json.loads)
 
     @override
-    def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
+    def post(self, path: str, body: Mapping[str, t.Any], *, retry: bool = True) -> t.Any:
         check_free("POST", path, body)
-        return super().post(path, body)
-
-    @override
-    def open_post(self, path: str, body: Mapping[str, t.Any]) -> requests.Response:
-        check_free("POST", path, body)
-        return super().open_post(path, body)
+        return self.send_decoded(self.prepare("POST", path, body=body), json.loads)
 
     def refusal(self, path: str, body: Mapping[str, t.Any]) -> tuple[int, t.Any]:
         """POST a request the API should refuse: its status and JSON body (None if not JSON).
@@ -108,16 +117,22 @@ class ProbeApi(ContactBasedApi):
         Rate limits and server errors are still retried like any request.
         """
         check_free("POST", path, body)
-        prepared = self._prepare("POST", path, body=body)
+        stream = self.stream
 
         def send(request: requests.PreparedRequest, _: t.Any) -> requests.Response:
-            response = self._send(request, stream=False)
+            try:
+                response = stream.requests_session.send(
+                    request, timeout=stream.timeout, allow_redirects=False
+                )
+            except requests.RequestException as exc:
+                msg = f"{endpoint_of(request)}: {describe_transport_error(exc)}"
+                raise TransientApiError(msg) from None
             status = response.status_code
             if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-                self._stream.check_status(response)  # raises a retriable error
+                check_status(response)  # raises a retriable error
             return response
 
-        response = self._stream.request_decorator(send)(prepared, None)
+        response = stream.request_decorator(send)(self.prepare("POST", path, body=body), None)
         try:
             return response.status_code, response.json()
         except ValueError:

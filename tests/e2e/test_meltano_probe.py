@@ -15,8 +15,8 @@ from tests.fake_api import FakeContactBased
 
 @pytest.mark.parametrize(
     ("drift", "exit_code", "differing"),
-    [({}, 0, []), ({"error": {"detail": "message"}}, 1, ["error bodies"])],
-    ids=["as the contract says", "error bodies respelled"],
+    [({}, 0, []), ({"error": {"detail": "reason"}}, 1, ["error bodies"])],
+    ids=["as the contract says", "error bodies without detail"],
 )
 def test_the_meltano_command_probes_and_spends_nothing(
     api: FakeContactBased,

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from . import FakeContactBased
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
     )
     api.faults.extra_columns = args.extra_columns
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if args.export_bundles:
         options["enrichment_bundles"] = list(args.export_bundles)
     if args.export_page_size is not None:
