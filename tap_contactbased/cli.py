@@ -14,6 +14,7 @@ import simplejson
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_contactbased.errors import ContactBasedError
+from tap_contactbased.probe.command import probe_options
 from tap_contactbased.tap import TapContactBased
 
 EXPECTED_FAILURES = (ContactBasedError, FatalAPIError, RetriableAPIError)
@@ -23,8 +24,10 @@ INVALID_JSON = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
 def main() -> None:
     """Run the tap; a known failure ends with its message and exit status 1."""
+    command = TapContactBased.cli
+    command.params.extend(probe_options())  # --probe: free checks of the API, then exit
     try:
-        TapContactBased.cli()
+        command()
     except EXPECTED_FAILURES as exc:
         fail(str(exc))
     except INVALID_JSON as exc:

@@ -126,6 +126,7 @@ def run_command(
         check=False,
     )
     messages = []
-    if "--discover" not in args:
+    # Discovery prints a catalog and the probe a table: neither writes Singer messages.
+    if "--discover" not in args and not any(a.startswith("--probe") for a in args):
         messages = [json.loads(line) for line in completed.stdout.splitlines() if line]
     return SyncResult(messages, completed.stdout, completed.stderr, completed.returncode)

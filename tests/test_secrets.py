@@ -43,6 +43,17 @@ def with_faults(**knobs: t.Any) -> Scenario:
     return scenario
 
 
+def probe(api: FakeContactBased, tmp: Path, **overrides: t.Any) -> list[SyncResult]:
+    """The probe, with a ready export to read; its JSON report is scanned with its output."""
+    api.make_ready_export(api.feed_ids[0], 7, enrichment_bundles=["emails"])
+    config = make_config(api, export_bundles=["emails"], **overrides)
+    report = tmp / "probe.json"
+    result = run_command(["--probe", "--probe-report", str(report)], tmp, config=config, env=DEBUG)
+    if report.exists():
+        result.stdout += report.read_text()
+    return [result]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "full sync, csv": lambda api, tmp: sync(api, tmp, read_mode="csv"),
     "full sync, pages": lambda api, tmp: sync(api, tmp, read_mode="pages"),
@@ -60,6 +71,8 @@ SCENARIOS: dict[str, Scenario] = {
     "connection test": lambda api, tmp: [
         run_command(["--test"], tmp, config=make_config(api), env=DEBUG)
     ],
+    "probe with a ready export": probe,
+    "probe, refused key": lambda api, tmp: probe(api, tmp, api_key=WRONG_KEY),
     "invalid config": lambda api, tmp: [
         run_command([], tmp, config={**make_config(api), "page_size": 5}, env=DEBUG)
     ],
@@ -78,5 +91,5 @@ def test_no_secret_in_anything_the_tap_writes(
     leaks = [s for s in secrets if s in written]
     assert leaks == []
     assert "signature=" not in written
-    if name.startswith(("full sync, csv", "expired")):
+    if name.startswith(("full sync, csv", "expired", "probe with")):
         assert api.issued_signatures  # signed URLs were in play

@@ -1,0 +1,120 @@
+"""The probe's result: one check per contract point, a Markdown table and a JSON report.
+
+Checks carry field names, types and relations between values, never the values themselves:
+a report must be safe to paste into an issue.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import typing as t
+from dataclasses import asdict, dataclass
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+
+class Verdict(str, enum.Enum):
+    """How the API compares with one point of the contract, worst last."""
+
+    HOLDS = "holds"
+    TOLERATED = "differs but tolerated"
+    DIFFERS = "differs"
+    NOT_CHECKED = "not checked"
+
+    @property
+    def rank(self) -> int:
+        """Severity among what was checked; "not checked" ranks below "holds"."""
+        return _RANK[self]
+
+
+_RANK = {Verdict.NOT_CHECKED: 0, Verdict.HOLDS: 1, Verdict.TOLERATED: 2, Verdict.DIFFERS: 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation within a point: its verdict and a sentence on what it means."""
+
+    verdict: Verdict
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the probe's table."""
+
+    point: str
+    section: str
+    expected: str
+    seen: str
+    verdict: Verdict
+    note: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The row as the JSON report writes it."""
+        row = asdict(self)
+        row["verdict"] = self.verdict.value
+        return row
+
+
+def combine(findings: Iterable[Finding]) -> tuple[Verdict, str]:
+    """The worst verdict of some findings, and their notes, most severe first."""
+    found = sorted(findings, key=lambda f: -f.verdict.rank)
+    if not found:
+        return Verdict.HOLDS, ""
+    notes = list(dict.fromkeys(f.note for f in found if f.note))
+    return found[0].verdict, " ".join(notes)
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """Every check, and where they were made."""
+
+    checks: Sequence[Check]
+    tap_version: str
+    api_host: str
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing differs in a way the tap cannot cope with, else 1."""
+        return 1 if any(c.verdict is Verdict.DIFFERS for c in self.checks) else 0
+
+    def as_dict(self) -> dict[str, t.Any]:
+        """The JSON report."""
+        return {
+            "checks": [c.as_dict() for c in self.checks],
+            "tap_version": self.tap_version,
+            "api_host": self.api_host,
+        }
+
+    def to_json(self) -> str:
+        """The JSON report, indented."""
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def summary(self) -> str:
+        """One line: how many points hold, differ, and were not checked."""
+        counts = {v: sum(1 for c in self.checks if c.verdict is v) for v in Verdict}
+        return ", ".join(f"{counts[v]} {v.value}" for v in Verdict)
+
+    def to_table(self) -> str:
+        """A Markdown table: readable in a terminal, pasteable into an issue."""
+        header = ("Point", "Section", "Contract says", "Seen", "Verdict", "Note")
+        lines = [
+            f"ContactBased API probe of {self.api_host} by tap-contactbased {self.tap_version}",
+            "",
+            _row(header),
+            _row(tuple(":--" for _ in header)),
+        ]
+        for c in self.checks:
+            lines.append(_row((c.point, c.section, c.expected, c.seen, c.verdict.value, c.note)))
+        lines += ["", f"{self.summary()}."]
+        return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split()) or "-"
