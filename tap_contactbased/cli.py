@@ -11,7 +11,7 @@ import sys
 import typing as t
 
 import simplejson
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.probe.command import probe_options
@@ -30,6 +30,9 @@ def main() -> None:
         command()
     except EXPECTED_FAILURES as exc:
         fail(str(exc))
+    except ConfigValidationError as exc:
+        # A sync reports these itself; the --test and --discover callbacks let them through.
+        fail(f"The config is invalid: {'; '.join(exc.errors) or exc}. Fix the settings named.")
     except INVALID_JSON as exc:
         # Only the input files are parsed this way outside a request's own error handling.
         fail(

@@ -223,3 +223,14 @@ def test_huge_field_is_delivered_whole(api: FakeContactBased) -> None:
     records = run_tap(config, streams=["export_rows"]).records("export_rows")
 
     assert max(len(r["company_name"] or "") for r in records) == 300_000
+
+
+def test_connection_test_with_a_bad_config_ends_in_one_clear_line(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    result = run_command(["--test"], tmp_path, config=make_config(api, page_size=999))
+
+    line = one_line_failure(result.stderr, result.returncode)
+    assert "The config is invalid" in line
+    assert "page_size" in line
+    assert api.requests == []
