@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class Figures:
     cpu_s: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     api_cpu_s: float = 0.0
+    warehouse_cpu_s: float = 0.0  # the PostgreSQL server (system database included)
+    connections: dict[str, int] = field(default_factory=dict)  # most at once, by database
 
 
 def role_of(cmdline: list[str]) -> str:
@@ -102,9 +105,12 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Figures:
-    """Run `command`, sampling its process tree until it ends."""
+def run_measured(
+    command: list[str], cwd: Path, env: dict[str, str], log: Path, postmaster: int
+) -> Figures:
+    """Run `command`, sampling its process tree and the server's connections until it ends."""
     samples: dict[int, Sample] = {}
+    connections: Counter[str] = Counter()
     started = time.monotonic()
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
@@ -117,6 +123,8 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
             cmdline, cpu, rss = figures
             sample = samples.setdefault(pid, Sample(role_of(cmdline)))
             sample.cpu_s, sample.peak_rss_mb = cpu, max(sample.peak_rss_mb, rss)
+        for database, count in backends(postmaster).items():
+            connections[database] = max(connections[database], count)
         waited, status, usage = os.wait4(process.pid, os.WNOHANG)
         if waited:
             rusage = usage
@@ -129,7 +137,22 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
         mine = [s for s in samples.values() if s.role == role]
         result.cpu_s[role] = round(sum(s.cpu_s for s in mine), 2)
         result.peak_rss_mb[role] = round(max((s.peak_rss_mb for s in mine), default=0.0), 1)
+    result.connections = dict(connections)
     return result
+
+
+def backends(postmaster: int) -> Counter[str]:
+    """Client connections of a PostgreSQL server by database, from the backends' titles.
+
+    A backend names itself `postgres: <user> <database> <host>(<port>) <state>`.
+    """
+    found: Counter[str] = Counter()
+    for pid in descendants(postmaster):
+        figures = read_process(pid)
+        words = " ".join(figures[0]).split() if figures else []
+        if len(words) >= 4 and words[0] == "postgres:" and "(" in words[3]:
+            found[words[2]] += 1
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=1000)
     parser.add_argument("--lookback-days", type=int, default=30)
     parser.add_argument("--build-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--buffer-mib", type=int, help="Meltano's elt.buffer_size (default: Meltano's, 100 MiB)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -182,17 +208,21 @@ def main(argv: list[str] | None = None) -> int:
             TARGET_POSTGRES_PASSWORD="trust",
             TARGET_POSTGRES_DATABASE=warehouse.database,
         )
+        if args.buffer_mib is not None:
+            env["MELTANO_ELT_BUFFER_SIZE"] = str(args.buffer_mib * 1024 * 1024)
         subprocess.run(
             [MELTANO, "upgrade", "database"], cwd=project, env=env, check=True, capture_output=True
         )
-        api_cpu_before = _cpu(api.pid)
+        api_cpu_before, server_cpu_before = _cpu(api.pid), _server_cpu(server)
         figures = run_measured(
             [MELTANO, "run", "tap-contactbased", "target-postgres"],
             project,
             env,
             work / "meltano-run.log",
+            _postmaster(server),
         )
         figures.api_cpu_s = round(_cpu(api.pid) - api_cpu_before, 2)
+        figures.warehouse_cpu_s = round(_server_cpu(server) - server_cpu_before, 2)
         with warehouse.connect() as connection:
             row = connection.execute("SELECT count(*) FROM contactbased.export_rows").fetchone()
         figures.feeds, figures.lookback_days = len(feeds), args.lookback_days
@@ -224,17 +254,34 @@ def _cpu(pid: int) -> float:
     return figures[1] if figures else 0.0
 
 
+def _postmaster(server: PostgresServer) -> int:
+    return int((server.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def _server_cpu(server: PostgresServer) -> float:
+    """CPU seconds of the PostgreSQL server so far.
+
+    The postmaster, its live backends, and the backends that ended (in its cutime, cstime).
+    """
+    postmaster = _postmaster(server)
+    stat = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(v) for v in stat[11:15]) / TICKS  # utime, stime, cutime, cstime
+    return total + sum(_cpu(pid) for pid in descendants(postmaster))
+
+
 def _report(f: Figures) -> None:
     rows = max(f.rows_loaded, 1)
     print(
         f"one shard: {f.feeds} feeds x {f.lookback_days} days, {f.rows_loaded:,} rows "
         f"loaded, {f.wall_s:.1f} s wall, {f.tree_cpu_s:.1f} s CPU in all "
-        f"(the local API: {f.api_cpu_s:.1f} s more)"
+        f"(the local API: {f.api_cpu_s:.1f} s more; the PostgreSQL server: "
+        f"{f.warehouse_cpu_s:.1f} s more, {f.warehouse_cpu_s / rows * 1e6:.0f} us/row)"
     )
     print(f"{'process':<10} {'CPU s':>8} {'CPU us/row':>11} {'peak RSS MB':>12}")
     for role in ROLES:
         cpu = f.cpu_s[role]
         print(f"{role:<10} {cpu:>8.2f} {cpu / rows * 1e6:>11.1f} {f.peak_rss_mb[role]:>12.1f}")
+    print(f"most connections at once, by database: {f.connections}")
 
 
 if __name__ == "__main__":
