@@ -37,11 +37,8 @@ def machine(root: Path, name: str) -> Path:
 
 
 def database_uri(info: ConnectionInfo) -> str:
-    """MELTANO_DATABASE_URI of a PostgreSQL database, through psycopg 3 (Meltano's env has it).
-
-    Meltano insists on a password in the URI's user part even with trust authentication.
-    """
-    return f"postgresql+psycopg://{info.user}:trust@{info.host}:{info.port}/{info.database}"
+    """MELTANO_DATABASE_URI of a PostgreSQL database, through psycopg 3 (Meltano's env has it)."""
+    return f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.database}"
 
 
 def state_id(suffix: str, environment: str = "local") -> str:
