@@ -2,7 +2,8 @@
 
 Every test gets its own Meltano system database (so its own state), its own logs, and an
 environment cleared of any TAP_CONTACTBASED_*, TARGET_* or MELTANO_* variable the
-developer may have set. The plugins installed under `.meltano/` are shared by all tests.
+developer may have set. The plugins installed under `.meltano/` are shared by all tests,
+also by the project directories that stand in for other machines (tests/e2e/sharding.py).
 """
 
 from __future__ import annotations
@@ -120,14 +121,20 @@ class Meltano:
     work_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     runs: int = 0
+    project: Path = REPO  # where the commands run: meltano.yml and .meltano/
 
     @classmethod
     def isolated(cls, work_dir: Path, **env: str) -> Meltano:
         """A project view whose state lives in `work_dir/meltano.db`."""
+        return cls.shared(REPO, work_dir, f"sqlite:///{work_dir / 'meltano.db'}", **env)
+
+    @classmethod
+    def shared(cls, project: Path, work_dir: Path, database_uri: str, **env: str) -> Meltano:
+        """Commands in the project directory `project`, on the system database `database_uri`."""
         work_dir.mkdir(parents=True, exist_ok=True)
-        merged = base_env(f"sqlite:///{work_dir / 'meltano.db'}")
+        merged = base_env(database_uri)
         merged.update(env)
-        return cls(work_dir, merged)
+        return cls(work_dir, merged, project=project)
 
     def set(self, **env: str) -> None:
         """Set environment variables for the next commands."""
@@ -144,7 +151,7 @@ class Meltano:
         with out_path.open("wb") as out, log_path.open("wb") as log:
             process = subprocess.Popen(
                 [MELTANO, *args],
-                cwd=REPO,
+                cwd=self.project,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
