@@ -351,7 +351,10 @@ class ExportRun:
             if not waiting and not planned:
                 return
             self._pause(waiting, planned)
-            if waiting and self._clock() >= self._next_poll:
+            now = self._clock()
+            # At a deadline the export is asked once more: it may have progressed meanwhile.
+            due = [job.clock.deadline(self._wait) for job in waiting if job.clock]
+            if waiting and now >= min([self._next_poll, *due]):
                 self._poll(waiting)
 
     @property
@@ -516,9 +519,9 @@ class ExportRun:
                 self._logger.info(
                     "%s is building: %.0f%% done.", job.describe(), (job.clock.progress or 0) * 100
                 )
+        self._interval = min(self._interval * 2, self._wait.max_interval_seconds)
         jittered = self._interval * (0.75 + random.random() / 2)  # noqa: S311 - not crypto
         self._next_poll = now + jittered
-        self._interval = min(self._interval * 2, self._wait.max_interval_seconds)
 
     def _deliver(
         self, job: ExportJob, read: Callable[[ExportJob], Iterator[Record]]

@@ -71,6 +71,15 @@ def api() -> t.Iterator[FakeContactBased]:
         yield server
 
 
+@pytest.fixture
+def paged_api() -> t.Iterator[FakeContactBased]:
+    """Feeds with enough rows for several pages of 1,000, built slowly enough to kill a run."""
+    with FakeContactBased(
+        api_key=API_KEY, today=TODAY, build_seconds=0.4, rows_per_day=(250, 400)
+    ) as server:
+        yield server
+
+
 def make_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
     """A config for the tap against `api`, with fast polling."""
     config: dict[str, t.Any] = {

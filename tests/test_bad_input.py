@@ -6,7 +6,6 @@ line and exit 1.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import subprocess
@@ -16,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from tap_contactbased.cli import EXPECTED_FAILURES
-from tests.conftest import API_KEY, TODAY, make_config
+from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap
 
-YESTERDAY = TODAY - datetime.timedelta(days=1)
 FEED_CAP_PLUS_ONE = "cap+1"
 
 # (name, config overrides, text the one line must contain)

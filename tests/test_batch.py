@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 import typing as t
 from pathlib import Path
 
-from tests.conftest import TODAY
+from tests.conftest import YESTERDAY
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_tap
-
-YESTERDAY = TODAY - datetime.timedelta(days=1)
 
 
 def test_export_rows_in_batch_files(

@@ -8,21 +8,10 @@ import typing as t
 import pytest
 
 from tap_contactbased.errors import ConfigError, CreditError, ExportError
-from tests.conftest import API_KEY, TODAY, make_config
+from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_command, run_tap, selected_catalog
-
-YESTERDAY = TODAY - datetime.timedelta(days=1)
-
-
-@pytest.fixture
-def big_api() -> t.Iterator[FakeContactBased]:
-    """Feeds with enough rows for several pages of 1,000."""
-    with FakeContactBased(
-        api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=(250, 400)
-    ) as server:
-        yield server
 
 
 def exports_of(api: FakeContactBased) -> dict[str, str]:
@@ -32,31 +21,31 @@ def exports_of(api: FakeContactBased) -> dict[str, str]:
 
 @pytest.mark.parametrize("read_mode", ["csv", "pages"])
 def test_every_delivered_row_is_emitted_once_and_typed(
-    big_api: FakeContactBased, read_mode: str
+    paged_api: FakeContactBased, read_mode: str
 ) -> None:
-    config = make_config(big_api, read_mode=read_mode)
+    config = make_config(paged_api, read_mode=read_mode)
 
     result = run_tap(config, streams=["export_rows"])
 
     records = result.records("export_rows")
-    created = exports_of(big_api)
+    created = exports_of(paged_api)
     assert set(created) == set(config["feed_ids"])
     expected: dict[tuple[str, int], dict[str, t.Any]] = {}
     for export_id in created.values():
-        assert big_api.exports[export_id].total_pages >= 2
-        expected.update(delivered_rows(big_api, export_id, YESTERDAY))
+        assert paged_api.exports[export_id].total_pages >= 2
+        expected.update(delivered_rows(paged_api, export_id, YESTERDAY))
     assert len(records) == len(expected)
     assert by_key(records) == expected
     assert all(r["signal_date"] <= YESTERDAY.isoformat() for r in records)
     assert any(isinstance(r["intent_score"], float) for r in records)
 
 
-def test_both_read_modes_give_identical_records(big_api: FakeContactBased) -> None:
-    pages = run_tap(make_config(big_api, read_mode="pages"), streams=["export_rows"])
-    csv = run_tap(make_config(big_api, read_mode="csv"), streams=["export_rows"])
+def test_both_read_modes_give_identical_records(paged_api: FakeContactBased) -> None:
+    pages = run_tap(make_config(paged_api, read_mode="pages"), streams=["export_rows"])
+    csv = run_tap(make_config(paged_api, read_mode="csv"), streams=["export_rows"])
 
     assert csv.records("export_rows") == pages.records("export_rows")
-    assert len(big_api.created_exports) == 2  # the second run reused both exports
+    assert len(paged_api.created_exports) == 2  # the second run reused both exports
 
 
 def test_hostile_csv_values_survive(api: FakeContactBased) -> None:
@@ -130,31 +119,6 @@ def test_cap_per_run_refuses_the_export_that_would_exceed_it(
     with pytest.raises(CreditError, match="max_records_per_run"):
         run_tap({**config, "max_records_per_run": 10}, streams=["export_rows"])
     assert api.created_exports == []
-
-
-def test_stalled_export_hits_the_no_progress_deadline(
-    api: FakeContactBased, config: dict[str, t.Any]
-) -> None:
-    api.faults.stall_exports = True
-
-    with pytest.raises(ExportError, match=r"made no progress for 0\.2 s"):
-        run_tap({**config, "export_stall_timeout_seconds": 0.2}, streams=["export_rows"])
-
-
-def test_slow_export_hits_the_overall_deadline(
-    api: FakeContactBased, config: dict[str, t.Any]
-) -> None:
-    api.build_seconds = 30
-
-    with pytest.raises(ExportError, match=r"was not ready after 0\.2 s"):
-        run_tap({**config, "export_timeout_seconds": 0.2}, streams=["export_rows"])
-
-
-def test_unknown_status_is_an_error(api: FakeContactBased, config: dict[str, t.Any]) -> None:
-    api.faults.unknown_status = "archived"
-
-    with pytest.raises(ExportError, match="status 'archived'"):
-        run_tap(config, streams=["export_rows"])
 
 
 def test_expired_download_url_is_renewed(api: FakeContactBased, config: dict[str, t.Any]) -> None:

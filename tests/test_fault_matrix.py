@@ -6,19 +6,17 @@ compares the result, upserted by primary key, with what the local API served and
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import ALL_STREAMS, API_KEY, TODAY, make_config
+from tests.conftest import ALL_STREAMS, API_KEY, TODAY, YESTERDAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 from tests.sync_checks import Outcome, check_sync
 
-YESTERDAY = TODAY - datetime.timedelta(days=1)
 BUNDLES = ["emails"]
 Setup = Callable[[FakeContactBased], None]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, TODAY, make_config
+from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.kill_harness import (
@@ -20,16 +19,7 @@ from tests.kill_harness import (
 )
 from tests.singer_run import selected_catalog
 
-YESTERDAY = TODAY - datetime.timedelta(days=1)
 PAGE_SIZE = 1000
-
-
-@pytest.fixture
-def paged_api() -> t.Iterator[FakeContactBased]:
-    with FakeContactBased(
-        api_key=API_KEY, today=TODAY, build_seconds=0.4, rows_per_day=(250, 400)
-    ) as api:
-        yield api
 
 
 @pytest.mark.parametrize("read_mode", ["csv", "pages"])

@@ -7,7 +7,6 @@ through `TAP_CONTACTBASED_*` and `TARGET_*` environment variables, as a user's w
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import json
 import re
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_STREAMS, API_KEY, TODAY
+from tests.conftest import ALL_STREAMS, API_KEY
 from tests.e2e.meltano import Meltano, install, stale_plugins
 from tests.e2e.postgres import ConnectionInfo, PostgresServer
 from tests.fake_api import FakeContactBased
 
-YESTERDAY = TODAY - datetime.timedelta(days=1)
 SCHEMA = "contactbased"  # default_target_schema of the loaders in meltano.yml
 # The streams meltano.yml selects: each one becomes a table.
 SELECTED_STREAMS = set(ALL_STREAMS)

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import API_KEY, TODAY
-from tests.e2e.conftest import SCHEMA, SELECTED_STREAMS, YESTERDAY, tap_env
+from tests.conftest import API_KEY, TODAY, YESTERDAY
+from tests.e2e.conftest import SCHEMA, SELECTED_STREAMS, tap_env
 from tests.e2e.meltano import Meltano
 from tests.export_checks import delivered_rows
 from tests.fake_api import FakeContactBased

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, TODAY
-from tests.e2e.conftest import SCHEMA, SELECTED_STREAMS, YESTERDAY, tables_of, tap_env
+from tests.conftest import API_KEY, TODAY, YESTERDAY
+from tests.e2e.conftest import SCHEMA, SELECTED_STREAMS, tables_of, tap_env
 from tests.e2e.meltano import Meltano
 from tests.e2e.postgres import ConnectionInfo, PostgresServer
 from tests.export_checks import delivered_rows

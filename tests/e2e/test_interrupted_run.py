@@ -10,8 +10,8 @@ import typing as t
 
 import pytest
 
-from tests.conftest import API_KEY, TODAY
-from tests.e2e.conftest import YESTERDAY, landed_keys, postgres_env, tap_env
+from tests.conftest import API_KEY, TODAY, YESTERDAY
+from tests.e2e.conftest import landed_keys, postgres_env, tap_env
 from tests.e2e.meltano import Meltano, wait_for
 from tests.e2e.postgres import ConnectionInfo
 from tests.export_checks import delivered_rows

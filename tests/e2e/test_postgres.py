@@ -6,11 +6,10 @@ import datetime
 import decimal
 import typing as t
 
-from tests.conftest import TODAY
+from tests.conftest import TODAY, YESTERDAY
 from tests.e2e.conftest import (
     SCHEMA,
     SELECTED_STREAMS,
-    YESTERDAY,
     landed_keys,
     postgres_env,
     tables_of,

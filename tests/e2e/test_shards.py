@@ -17,15 +17,8 @@ from pathlib import Path
 import pytest
 
 from tap_contactbased.shards import Shard, assign
-from tests.conftest import API_KEY, TODAY
-from tests.e2e.conftest import (
-    DATABASE_NUMBERS,
-    SCHEMA,
-    YESTERDAY,
-    landed_keys,
-    postgres_env,
-    tap_env,
-)
+from tests.conftest import API_KEY, TODAY, YESTERDAY
+from tests.e2e.conftest import DATABASE_NUMBERS, SCHEMA, landed_keys, postgres_env, tap_env
 from tests.e2e.meltano import Meltano, Result, project, wait_for
 from tests.e2e.postgres import ConnectionInfo, PostgresServer
 from tests.e2e.sharding import (

@@ -14,8 +14,8 @@ import typing as t
 
 import pytest
 
-from tests.conftest import TODAY
-from tests.e2e.conftest import SCHEMA, YESTERDAY, landed_keys, postgres_env, tap_env
+from tests.conftest import TODAY, YESTERDAY
+from tests.e2e.conftest import SCHEMA, landed_keys, postgres_env, tap_env
 from tests.e2e.meltano import Meltano
 from tests.e2e.postgres import ConnectionInfo
 from tests.export_checks import delivered_rows

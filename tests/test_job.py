@@ -1,0 +1,276 @@
+"""The export job's state machine and the run's waiting, on an injected clock: no real waits."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import typing as t
+
+import pytest
+
+from tap_contactbased.api_client import RetryPolicy
+from tap_contactbased.job import ExportJob, InFlight, Origin, Phase, StateError, WaitPolicy
+from tap_contactbased.orchestrator import ExportRun
+from tap_contactbased.run import RunContext
+from tap_contactbased.settings import Settings
+from tap_contactbased.summary import ExportSummary
+from tap_contactbased.windows import Window
+
+POLICY = WaitPolicy(timeout_seconds=100, stall_timeout_seconds=30, max_interval_seconds=8)
+WINDOW = Window(
+    7, datetime.date(2026, 11, 21), datetime.date(2026, 11, 27), datetime.date(2026, 11, 26)
+)
+
+
+def summary(
+    status: str = "building", progress: float | None = 0.0, **fields: t.Any
+) -> ExportSummary:
+    raw: dict[str, t.Any] = {
+        "export_id": "exp_1",
+        "feed_id": "feed",
+        "status": status,
+        "start_date": "2026-11-21",
+        "end_date": "2026-11-27",
+        **fields,
+    }
+    if progress is not None:
+        raw["build_progress"] = progress
+    return ExportSummary(raw)
+
+
+def phase(job: ExportJob) -> Phase:
+    """The job's phase, read afresh (each transition may change it)."""
+    return job.phase
+
+
+def started_job(state: dict[str, t.Any] | None = None, at: float = 0.0) -> ExportJob:
+    job = ExportJob("feed", {} if state is None else state, window=WINDOW)
+    job.start(summary(), Origin.CREATED, at)
+    return job
+
+
+def test_a_building_export_becomes_ready() -> None:
+    state: dict[str, t.Any] = {}
+    job = started_job(state)
+    assert state["in_flight"]["export_id"] == "exp_1"  # in the state before any wait
+
+    job.observe(summary(progress=0.5), POLICY, 10)
+    assert phase(job) is Phase.BUILDING
+    job.observe(summary("ready", 1.0), POLICY, 20)
+
+    assert phase(job) is Phase.READY
+    assert job.read_from_start
+
+
+@pytest.mark.parametrize("spelling", ["READY", " ready ", "Ready"])
+def test_a_status_is_read_without_regard_to_case_and_spaces(spelling: str) -> None:
+    job = started_job()
+
+    job.observe(summary(spelling, 1.0), POLICY, 1)
+
+    assert phase(job) is Phase.READY
+
+
+def test_a_failed_build_fails_the_job_with_the_apis_reason() -> None:
+    job = started_job()
+
+    job.observe(summary("failed", 0.5, build_error="upstream timed out"), POLICY, 5)
+
+    assert phase(job) is Phase.FAILED
+    assert job.error is not None
+    assert "failed to build: upstream timed out" in job.error
+
+
+def test_an_unknown_status_fails_the_job_rather_than_guess() -> None:
+    job = started_job()
+
+    job.observe(summary("archived"), POLICY, 5)
+
+    assert phase(job) is Phase.FAILED
+    assert "status 'archived'" in (job.error or "")
+
+
+def test_the_overall_deadline_ends_a_wait_that_still_progresses() -> None:
+    job = started_job()
+    for now in range(0, 100, 10):
+        job.observe(summary(progress=now / 200), POLICY, now)
+        assert phase(job) is Phase.BUILDING
+
+    job.observe(summary(progress=0.6), POLICY, 100)
+
+    assert phase(job) is Phase.FAILED
+    assert "was not ready after 100 s (export_timeout_seconds), at 60%" in (job.error or "")
+
+
+def test_the_stall_deadline_ends_a_wait_without_progress() -> None:
+    job = started_job()
+    job.observe(summary(progress=0.4), POLICY, 10)
+    job.observe(summary(progress=0.4), POLICY, 39)
+    assert phase(job) is Phase.BUILDING
+
+    job.observe(summary(progress=0.4), POLICY, 40)
+
+    assert phase(job) is Phase.FAILED
+    assert "made no progress for 30 s (export_stall_timeout_seconds)" in (job.error or "")
+
+
+def test_without_build_progress_only_the_overall_deadline_applies() -> None:
+    job = started_job()
+    job.observe(summary(progress=None), POLICY, 99)
+    assert phase(job) is Phase.BUILDING
+    assert job.clock is not None
+    assert job.clock.deadline(POLICY) == 100
+
+    job.observe(summary(progress=None), POLICY, 100)
+
+    assert phase(job) is Phase.FAILED
+
+
+def test_delivery_moves_the_bookmark_and_forgets_the_export() -> None:
+    state: dict[str, t.Any] = {}
+    job = started_job(state)
+    job.observe(summary("ready", 1.0), POLICY, 1)
+    job.confirm(120)
+    assert state["in_flight"]["rows_done"] == 120
+
+    job.read()
+    job.deliver()
+
+    assert state == {"delivered_through": "2026-11-26", "last_export_id": "exp_1"}
+
+
+def test_an_export_that_ends_before_its_planned_window_delivers_through_the_day_before() -> None:
+    state: dict[str, t.Any] = {}
+    job = started_job(state)
+
+    job.observe(summary("ready", 1.0, end_date="2026-11-26"), POLICY, 1)
+
+    assert job.deliver_through_clamped == "2026-11-26"
+    assert state["in_flight"]["deliver_through"] == "2026-11-25"
+
+
+@pytest.mark.parametrize(
+    ("move", "phase"),
+    [("read", Phase.BUILDING), ("deliver", Phase.READY), ("deliver", Phase.BUILDING)],
+)
+def test_transitions_out_of_order_are_refused(move: str, phase: Phase) -> None:
+    job = started_job()
+    job.phase = phase
+
+    with pytest.raises(RuntimeError, match="cannot go from"):
+        getattr(job, move)()
+
+
+def test_an_in_flight_record_written_before_the_newer_fields_still_reads() -> None:
+    old = {
+        "export_id": "exp_1",
+        "start_date": "2026-11-21",
+        "end_date": "2026-11-27",
+        "deliver_through": "2026-11-26",
+        "rows_done": 1000,
+    }
+
+    flight = InFlight.from_state(old, "in_flight")
+
+    assert (flight.rows_done, flight.expected_rows, flight.page_size) == (1000, None, None)
+    assert flight.to_state() == old
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rows_done", -1), ("rows_done", "12"), ("expected_rows", True), ("end_date", "soon")],
+)
+def test_an_in_flight_record_this_tap_could_not_have_written_is_refused(
+    field: str, value: t.Any
+) -> None:
+    record = {"export_id": "exp_1", "rows_done": 0, field: value}
+
+    with pytest.raises(StateError, match=f"in_flight.{field}"):
+        InFlight.from_state(record, "in_flight")
+
+
+class VirtualTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class ScriptedExports:
+    """The lifecycle's `summaries`, answering from a script of (time, summary)."""
+
+    def __init__(self, time: VirtualTime, script: list[tuple[float, ExportSummary]]) -> None:
+        self.time = time
+        self.script = script
+        self.polls: list[float] = []
+
+    def summaries(self, export_ids: t.Collection[str]) -> dict[str, ExportSummary]:
+        self.polls.append(self.time.now)
+        current = [s for at, s in self.script if at <= self.time.now][-1]
+        return {current.export_id: current}
+
+
+def wait_for(
+    script: list[tuple[float, ExportSummary]],
+) -> tuple[ExportJob, VirtualTime, ScriptedExports]:
+    time = VirtualTime()
+    exports = ScriptedExports(time, script)
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
+    run = ExportRun(
+        api=t.cast(t.Any, None),
+        lifecycle=t.cast(t.Any, exports),
+        run=RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        wait=POLICY,
+        retry=RetryPolicy(1, 60, 8),
+        state_of=lambda _feed: {},
+        checkpoint=lambda: None,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+    job = started_job(at=0.0)
+    run.jobs.append(job)
+    read: list[ExportJob] = []
+
+    def reader(ready: ExportJob) -> t.Iterator[dict[str, t.Any]]:
+        read.append(ready)
+        yield {}
+
+    list(run.records(reader))
+    assert read in ([], [job])
+    return job, time, exports
+
+
+def test_polls_grow_to_the_cap_and_the_export_is_read_when_ready() -> None:
+    job, time, exports = wait_for(
+        [
+            (0, summary(progress=0.1)),
+            (20, summary(progress=0.3)),
+            (40, summary(progress=0.6)),
+            (50, summary("ready", 1.0)),
+        ]
+    )
+
+    assert phase(job) is Phase.DELIVERED
+    gaps = [b - a for a, b in zip([0.0, *exports.polls], exports.polls, strict=False)]
+    assert all(0.75 * 2**i <= gap <= 1.25 * 2**i for i, gap in enumerate(gaps[:3]))
+    assert all(gap <= 1.25 * POLICY.max_interval_seconds for gap in gaps)
+    assert 50 <= time.now <= 50 + 1.25 * POLICY.max_interval_seconds
+
+
+def test_a_stalled_export_is_given_up_at_its_deadline_not_after_a_whole_interval() -> None:
+    job, time, exports = wait_for([(0, summary(progress=0.4))])
+
+    assert phase(job) is Phase.FAILED
+    assert "made no progress for 30 s" in (job.error or "")
+    # Progress was first seen at the first poll; the wait ends 30 s later to the dot.
+    assert time.now == pytest.approx(exports.polls[0] + POLICY.stall_timeout_seconds)
+    assert exports.polls[-1] == time.now
