@@ -1,28 +1,36 @@
-"""Every use of singer-sdk's private surfaces, in one place.
+"""Every use of singer-sdk's private or implied behaviour, in one place.
 
-The tap leans on three things the SDK does not document as public. Each is pinned by a test
-in tests/test_sdk_internals.py that fails when the SDK changes it, and the SDK itself is
+The tap leans on things the SDK does not document as public. Each is pinned by a test in
+tests/test_sdk_internals.py that fails when the SDK changes it, and the SDK itself is
 pinned to `~=0.54.9`.
 
 - `write_state_now`: a STATE message in the middle of a stream. The SDK writes state every
   10,000 records and at the end of a stream; an export page is the tap's unit of
   confirmation, and an export must be in the state before the tap waits for it to build.
 - `SelectionWalkSkipped._generate_record_messages`: the SDK visits every property of every
-  record to drop deselected ones, a third of the tap's CPU on export rows; with every
-  property selected it drops nothing, so the walk is skipped.
+  record to drop deselected ones, a large share of the tap's CPU per export row (README,
+  Performance); with every property selected it drops nothing, so the walk is skipped.
 - `BookmarkKeptByTap._increment_stream_state`: export_rows replicates incrementally with a
   bookmark per feed that the export jobs keep; the SDK's own bookmark needs a replication
   key, which an export row does not have.
+- `move_to_end`: `Tap.sync_all` syncs streams in the order of `Tap.streams`, and then calls
+  every stream's `log_sync_costs` in that order; enrichment, last, ends the run there.
 """
 
 from __future__ import annotations
 
 import datetime
+import sys
 import typing as t
 from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.singerlib import RecordMessage
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
@@ -51,6 +59,7 @@ class SelectionWalkSkipped(Stream):
         """Whether the catalog keeps every property of the stream."""
         return all(self.mask.values())
 
+    @override
     def _generate_record_messages(
         self, record: types.Record
     ) -> Generator[RecordMessage, None, None]:
@@ -71,6 +80,7 @@ class SelectionWalkSkipped(Stream):
 class BookmarkKeptByTap(Stream):
     """An INCREMENTAL stream whose bookmarks the tap writes itself (no replication key)."""
 
+    @override
     def _increment_stream_state(
         self, latest_record: types.Record, *, context: types.Context | None = None
     ) -> None:

@@ -27,7 +27,7 @@ from tap_contactbased.streams.organization import (
     FeedsStream,
     FilterFieldsStream,
 )
-from tap_contactbased.writer import StateFlushingWriter
+from tap_contactbased.writer import RecordBufferingWriter
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -49,7 +49,7 @@ class TapContactBased(Tap):
     package_name = "tap-contactbased"
     # The SDK appends its built-in settings to this dict in place; CONFIG_SCHEMA stays ours.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
-    message_writer_class = StateFlushingWriter
+    message_writer_class = RecordBufferingWriter
     # No ACTIVATE_VERSION: export rows accumulate by primary key, they are never a full table.
     capabilities: t.ClassVar[list[t.Any]] = [
         TapCapabilities.CATALOG,

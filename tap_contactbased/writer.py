@@ -17,13 +17,18 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage
 
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
 BUFFER_BYTES = 256 * 1024
 
 
-class StateFlushingWriter(MsgSpecWriter):
+class RecordBufferingWriter(MsgSpecWriter):
     """msgspec-encoded messages; records are buffered, every other message flushes."""
 
     def __init__(self) -> None:
@@ -32,6 +37,7 @@ class StateFlushingWriter(MsgSpecWriter):
         self._pending = bytearray()
         atexit.register(self.flush)
 
+    @override
     def write_message(self, message: Message) -> None:
         """Buffer a record; write anything else at once, after what was buffered."""
         self._pending += self.format_message(message)

@@ -1,0 +1,63 @@
+"""The SDK behaviour the tap relies on beyond its documented surface (sdk_internals.py).
+
+Each test fails when singer-sdk changes what the tap leans on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing as t
+
+from singer_sdk import Stream, Tap
+
+from tap_contactbased.sdk_internals import write_state_now
+from tap_contactbased.tap import TapContactBased
+from tests.conftest import make_config
+from tests.fake_api import FakeContactBased
+from tests.singer_run import CollectingWriter, run_tap
+
+
+def parameters(function: t.Callable[..., t.Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_a_state_can_be_written_in_the_middle_of_a_stream(api: FakeContactBased) -> None:
+    writer = CollectingWriter()
+    tap = TapContactBased(config=make_config(api), message_writer=writer)
+    stream = tap.streams["export_rows"]
+    flight = {"export_id": "e", "rows_done": 0}
+    stream.get_context_state({"feed_id": "f"})["in_flight"] = flight
+
+    write_state_now(stream)
+    flight["rows_done"] = 1000
+    write_state_now(stream)  # the SDK marked the state flushed after the first
+
+    states = [m["value"] for m in writer.messages if m["type"] == "STATE"]
+    flights = [s["bookmarks"]["export_rows"]["partitions"][0]["in_flight"] for s in states]
+    assert [f["rows_done"] for f in flights] == [0, 1000]
+
+
+def test_record_messages_come_from_one_overridable_generator() -> None:
+    assert parameters(Stream._generate_record_messages) == ["self", "record"]
+    assert "_generate_record_messages" in inspect.getsource(Stream._write_record_message)
+    assert "_stream_version" in inspect.getsource(Stream._generate_record_messages)
+
+
+def test_the_sdks_bookmark_is_advanced_through_one_method_per_record() -> None:
+    assert parameters(Stream._increment_stream_state) == ["self", "latest_record", "context"]
+    assert "_increment_stream_state" in inspect.getsource(Stream._sync_records)
+
+
+def test_streams_sync_and_log_their_costs_in_the_order_of_tap_streams(
+    api: FakeContactBased,
+) -> None:
+    source = inspect.getsource(Tap.sync_all)
+    assert "self.streams.values()" in source
+    assert source.index("stream.sync()") < source.index("stream.log_sync_costs()")
+    config = make_config(api, enrichment_bundles=["emails"])
+
+    result = run_tap(config, streams=["export_rows", "enrichment", "feeds"])
+
+    order = [m["stream"] for m in result.messages if m["type"] == "RECORD"]
+    assert order.index("enrichment") > max(i for i, s in enumerate(order) if s == "export_rows")
+    assert list(TapContactBased(config=config).streams)[-1] == "enrichment"
