@@ -94,7 +94,8 @@ def api_detail(response: requests.Response) -> str:
         return ""
     detail = None
     if isinstance(body, dict):
-        # FastAPI's `detail` [assumed]; other frameworks say `message` or `error`.
+        # FastAPI's `detail` [assumed, docs/contactbased-api.md]; other frameworks say
+        # `message` or `error`.
         detail = next((body[k] for k in ("detail", "message", "error") if k in body), None)
     if isinstance(detail, list):
         parts = []

@@ -163,8 +163,9 @@ class BuildClock:
         """The moment at which the wait is over unless the build progresses before."""
         overall = self.started + policy.timeout_seconds
         if not self.progress_reported:
-            # Without build_progress [assumed] no progress can be seen: only the overall
-            # deadline applies, or a healthy build would count as stalled.
+            # Without build_progress [assumed, docs/contactbased-api.md] no progress can be
+            # seen: only the overall deadline applies, or a healthy build would count as
+            # stalled.
             return overall
         return min(overall, self.last_change + policy.stall_timeout_seconds)
 

@@ -115,7 +115,8 @@ class ExportLifecycle:
             if len(items) > sum(
                 1 for i in items if isinstance(i, dict) and i.get("export_id") in ids
             ):
-                # The API ignored the `export_ids` filter [assumed]: look through every page.
+                # The API ignored the `export_ids` filter [assumed, docs/contactbased-api.md]:
+                # look through every page.
                 missing = set(wanted) - found.keys()
                 for summary in self.exports_of(None):
                     if summary.export_id in missing:

@@ -416,7 +416,8 @@ class ExportRun:
             return False
         except ApiError as exc:
             if exc.status == HTTPStatus.CONFLICT:
-                # The organization's limit of exports building at once [assumed]: wait for a slot.
+                # The organization's limit of exports building at once
+                # [assumed, docs/contactbased-api.md]: wait for a slot.
                 self._create_later(job, str(exc), None, refused=True)
             else:
                 job.fail(f"creating the export of feed {job.feed_id} was refused: {exc}")

@@ -1,10 +1,10 @@
 """One spelling of the contact id in everything the API answers.
 
 Older material of the API calls the contact id `cb_id`, and an API that does so spells it
-that way inside field names too (`require_cb_id`, `rows_with_cb_id`) [assumed, see
-docs/contactbased-api.md]. Every JSON answer is read through `normalise_id_spelling`, so the
-rest of the tap knows only `contact_id`. Export rows are not touched here: their header is
-the truth, and the row typer maps the id column itself.
+that way inside field names too (`require_cb_id`, `rows_with_cb_id`)
+[assumed, docs/contactbased-api.md]. Every JSON answer is read through
+`normalise_id_spelling`, so the rest of the tap knows only `contact_id`. Export rows are
+not touched here: their header is the truth, and the row typer maps the id column itself.
 """
 
 from __future__ import annotations

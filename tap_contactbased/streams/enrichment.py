@@ -213,8 +213,9 @@ class EnrichmentStream(RunStream):
 def found_data(path: str, result: dict[str, t.Any]) -> dict[str, t.Any] | None:
     """The payload of one result, or None when the contact was not found.
 
-    `found` and `data` are [assumed]: without `found`, the presence of data says it; a
-    contact found without a payload object is an error, never an empty record.
+    `found` and `data` are [assumed, docs/contactbased-api.md]: without `found`, the
+    presence of data says it; a contact found without a payload object is an error, never
+    an empty record.
     """
     data = result.get("data")
     found = result.get("found")
