@@ -10,6 +10,7 @@ export at a time waits N; all at once waits one. `--baseline-src` measures anoth
 the tap the same way, e.g. the release before the export orchestration:
 
     git archive e4d3f3c tap_contactbased | tar -x -C /tmp/base
+    uv pip install --target /tmp/base "ijson~=3.3"   # what that release imports
     .venv/bin/python -m bench.feeds --baseline-src /tmp/base
 
 `max_concurrent_exports` is set to N so that every feed can build at once (its default is 4).
