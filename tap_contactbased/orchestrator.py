@@ -244,16 +244,7 @@ class ExportRun:
 
     def options(self, feed_id: str, lookback_days: int) -> ExportOptions:
         """The export options the settings ask for."""
-        settings = self.settings
-        return ExportOptions(
-            feed_id=feed_id,
-            lookback_days=lookback_days,
-            page_size=settings.page_size,
-            max_rows=settings.max_rows,
-            require_contact_id=settings.require_contact_id,
-            consumer_filters=settings.consumer_filters,
-            enrichment_bundles=settings.export_bundles,
-        )
+        return ExportOptions.from_settings(self.settings, feed_id, lookback_days)
 
     # 2. Preflight
 

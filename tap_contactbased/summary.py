@@ -16,6 +16,8 @@ from dataclasses import dataclass
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from tap_contactbased.settings import Settings
+
 
 class ExportStatus(enum.Enum):
     """The documented statuses of an export; anything else is unknown, never guessed."""
@@ -170,6 +172,19 @@ class ExportOptions:
     require_contact_id: bool = False
     consumer_filters: tuple[Mapping[str, t.Any], ...] = ()
     enrichment_bundles: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, feed_id: str, lookback_days: int) -> ExportOptions:
+        """The options the settings ask for, for one feed and window length."""
+        return cls(
+            feed_id=feed_id,
+            lookback_days=lookback_days,
+            page_size=settings.page_size,
+            max_rows=settings.max_rows,
+            require_contact_id=settings.require_contact_id,
+            consumer_filters=settings.consumer_filters,
+            enrichment_bundles=settings.export_bundles,
+        )
 
     @property
     def effective_require_contact_id(self) -> bool:

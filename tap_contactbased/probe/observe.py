@@ -28,6 +28,7 @@ from tap_contactbased.api_client import (
 )
 from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.probe.shapes import is_int, status_key
+from tap_contactbased.summary import ExportOptions
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -240,20 +241,7 @@ def first_request(api: ProbeApi) -> t.Any:
 
 def options_body(settings: Settings, feed_id: str, lookback_days: int) -> dict[str, t.Any]:
     """The export options of the run for one feed, as preview and count take them."""
-    forced = bool(settings.consumer_filters or settings.export_bundles)
-    body: dict[str, t.Any] = {
-        "feed_id": feed_id,
-        "lookback_days": lookback_days,
-        "page_size": settings.page_size,
-        "require_contact_id": settings.require_contact_id or forced,
-    }
-    if settings.max_rows is not None:
-        body["max_rows"] = settings.max_rows
-    if settings.consumer_filters:
-        body["consumer_filters"] = [dict(f) for f in settings.consumer_filters]
-    if settings.export_bundles:
-        body["enrichment_bundles"] = list(settings.export_bundles)
-    return body
+    return ExportOptions.from_settings(settings, feed_id, lookback_days).body()
 
 
 def feed_items(answer: Answer) -> list[Mapping[str, t.Any]]:

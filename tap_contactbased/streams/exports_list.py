@@ -6,8 +6,8 @@ import sys
 import typing as t
 
 from tap_contactbased import endpoints, schemas
-from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.pagination import EnvelopePaginator
+from tap_contactbased.streams.organization import ApiObjectStream
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -18,7 +18,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-class ExportsStream(ContactBasedStream):
+class ExportsStream(ApiObjectStream):
     """Export summaries, newest first, with the options each was made with."""
 
     name = "exports"
@@ -28,12 +28,6 @@ class ExportsStream(ContactBasedStream):
     records_jsonpath = "$.items[*]"
     schema = schemas.EXPORT_SUMMARY
     list_page_size = 50
-
-    @override
-    def post_process(
-        self, row: dict[str, t.Any], context: Context | None = None
-    ) -> dict[str, t.Any] | None:
-        return schemas.fold_new_fields(row, self.schema)
 
     @override
     def get_new_paginator(self) -> EnvelopePaginator:

@@ -37,7 +37,21 @@ def reading_day(response: requests.Response) -> str:
     return answered.astimezone(datetime.timezone.utc).date().isoformat()
 
 
-class FeedsStream(ContactBasedStream):
+class ApiObjectStream(ContactBasedStream):
+    """Records that are the API's own objects, with the fields it adds kept, not dropped.
+
+    Fields the schema does not name go into `extra_fields`: many targets fail on a
+    top-level field that the SCHEMA message does not declare.
+    """
+
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        return schemas.fold_new_fields(row, self.schema)
+
+
+class FeedsStream(ApiObjectStream):
     """Feeds the organization can access (GET /organization/feeds, every page)."""
 
     name = "feeds"
@@ -57,14 +71,8 @@ class FeedsStream(ContactBasedStream):
     ) -> dict[str, t.Any]:
         return {"page": next_page_token or 1, "page_size": self.page_size}
 
-    @override
-    def post_process(
-        self, row: dict[str, t.Any], context: Context | None = None
-    ) -> dict[str, t.Any] | None:
-        return schemas.fold_new_fields(row, self.schema)
 
-
-class UnpaginatedStream(ContactBasedStream):
+class UnpaginatedStream(ApiObjectStream):
     """An endpoint that answers in one page: one object, or one list of records."""
 
     records_jsonpath = "$"
@@ -72,12 +80,6 @@ class UnpaginatedStream(ContactBasedStream):
     @override
     def get_new_paginator(self) -> None:
         return None
-
-    @override
-    def post_process(
-        self, row: dict[str, t.Any], context: Context | None = None
-    ) -> dict[str, t.Any] | None:
-        return schemas.fold_new_fields(row, self.schema)
 
 
 class SnapshotStream(UnpaginatedStream):
