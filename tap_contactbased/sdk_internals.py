@@ -13,6 +13,14 @@ pinned to `~=0.54.9`.
 - `BookmarkKeptByTap._increment_stream_state`: export_rows replicates incrementally with a
   bookmark per feed that the export jobs keep; the SDK's own bookmark needs a replication
   key, which an export row does not have.
+- `SelectionWalkSkipped.mapped_records`: what the RECORD messages of a record would carry
+  (stream alias and mapped record, deselected properties dropped), without the messages,
+  for the BATCH files of export_rows; the SDK's BATCH path writes records unmapped.
+- `announce_batch`: a BATCH message for one stream alias. The SDK's `_write_batch_message`
+  announces one manifest under every alias of the stream's maps; a file of export_rows holds
+  the records of one alias only. `SDKBatchMessage`, `BatchConfig` and
+  `BaseBatchFileEncoding` live in the private `helpers._batch` (the last two are the types
+  of the public `Stream.get_batches`).
 - `move_to_end`: `Tap.sync_all` syncs streams in the order of `Tap.streams`, and then calls
   every stream's `log_sync_costs` in that order; enrichment, last, ends the run there.
 """
@@ -25,7 +33,19 @@ import typing as t
 from functools import cached_property
 
 from singer_sdk import Stream
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage
 from singer_sdk.singerlib import RecordMessage
+
+# The batch types live in a private module: the tap imports them from here.
+__all__ = [
+    "BaseBatchFileEncoding",
+    "BatchConfig",
+    "BookmarkKeptByTap",
+    "SelectionWalkSkipped",
+    "announce_batch",
+    "move_to_end",
+    "write_state_now",
+]
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -33,7 +53,7 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers import types
 
@@ -42,6 +62,14 @@ def write_state_now(stream: Stream) -> None:
     """Write a STATE message with the tap's current state, now."""
     stream.state_manager.is_flushed = False
     stream._write_state_message()
+
+
+def announce_batch(
+    stream: Stream, alias: str, encoding: BaseBatchFileEncoding, manifest: list[str]
+) -> None:
+    """Write a BATCH message announcing the files of `manifest` for the stream `alias`."""
+    stream._tap.write_message(SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest))
+    stream.state_manager.is_flushed = False
 
 
 class SelectionWalkSkipped(Stream):
@@ -75,6 +103,20 @@ class SelectionWalkSkipped(Stream):
                     version=self._stream_version,
                     time_extracted=self.chunk_extracted_at,
                 )
+
+    def mapped_records(self, records: Iterable[types.Record]) -> Iterator[tuple[str, types.Record]]:
+        """(stream alias, record) of each RECORD message `records` would make, in order."""
+        if not self.selects_every_property:
+            for record in records:
+                for message in super()._generate_record_messages(record):
+                    yield message.stream, message.record
+            return
+        maps = [(stream_map.stream_alias, stream_map.transform) for stream_map in self.stream_maps]
+        for record in records:
+            for alias, transform in maps:
+                mapped = transform(record)
+                if mapped is not None:
+                    yield alias, mapped
 
 
 class BookmarkKeptByTap(Stream):

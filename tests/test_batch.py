@@ -1,4 +1,7 @@
-"""BATCH messages: export rows in JSONL files, with state only after the files are written."""
+"""BATCH messages: export rows in JSON Lines files, confirmed only once announced.
+
+`batch_files.py` writes the files of export_rows; every other stream keeps the SDK's batcher.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +10,202 @@ import json
 import typing as t
 from pathlib import Path
 
-from tests.conftest import YESTERDAY
+import pytest
+
+from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.singer_run import run_tap
+from tests.kill_harness import KillPoint, flights, run_with_kills, while_building
+from tests.singer_run import run_tap, selected_catalog
+
+PAGE_SIZE = 1000
 
 
-def test_export_rows_in_batch_files(
-    api: FakeContactBased, config: dict[str, t.Any], tmp_path: Path
-) -> None:
-    batch_config = {
-        "encoding": {"format": "jsonl", "compression": "gzip"},
-        "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"},
+def batch_config(root: Path, compression: str = "gzip") -> dict[str, t.Any]:
+    return {
+        "encoding": {"format": "jsonl", "compression": compression},
+        "storage": {"root": f"file://{root}", "prefix": "batch-"},
     }
 
-    result = run_tap({**config, "batch_config": batch_config}, streams=["export_rows"])
 
-    batches = [m for m in result.messages if m["type"] == "BATCH"]
-    assert batches
-    assert result.records("export_rows") == []
-    records = []
-    for message in batches:
-        for url in message["manifest"]:
-            with gzip.open(url.removeprefix("file://"), "rt") as lines:
-                records += [json.loads(line) for line in lines]
-    expected = {}
+def read_file(url: str, compression: str | None) -> list[dict[str, t.Any]]:
+    path = Path(url.removeprefix("file://"))
+    opener = gzip.open if compression == "gzip" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def batch_records(
+    messages: list[dict[str, t.Any]], stream: str = "export_rows"
+) -> list[dict[str, t.Any]]:
+    """The records of the files the BATCH messages of `stream` announced, in their order."""
+    return [
+        record
+        for message in messages
+        if message["type"] == "BATCH" and message["stream"] == stream
+        for url in message["manifest"]
+        for record in read_file(url, message["encoding"].get("compression"))
+    ]
+
+
+def per_export(records: list[dict[str, t.Any]]) -> dict[str, list[dict[str, t.Any]]]:
+    """Records grouped by export, each export's in the order written."""
+    grouped: dict[str, list[dict[str, t.Any]]] = {}
+    for record in records:
+        grouped.setdefault(record["export_id"], []).append(record)
+    return grouped
+
+
+def expected_rows(api: FakeContactBased) -> dict[tuple[str, int], dict[str, t.Any]]:
+    expected: dict[tuple[str, int], dict[str, t.Any]] = {}
     for export_id in api.created_exports:
         expected.update(delivered_rows(api, export_id, YESTERDAY))
+    return expected
+
+
+@pytest.mark.parametrize(("read_mode", "compression"), [("csv", "gzip"), ("pages", "none")])
+def test_files_hold_exactly_the_records_of_record_mode(
+    paged_api: FakeContactBased, tmp_path: Path, read_mode: str, compression: str
+) -> None:
+    config = make_config(paged_api, read_mode=read_mode, page_size=PAGE_SIZE)
+    in_records = run_tap(config, streams=["export_rows"])
+    created = list(paged_api.created_exports)
+
+    # A second run with no state reuses the same ready exports.
+    batched = run_tap(
+        {**config, "batch_config": batch_config(tmp_path, compression)}, streams=["export_rows"]
+    )
+
+    assert paged_api.created_exports == created
+    assert batched.records("export_rows") == []
+    records = in_records.records("export_rows")
+    assert by_key(records) == expected_rows(paged_api)
+    files = batch_records(batched.messages)
+    assert per_export(files) == per_export(records)
+    manifests = [m["manifest"] for m in batched.messages if m["type"] == "BATCH"]
+    # One file per page of each export.
+    pages = sum(-(-len(rows) // PAGE_SIZE) for rows in per_export(records).values())
+    assert len(manifests) == pages
+    assert all(
+        len(urls) == 1 and urls[0].startswith(f"file://{tmp_path}/batch-") for urls in manifests
+    )
+
+
+def test_no_state_confirms_a_row_before_the_file_holding_it_is_announced(
+    paged_api: FakeContactBased, tmp_path: Path
+) -> None:
+    config = make_config(paged_api, page_size=PAGE_SIZE, batch_config=batch_config(tmp_path))
+
+    result = run_tap(config, streams=["export_rows"])
+
+    expected = expected_rows(paged_api)
+    announced: set[tuple[str, int]] = set()
+    confirmations = 0
+    for message in result.messages:
+        if message["type"] == "BATCH":
+            announced |= set(by_key(batch_records([message])))
+        if message["type"] != "STATE":
+            continue
+        for partition in message["value"]["bookmarks"]["export_rows"]["partitions"]:
+            flight = partition.get("in_flight")
+            if flight is not None:
+                confirmed = {
+                    key
+                    for key in expected
+                    if key[0] == flight["export_id"] and key[1] <= flight["rows_done"]
+                }
+            elif "last_export_id" in partition:
+                confirmed = {key for key in expected if key[0] == partition["last_export_id"]}
+            else:
+                continue
+            assert confirmed <= announced, f"{len(confirmed - announced)} rows confirmed early"
+            confirmations += bool(confirmed)
+    assert announced == set(expected)
+    assert confirmations > len(config["feed_ids"]), "too few states to prove anything"
+
+
+def test_files_have_the_shape_of_records_under_selection_and_stream_maps(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    stream_maps = {
+        "export_rows": {"first_name": "__NULL__", "company_upper": "str(company_name).upper()"},
+        "hot_rows": {
+            "__source__": "export_rows",
+            "__filter__": "intent_score is not None and intent_score >= 60",
+            "__else__": "__NULL__",
+            "export_id": "export_id",
+            "export_row": "export_row",
+            "intent_score": "intent_score",
+        },
+    }
+    config = make_config(api, stream_maps=stream_maps)
+    catalog = selected_catalog(config, ["export_rows"])
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
+    for metadata in entry["metadata"]:
+        if metadata["breadcrumb"] == ["properties", "job_title"]:
+            metadata["metadata"]["selected"] = False
+
+    in_records = run_tap(config, catalog=catalog)
+    batched = run_tap({**config, "batch_config": batch_config(tmp_path)}, catalog=catalog)
+
+    for stream in ("export_rows", "hot_rows"):
+        records = in_records.records(stream)
+        assert records, f"no {stream} record: the test would prove nothing"
+        assert per_export(batch_records(batched.messages, stream)) == per_export(records)
+    rows = batch_records(batched.messages)
+    assert not any("job_title" in r or "first_name" in r for r in rows)
+    assert all("company_upper" in r for r in rows)
+    hot = batch_records(batched.messages, "hot_rows")
+    assert all(set(r) == {"export_id", "export_row", "intent_score"} for r in hot)
+    assert len(hot) < len(rows)
+
+
+def batch_files_of(messages: list[dict[str, t.Any]]) -> list[str]:
+    return [url for m in messages if m["type"] == "BATCH" for url in m["manifest"]]
+
+
+def after_batches(count: int) -> KillPoint:
+    """Kill right after the `count`-th BATCH message, before the state that follows it."""
+    return lambda messages: (
+        messages[-1]["type"] == "BATCH" and (sum(m["type"] == "BATCH" for m in messages) >= count)
+    )
+
+
+def test_killed_while_exports_build_resumes_them_without_creating_again(
+    paged_api: FakeContactBased, tmp_path: Path
+) -> None:
+    config = make_config(
+        paged_api, page_size=PAGE_SIZE, batch_config=batch_config(tmp_path / "files")
+    )
+    catalog = selected_catalog(config, ["export_rows"])
+
+    campaign = run_with_kills(config, catalog, [while_building()], tmp_path / "runs")
+
+    # The state written before the wait names the building exports: the rerun resumes them.
+    assert campaign.kills == 1
+    killed = campaign.attempts[0].messages
+    assert batch_files_of(killed) == []
+    in_flight = {f["export_id"] for m in killed if m["type"] == "STATE" for f in flights(m)}
+    assert in_flight == set(paged_api.created_exports)
+    assert len(paged_api.created_exports) == len(config["feed_ids"])
+    assert by_key(batch_records(campaign.messages)) == expected_rows(paged_api)
+
+
+def test_killed_between_two_batch_files_loses_nothing_and_creates_nothing(
+    paged_api: FakeContactBased, tmp_path: Path
+) -> None:
+    config = make_config(
+        paged_api, page_size=PAGE_SIZE, batch_config=batch_config(tmp_path / "files")
+    )
+    catalog = selected_catalog(config, ["export_rows"])
+
+    campaign = run_with_kills(config, catalog, [after_batches(2)], tmp_path / "runs")
+
+    assert campaign.kills == 1
+    assert len(batch_files_of(campaign.attempts[0].messages)) == 2
+    assert len(paged_api.created_exports) == len(config["feed_ids"])
+    expected = expected_rows(paged_api)
+    records = batch_records(campaign.messages)
     assert by_key(records) == expected
-    # No state confirms rows before the batch file that holds them is announced.
-    kinds = [m["type"] for m in result.messages]
-    first_batch = kinds.index("BATCH")
-    assert "STATE" not in kinds[:first_batch]
-    assert kinds[-1] == "STATE"
+    # Only the file the kill left unconfirmed is written again.
+    assert len(records) - len(expected) <= PAGE_SIZE

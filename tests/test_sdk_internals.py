@@ -10,7 +10,12 @@ import typing as t
 
 from singer_sdk import Stream, Tap
 
-from tap_contactbased.sdk_internals import write_state_now
+from tap_contactbased.sdk_internals import (
+    BaseBatchFileEncoding,
+    BatchConfig,
+    announce_batch,
+    write_state_now,
+)
 from tap_contactbased.tap import TapContactBased
 from tests.conftest import make_config
 from tests.fake_api import FakeContactBased
@@ -61,3 +66,27 @@ def test_streams_sync_and_log_their_costs_in_the_order_of_tap_streams(
     order = [m["stream"] for m in result.messages if m["type"] == "RECORD"]
     assert order.index("enrichment") > max(i for i, s in enumerate(order) if s == "export_rows")
     assert list(TapContactBased(config=config).streams)[-1] == "enrichment"
+
+
+def test_a_batch_message_can_be_written_for_one_stream_alias(api: FakeContactBased) -> None:
+    writer = CollectingWriter()
+    tap = TapContactBased(config=make_config(api), message_writer=writer)
+    stream = tap.streams["export_rows"]
+    config = BatchConfig.from_dict(
+        {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": "file:///b"}}
+    )
+    assert isinstance(config.encoding, BaseBatchFileEncoding)
+
+    announce_batch(stream, "rows_alias", config.encoding, ["file:///b/one.jsonl.gz"])
+
+    (message,) = writer.messages
+    assert message["type"] == "BATCH"
+    assert message["stream"] == "rows_alias"
+    assert message["encoding"] == {"format": "jsonl", "compression": "gzip"}
+    assert message["manifest"] == ["file:///b/one.jsonl.gz"]
+
+
+def test_the_sdk_counts_the_batches_of_get_batches_on_the_counter_of_get_batch_counter() -> None:
+    source = inspect.getsource(Stream._sync_batches)
+    assert source.index("self.get_batch_counter()") < source.index("self.get_batches(")
+    assert "self._sync_batches(" in inspect.getsource(Stream.sync)

@@ -13,17 +13,24 @@ import sys
 import typing as t
 from functools import cached_property
 
+from singer_sdk import metrics
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_contactbased import endpoints, schemas
+from tap_contactbased import batch_files, endpoints, schemas
+from tap_contactbased.batch_files import BatchFiles
 from tap_contactbased.coercion import RowTyper
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.job import WaitPolicy
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.orchestrator import ExportRun
 from tap_contactbased.readers import ExportToRead, make_reader
-from tap_contactbased.sdk_internals import BookmarkKeptByTap, SelectionWalkSkipped
+from tap_contactbased.sdk_internals import (
+    BookmarkKeptByTap,
+    SelectionWalkSkipped,
+    announce_batch,
+    write_state_now,
+)
 from tap_contactbased.streams.base import RunStream
 
 if sys.version_info >= (3, 12):
@@ -32,13 +39,15 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_contactbased.job import ExportJob
-    from tap_contactbased.run import RunContext
+    from tap_contactbased.readers import Chunk
+    from tap_contactbased.run import ContactLedger, RunContext
+    from tap_contactbased.sdk_internals import BaseBatchFileEncoding, BatchConfig
 
 
 class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
@@ -55,6 +64,10 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         super().__init__(tap, run)
         # Incremental by whole days, with a bookmark per feed that the export jobs keep.
         self.forced_replication_method = "INCREMENTAL"
+        # Set in BATCH mode when this stream writes its own files (see get_batches).
+        self._batch_files: BatchFiles | None = None
+        self._batch_records: metrics.Counter | None = None
+        self._batch_counter: metrics.Counter | None = None
 
     @property
     @override
@@ -112,19 +125,80 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        return self._deliver(self._rows_of)
+
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Write and announce the files here, each followed by the state confirming its rows.
+
+        The SDK would announce what this yields, under every alias of the stream's maps,
+        and write the state only after each file. So nothing is yielded; the SDK's batch
+        counter is the one `get_batch_counter` hands out, and counts these files.
+        """
+        if not batch_files.writes(batch_config):
+            self.logger.info(
+                "batch_config asks for %s files: export_rows leaves them to the SDK's batcher.",
+                batch_config.encoding.format,
+            )
+            yield from super().get_batches(batch_config, context)
+            return
+        counter = self.get_batch_counter()
+
+        def announce(alias: str, manifest: list[str]) -> None:
+            announce_batch(self, alias, batch_config.encoding, manifest)
+            counter.increment()
+
+        self._batch_files = BatchFiles(batch_config, tap_name=self.tap_name, announce=announce)
+        with self.get_record_counter() as self._batch_records:
+            for _ in self._deliver(self._files_of):
+                pass
+        self.logger.info(
+            "Wrote %s rows of export_rows in %d batch file(s) under %s.",
+            f"{self._batch_files.rows:,}",
+            self._batch_files.files,
+            batch_config.storage.root,
+        )
+
+    @override
+    def get_batch_counter(self) -> metrics.Counter:
+        """One counter per sync, so that the files `get_batches` announces are counted."""
+        if self._batch_counter is None:
+            self._batch_counter = super().get_batch_counter()
+        return self._batch_counter
+
+    @override
+    def write_checkpoint(self) -> None:
+        """A STATE message now, also in BATCH mode when this stream writes the files.
+
+        Its files are announced before their rows are confirmed, so no state written at
+        any moment confirms a row that is not in an announced file.
+        """
+        if self._batch_files is not None:
+            write_state_now(self)
+        else:
+            super().write_checkpoint()
+
+    def _deliver(
+        self, read: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
+    ) -> Iterator[dict[str, t.Any]]:
+        """Deliver every feed's export, each read by `read` (records, or files)."""
         if not self.settings.feed_ids:
             self.logger.info("feed_ids is empty: export_rows emits nothing.")
             return
         if self.run.connection_test:
             self._test_access()
             return
-        yield from self.receipt_on_failure(self._deliver_every_feed())
+        yield from self.receipt_on_failure(self._deliver_every_feed(read))
 
-    def _deliver_every_feed(self) -> Iterator[dict[str, t.Any]]:
+    def _deliver_every_feed(
+        self, read: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
+    ) -> Iterator[dict[str, t.Any]]:
         export_run = self.export_run()
         export_run.plan()
         export_run.preflight()
-        yield from export_run.records(self._rows_of)
+        yield from export_run.records(read)
         self.run.export_failures.extend(export_run.failures)
 
     def _test_access(self) -> None:
@@ -139,7 +213,31 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
             )
 
     def _rows_of(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """Emit a ready export's rows from the first unconfirmed one, confirming each chunk."""
+        """RECORD mode: a ready export's records, each chunk confirmed once it is emitted."""
+        for chunk in self._typed_chunks(job):
+            yield from chunk
+            job.confirm(chunk.last_row)
+            self.write_checkpoint()
+
+    def _files_of(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
+        """BATCH mode: each chunk's records into files, announced, and only then confirmed.
+
+        So `rows_done` advances only together with an announced file, and a state written
+        at any moment confirms no row that is not in one. Yields no record.
+        """
+        files, counter = self._batch_files, self._batch_records
+        assert files is not None
+        assert counter is not None
+        assert job.export_id is not None
+        for chunk in self._typed_chunks(job):
+            label = f"{job.export_id}-{chunk.first_row:09d}"
+            counter.increment(files.write(self.mapped_records(chunk), label))
+            job.confirm(chunk.last_row)
+            self.write_checkpoint()
+        yield from ()
+
+    def _typed_chunks(self, job: ExportJob) -> Iterator[TypedChunk]:
+        """The chunks of a ready export from its first unconfirmed row, typed."""
         assert job.summary is not None
         assert job.flight is not None
         page_size = job.page_size
@@ -147,39 +245,24 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         export = ExportToRead.of(
             job.summary, job.describe(), page_size=page_size, at_least=job.expected_rows
         )
-        through = job.flight.deliver_through
-        start_row = job.next_row
-        collect = self.run.enrichment_active
-        contacts = self.run.contacts
         properties = self.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(
             self.settings.read_mode, self.api, export, self.logger, policy=self.retry_policy
         )
+        contacts = self.run.contacts if self.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
-        for chunk in reader.chunks(start_row):
+        for chunk in reader.chunks(job.next_row):
             # A chunk's rows were extracted together; one timestamp serves them all.
             self.chunk_extracted_at = datetime.datetime.now(datetime.timezone.utc)
             key = tuple(chunk.header)
             typer = typers.get(key)
             if typer is None:
                 typer = typers[key] = self._typer(export, chunk.header, properties, fixed)
-            to_record = typer.csv_record if chunk.form == "csv" else typer.page_record
-            number = chunk.first_row
-            for raw in chunk.rows:
-                record = to_record(number, raw)
-                number += 1
-                if through is not None:
-                    day = record.get("signal_date")
-                    if day is not None and day > through:
-                        continue
-                if collect and (contact_id := record.get("contact_id")):
-                    contacts.add(contact_id)
-                emitted += 1
-                yield record
-            job.confirm(number - 1)
-            self.write_checkpoint()
+            typed = TypedChunk(chunk, typer, job.flight.deliver_through, contacts)
+            yield typed
+            emitted += typed.emitted
         self._report_values(export, typers.values(), reader.nul_bytes)
         self.logger.info("Delivered %s rows of %s.", f"{emitted:,}", export.name)
 
@@ -227,3 +310,43 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
                 export.name,
                 nul_bytes,
             )
+
+
+class TypedChunk:
+    """The records of one chunk, typed, without rows past the delivery's last day.
+
+    Once its records have been read, `last_row` is the chunk's last row (1-based) and
+    `emitted` the number of records it gave.
+    """
+
+    def __init__(
+        self, chunk: Chunk, typer: RowTyper, through: str | None, contacts: ContactLedger | None
+    ) -> None:
+        """Type the rows of `chunk` with `typer`; note contact ids in `contacts` if given."""
+        self.first_row = chunk.first_row
+        self.last_row = chunk.first_row - 1
+        self.emitted = 0
+        self._chunk = chunk
+        self._typer = typer
+        self._through = through
+        self._contacts = contacts
+
+    def __iter__(self) -> Iterator[dict[str, t.Any]]:
+        """The records, in the order of the export."""
+        chunk, through, contacts = self._chunk, self._through, self._contacts
+        to_record = self._typer.csv_record if chunk.form == "csv" else self._typer.page_record
+        number = chunk.first_row
+        emitted = 0
+        for raw in chunk.rows:
+            record = to_record(number, raw)
+            number += 1
+            if through is not None:
+                day = record.get("signal_date")
+                if day is not None and day > through:
+                    continue
+            if contacts is not None and (contact_id := record.get("contact_id")):
+                contacts.add(contact_id)
+            emitted += 1
+            yield record
+        self.last_row = number - 1
+        self.emitted = emitted
