@@ -6,7 +6,8 @@ columns, two of them bundle JSON), then runs, one after the other and REPEAT tim
 the tap syncing export_rows and bench/handwritten.py, and prints the medians: rows, wall
 time, CPU time and peak RSS of the program itself (not of the API), and the tap/client
 ratios. `--profile` instead runs the tap once under cProfile (csv mode) and prints its top
-functions. See bench/README.md.
+functions; `--batch` compares the tap in RECORD mode with the tap writing BATCH files
+(bench/batch.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import batch
 from bench.fake import (
     API_KEY,
     BUNDLES,
@@ -86,6 +88,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     parser.add_argument("--out", type=Path, default=OUT, help="work folder (configs, logs)")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="the tap in RECORD mode against the tap writing BATCH files (gzip JSON Lines),\n"
+        "instead of the tap against the client (csv unless --mode)",
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     if args.tap_src is not None:
@@ -304,6 +312,50 @@ def run_profile(
     )
 
 
+def run_batch(
+    fake: FakeApi,
+    export: ReadyExport,
+    catalog: Path,
+    args: argparse.Namespace,
+    *,
+    modes: tuple[str, ...],
+    source: dict[str, Any],
+) -> int:
+    """Measure the tap in RECORD and in BATCH mode and print the medians."""
+    results: dict[str, dict[str, Summary]] = {}
+    problems: Counter[str] = Counter()
+    for mode in modes:
+        config = write_config(args.out, fake, export, mode)
+        results[mode], found = batch.measure_pair(
+            fake,
+            export,
+            mode,
+            tap=[tap_executable()],
+            config=config,
+            catalog=catalog,
+            args=args,
+            env=child_env(args.tap_src),
+            problems_in=lambda log: tap_problems(log, export),
+        )
+        problems.update(found)
+    print(batch.table(results))
+    if problems:
+        print("\nThe tap logged:\n" + "\n".join(f"  {n}x {text}" for text, n in problems.items()))
+    if args.json is not None:
+        meta = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "export_rows": export.total_rows,
+            "page_size": export.page_size,
+            "repeat": args.repeat,
+            "seed": args.seed,
+            "tap": source,
+            "figures": "medians; CPU and peak RSS are the tap's own (wait4)",
+        }
+        batch.write_json(args.json, meta, results)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or the profile)."""
     args = parse_args(argv)
@@ -314,8 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
     print(f"Tap measured: {source}", file=sys.stderr, flush=True)
-    if args.profile:
-        modes: tuple[str, ...] = ("pages",) if args.mode == "pages" else ("csv",)
+    if args.profile or args.batch:
+        modes: tuple[str, ...] = MODES[args.mode or "csv"]
     else:
         modes = MODES[args.mode or "both"]
     print(
@@ -342,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.profile:
                 run_profile(fake, export, modes[0], catalog, args)
                 return 0
+            if args.batch:
+                return run_batch(fake, export, catalog, args, modes=modes, source=source)
             results: dict[str, dict[str, Summary]] = {}
             problems: Counter[str] = Counter()
             for mode in modes:

@@ -2,22 +2,26 @@
 
 The SDK's default batcher serialises record by record in Python and gzips at level 9,
 which cost the tap 2.4 times the CPU of RECORD mode. Here the records of one export chunk
-(one page) are encoded by msgspec a thousand at a time, compressed at level 1 (level 9
-costs five times as much for files a third smaller), and written as one file per stream
-alias, under the configured `batch_config.storage` root and prefix.
+(one page) are encoded by msgspec a few at a time, compressed by ISA-L at level 1, and
+written as one file per stream alias, under the configured `batch_config.storage` root
+and prefix, with the SDK's storage helper.
 
-A file is written whole once its chunk has been read: a chunk whose reading fails leaves
-no file behind, and no storage ever holds half a file under its final name. The caller
-announces each file (a BATCH message) before it confirms the chunk's rows in the state.
+A file is spooled to an anonymous local temporary file while its chunk is read, then
+copied to the storage whole: memory holds no page, a chunk whose reading fails leaves no
+file behind, and no storage holds half a file under its final name. The caller announces
+each file (a BATCH message) before it confirms the chunk's rows in the state.
 """
 
 from __future__ import annotations
 
+import itertools
+import shutil
+import tempfile
 import typing as t
 import uuid
-import zlib
 
 import msgspec
+from isal import isal_zlib
 from singer_sdk.contrib.msgspec import enc_hook
 
 if t.TYPE_CHECKING:
@@ -25,12 +29,15 @@ if t.TYPE_CHECKING:
 
     from tap_contactbased.sdk_internals import BatchConfig
 
-# Level 1 and 2 cost the same (about 5 µs a row of 1 KB) and both shrink JSON Lines of
-# export rows about sixfold; level 6 costs 2.5 times as much, level 9 five times.
+# JSON Lines of export rows (about 1 KB a row), compressed, per row: zlib at level 1 about
+# 5 µs for a sixth of the size, level 6 12 µs, level 9 27 µs; ISA-L at level 1 1.3 µs for
+# the same size as zlib's level 1.
 GZIP_LEVEL = 1
-# Records encoded per call: enough to leave the per-call cost behind, few enough that the
-# typed records waiting for it stay a small part of the memory.
-ENCODE_ROWS = 1000
+# Records encoded per call: enough to leave the per-call cost behind, few enough that typed
+# records do not wait in memory.
+ENCODE_ROWS = 16
+# Encoded bytes compressed per call.
+BLOCK_BYTES = 64 * 1024
 
 # The same encoding as the tap's RECORD messages (the SDK's msgspec writer).
 _encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
@@ -49,32 +56,56 @@ def writes(config: BatchConfig) -> bool:
 
 
 class _FileContent:
-    """The bytes of one file, encoded and compressed as records arrive."""
+    """One file's bytes, encoded and compressed into a local spool as records arrive."""
 
     def __init__(self, *, gzip: bool) -> None:
         self.rows = 0
         self._waiting: list[Record] = []
-        self._parts: list[bytes] = []
-        self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
+        self._encoded = bytearray()
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._compressor = (
+            isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
+        )
 
     def add(self, record: Record) -> None:
         self._waiting.append(record)
         if len(self._waiting) >= ENCODE_ROWS:
-            self._encode()
+            self._encode(self._waiting)
+            self._waiting.clear()
 
-    def _encode(self) -> None:
-        if not self._waiting:
-            return
-        data = _encoder.encode_lines(self._waiting)
-        self.rows += len(self._waiting)
-        self._waiting.clear()
-        self._parts.append(data if self._compressor is None else self._compressor.compress(data))
+    def extend(self, records: Iterable[Record]) -> None:
+        # Taken in slices at C speed: no Python step per record.
+        iterator = iter(records)
+        while batch := list(itertools.islice(iterator, ENCODE_ROWS)):
+            self._encode(batch)
 
-    def finish(self) -> list[bytes]:
-        self._encode()
+    def _encode(self, records: list[Record]) -> None:
+        self._encoded += _encoder.encode_lines(records)
+        self.rows += len(records)
+        if len(self._encoded) >= BLOCK_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        encoded = self._encoded
+        self._spool.write(
+            encoded if self._compressor is None else self._compressor.compress(encoded)
+        )
+        encoded.clear()
+
+    def finish(self) -> None:
+        if self._waiting:
+            self._encode(self._waiting)
+            self._waiting.clear()
+        self._flush()
         if self._compressor is not None:
-            self._parts.append(self._compressor.flush())
-        return self._parts
+            self._spool.write(self._compressor.flush())
+
+    def copy_to(self, file: t.IO[bytes]) -> None:
+        self._spool.seek(0)
+        shutil.copyfileobj(self._spool, file)
+
+    def close(self) -> None:
+        self._spool.close()
 
 
 class BatchFiles:
@@ -92,25 +123,40 @@ class BatchFiles:
         self.files = 0
         self.rows = 0
 
-    def write(self, mapped: Iterable[tuple[str, Record]], label: str) -> int:
-        """Write `mapped` (stream alias, record) as one file per alias, each announced.
+    def write(self, alias: str, records: Iterable[Record], label: str) -> int:
+        """Write `records` of the stream `alias` as one file and announce it.
 
-        `label` names the chunk in the file names. Returns the number of records written.
+        `label` names the chunk in the file name. Returns the number of records written.
         """
+        content = _FileContent(gzip=self._gzip)
+        try:
+            content.extend(records)
+            return self._store(alias, content, label)
+        finally:
+            content.close()
+
+    def write_mapped(self, mapped: Iterable[tuple[str, Record]], label: str) -> int:
+        """Write `mapped` (stream alias, record) as one file per alias, each announced."""
         contents: dict[str, _FileContent] = {}
-        for alias, record in mapped:
-            content = contents.get(alias)
-            if content is None:
-                content = contents[alias] = _FileContent(gzip=self._gzip)
-            content.add(record)
-        written = 0
-        for alias, content in contents.items():
-            parts = content.finish()
-            filename = f"{self._name_start}{alias}-{label}{self._name_end}"
-            with self._storage.open(filename, "wb") as file:
-                file.writelines(parts)
-            self._announce(alias, [self._storage.get_url(filename)])
-            self.files += 1
-            written += content.rows
-        self.rows += written
-        return written
+        try:
+            for alias, record in mapped:
+                content = contents.get(alias)
+                if content is None:
+                    content = contents[alias] = _FileContent(gzip=self._gzip)
+                content.add(record)
+            return sum(self._store(alias, content, label) for alias, content in contents.items())
+        finally:
+            for content in contents.values():
+                content.close()
+
+    def _store(self, alias: str, content: _FileContent, label: str) -> int:
+        content.finish()
+        if not content.rows:
+            return 0  # every row of the chunk was past the delivery's last day
+        filename = f"{self._name_start}{alias}-{label}{self._name_end}"
+        with self._storage.open(filename, "wb") as file:
+            content.copy_to(file)
+        self._announce(alias, [self._storage.get_url(filename)])
+        self.files += 1
+        self.rows += content.rows
+        return content.rows

@@ -34,6 +34,7 @@ from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 # The batch types live in a private module: the tap imports them from here.
@@ -103,6 +104,18 @@ class SelectionWalkSkipped(Stream):
                     version=self._stream_version,
                     time_extracted=self.chunk_extracted_at,
                 )
+
+    @cached_property
+    def passes_records_unchanged(self) -> bool:
+        """Whether records go out as they are: every property selected, no map, no flattening."""
+        maps = self.stream_maps
+        return (
+            self.selects_every_property
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+        )
 
     def mapped_records(self, records: Iterable[types.Record]) -> Iterator[tuple[str, types.Record]]:
         """(stream alias, record) of each RECORD message `records` would make, in order."""

@@ -209,3 +209,30 @@ def test_killed_between_two_batch_files_loses_nothing_and_creates_nothing(
     assert by_key(records) == expected
     # Only the file the kill left unconfirmed is written again.
     assert len(records) - len(expected) <= PAGE_SIZE
+
+
+def test_a_chunk_whose_reading_fails_leaves_no_file(
+    paged_api: FakeContactBased, tmp_path: Path
+) -> None:
+    paged_api.faults.csv_rows_missing = 10  # every read of the CSV ends short of total_rows
+    config = make_config(paged_api, page_size=PAGE_SIZE, batch_config=batch_config(tmp_path))
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    assert result.error is not None
+    announced = batch_files_of(result.messages)
+    assert announced, "no page was delivered before the failure: the test would prove nothing"
+    assert sorted(path.as_uri() for path in tmp_path.iterdir()) == sorted(announced)
+    expected = expected_rows(paged_api)
+    files = by_key(batch_records(result.messages))
+    assert len(files) < len(expected)
+    # The exports stay in flight, confirmed up to the last announced file.
+    assert result.last_state is not None
+    in_flight = flights({"value": result.last_state})
+    assert {f["export_id"] for f in in_flight} == set(paged_api.created_exports)
+    for flight in in_flight:
+        confirmed = {
+            k for k in expected if k[0] == flight["export_id"] and k[1] <= flight["rows_done"]
+        }
+        assert confirmed
+        assert confirmed <= set(files)

@@ -229,9 +229,14 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         assert files is not None
         assert counter is not None
         assert job.export_id is not None
+        unchanged = self.passes_records_unchanged
         for chunk in self._typed_chunks(job):
             label = f"{job.export_id}-{chunk.first_row:09d}"
-            counter.increment(files.write(self.mapped_records(chunk), label))
+            if unchanged:
+                written = files.write(self.name, chunk, label)
+            else:
+                written = files.write_mapped(self.mapped_records(chunk), label)
+            counter.increment(written)
             job.confirm(chunk.last_row)
             self.write_checkpoint()
         yield from ()
