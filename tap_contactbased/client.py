@@ -14,6 +14,7 @@ from functools import cached_property
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import APIKeyAuthenticator
+from singer_sdk.batch import Batcher
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 
@@ -24,7 +25,12 @@ from tap_contactbased.api_client import (
     endpoint_of,
     status_error_message,
 )
-from tap_contactbased.errors import TransientApiError
+from tap_contactbased.errors import ConfigError, TransientApiError
+from tap_contactbased.sdk_internals import (
+    mapped_records,
+    passes_records_unchanged,
+    records_to_batch,
+)
 from tap_contactbased.spelling import normalise_id_spelling
 
 if sys.version_info >= (3, 12):
@@ -33,10 +39,12 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterable
 
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
+
+    from tap_contactbased.sdk_internals import BaseBatchFileEncoding, BatchConfig
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -153,3 +161,28 @@ class ContactBasedStream(RESTStream[t.Any]):
             exception if isinstance(exception, RetriableAPIError) else type(exception).__name__,
             level=logging.WARNING,
         )
+
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """The SDK's batcher, fed what RECORD messages would carry.
+
+        The SDK batches records as the stream produces them: its stream maps (the README's
+        PII map among them) and its selection would not apply to the files.
+        """
+        if passes_records_unchanged(self):
+            yield from super().get_batches(batch_config, context)
+            return
+        if len(self.stream_maps) > 1:
+            aliases = ", ".join(m.stream_alias for m in self.stream_maps)
+            msg = (
+                f"The stream maps copy {self.name} into several streams ({aliases}), which the "
+                f"SDK's BATCH files cannot tell apart; only export_rows can be copied so in "
+                "BATCH mode. Remove batch_config or the copy."
+            )
+            raise ConfigError(msg)
+        records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
+        batcher = Batcher(self.tap_name, self.name, batch_config)
+        for manifest in batcher.get_batches(records):
+            yield batch_config.encoding, manifest

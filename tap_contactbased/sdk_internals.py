@@ -13,9 +13,10 @@ pinned to `~=0.54.9`.
 - `BookmarkKeptByTap._increment_stream_state`: export_rows replicates incrementally with a
   bookmark per feed that the export jobs keep; the SDK's own bookmark needs a replication
   key, which an export row does not have.
-- `SelectionWalkSkipped.mapped_records`: what the RECORD messages of a record would carry
+- `mapped_records`, `records_to_batch`: what the RECORD messages of a record would carry
   (stream alias and mapped record, deselected properties dropped), without the messages,
-  for the BATCH files of export_rows; the SDK's BATCH path writes records unmapped.
+  for BATCH files. The SDK's `get_batches` batches the records `_sync_records` yields,
+  before its stream maps and its selection (a PII stream map would not apply).
 - `announce_batch`: a BATCH message for one stream alias. The SDK's `_write_batch_message`
   announces one manifest under every alias of the stream's maps; a file of export_rows holds
   the records of one alias only. `SDKBatchMessage`, `BatchConfig` and
@@ -44,7 +45,10 @@ __all__ = [
     "BookmarkKeptByTap",
     "SelectionWalkSkipped",
     "announce_batch",
+    "mapped_records",
     "move_to_end",
+    "passes_records_unchanged",
+    "records_to_batch",
     "write_state_now",
 ]
 
@@ -71,6 +75,44 @@ def announce_batch(
     """Write a BATCH message announcing the files of `manifest` for the stream `alias`."""
     stream._tap.write_message(SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest))
     stream.state_manager.is_flushed = False
+
+
+def passes_records_unchanged(stream: Stream) -> bool:
+    """Whether RECORD messages carry the stream's records as they are.
+
+    That is: every property selected, and one stream map, the SDK's identity, unflattened.
+    """
+    maps = stream.stream_maps
+    return (
+        len(maps) == 1
+        and type(maps[0]) is SameRecordTransform
+        and maps[0].stream_alias == stream.name
+        and not maps[0].flattening_enabled
+        and all(stream.mask.values())
+    )
+
+
+def mapped_records(
+    stream: Stream, records: Iterable[types.Record]
+) -> Iterator[tuple[str, types.Record]]:
+    """(stream alias, record) of each RECORD message `records` would make, in order."""
+    if not all(stream.mask.values()):
+        for record in records:
+            # The SDK's own: it drops deselected properties, then applies the maps.
+            for message in Stream._generate_record_messages(stream, record):
+                yield message.stream, message.record
+        return
+    maps = [(stream_map.stream_alias, stream_map.transform) for stream_map in stream.stream_maps]
+    for record in records:
+        for alias, transform in maps:
+            mapped = transform(record)
+            if mapped is not None:
+                yield alias, mapped
+
+
+def records_to_batch(stream: Stream, context: types.Context | None) -> Iterator[types.Record]:
+    """The records of a sync as the SDK's `get_batches` takes them: no message written."""
+    return stream._sync_records(context, write_messages=False)
 
 
 class SelectionWalkSkipped(Stream):
@@ -104,32 +146,6 @@ class SelectionWalkSkipped(Stream):
                     version=self._stream_version,
                     time_extracted=self.chunk_extracted_at,
                 )
-
-    @cached_property
-    def passes_records_unchanged(self) -> bool:
-        """Whether records go out as they are: every property selected, no map, no flattening."""
-        maps = self.stream_maps
-        return (
-            self.selects_every_property
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and not maps[0].flattening_enabled
-        )
-
-    def mapped_records(self, records: Iterable[types.Record]) -> Iterator[tuple[str, types.Record]]:
-        """(stream alias, record) of each RECORD message `records` would make, in order."""
-        if not self.selects_every_property:
-            for record in records:
-                for message in super()._generate_record_messages(record):
-                    yield message.stream, message.record
-            return
-        maps = [(stream_map.stream_alias, stream_map.transform) for stream_map in self.stream_maps]
-        for record in records:
-            for alias, transform in maps:
-                mapped = transform(record)
-                if mapped is not None:
-                    yield alias, mapped
 
 
 class BookmarkKeptByTap(Stream):

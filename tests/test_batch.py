@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.readme_stream_maps import readme_stream_maps
+from tap_contactbased.errors import ConfigError
 from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -236,3 +238,64 @@ def test_a_chunk_whose_reading_fails_leaves_no_file(
         }
         assert confirmed
         assert confirmed <= set(files)
+
+
+def test_the_other_streams_files_carry_their_stream_maps_like_their_records(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    ids = [api.dataset.contact_id(i) for i in range(30)]
+    config = make_config(
+        api,
+        feed_ids=[],
+        enrichment_bundles=["emails"],
+        enrichment_contact_ids=ids,
+        stream_maps=readme_stream_maps(),
+    )
+
+    in_records = run_tap(config, streams=["enrichment"])
+    batched = run_tap({**config, "batch_config": batch_config(tmp_path)}, streams=["enrichment"])
+
+    def comparable(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        return [{k: v for k, v in r.items() if k != "enriched_at"} for r in records]
+
+    files = batch_records(batched.messages, "enrichment")
+    assert comparable(files) == comparable(in_records.records("enrichment"))
+    text = json.dumps(files)
+    assert "address_sha256" in text
+    assert "@" not in text
+
+
+def test_the_other_streams_files_leave_out_deselected_properties(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    config = make_config(api, feed_ids=[])
+    catalog = selected_catalog(config, ["feeds"])
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "feeds")
+    for metadata in entry["metadata"]:
+        if metadata["breadcrumb"] == ["properties", "name"]:
+            metadata["metadata"]["selected"] = False
+
+    in_records = run_tap(config, catalog=catalog)
+    batched = run_tap({**config, "batch_config": batch_config(tmp_path)}, catalog=catalog)
+
+    files = batch_records(batched.messages, "feeds")
+    assert files
+    assert files == in_records.records("feeds")
+    assert not any("name" in record for record in files)
+
+
+def test_a_copy_of_another_stream_in_batch_mode_is_refused(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    config = make_config(
+        api,
+        feed_ids=[],
+        stream_maps={"feeds_copy": {"__source__": "feeds"}},
+        batch_config=batch_config(tmp_path),
+    )
+
+    result = run_tap(config, streams=["feeds"], raise_errors=False)
+
+    assert isinstance(result.error, ConfigError)
+    assert "feeds_copy" in str(result.error)
+    assert not any(tmp_path.iterdir())

@@ -90,3 +90,13 @@ def test_the_sdk_counts_the_batches_of_get_batches_on_the_counter_of_get_batch_c
     source = inspect.getsource(Stream._sync_batches)
     assert source.index("self.get_batch_counter()") < source.index("self.get_batches(")
     assert "self._sync_batches(" in inspect.getsource(Stream.sync)
+
+
+def test_the_sdks_batches_take_records_before_stream_maps_and_selection() -> None:
+    # Why every stream's get_batches maps its records itself (client.py): the SDK's batches
+    # are `_sync_records`'s records, while maps and selection apply to record messages.
+    assert parameters(Stream._sync_records) == ["self", "context", "write_messages"]
+    source = inspect.getsource(Stream.get_batches)
+    assert "self._sync_records(context, write_messages=False)" in source
+    assert "_generate_record_messages" not in source
+    assert "pop_deselected_record_properties" in inspect.getsource(Stream._generate_record_messages)

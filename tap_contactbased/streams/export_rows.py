@@ -29,6 +29,8 @@ from tap_contactbased.sdk_internals import (
     BookmarkKeptByTap,
     SelectionWalkSkipped,
     announce_batch,
+    mapped_records,
+    passes_records_unchanged,
     write_state_now,
 )
 from tap_contactbased.streams.base import RunStream
@@ -229,13 +231,13 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         assert files is not None
         assert counter is not None
         assert job.export_id is not None
-        unchanged = self.passes_records_unchanged
+        unchanged = passes_records_unchanged(self)
         for chunk in self._typed_chunks(job):
             label = f"{job.export_id}-{chunk.first_row:09d}"
             if unchanged:
                 written = files.write(self.name, chunk, label)
             else:
-                written = files.write_mapped(self.mapped_records(chunk), label)
+                written = files.write_mapped(mapped_records(self, chunk), label)
             counter.increment(written)
             job.confirm(chunk.last_row)
             self.write_checkpoint()
