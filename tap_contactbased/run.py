@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.settings import Settings
 
 FEEDS_PAGE_SIZE = 200
+LOGGER = "tap-contactbased"
 # Set while `--test` runs: the streams then check access for free and create nothing.
 CONNECTION_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "connection_test", default=False
@@ -241,6 +242,10 @@ class RunContext:
         problems = self.bundle_problems(api)
         if problems:
             raise ConfigError(f"{'; '.join(problems)}.")
+
+    def receipt_on_failure(self) -> None:
+        """A run that fails or is interrupted still says what it created and reserved."""
+        self.receipt.log_once(logging.getLogger(LOGGER))
 
     def finish(self, logger: logging.Logger) -> None:
         """End the run: the cost receipt, then a failure naming the feeds that did not finish."""
