@@ -136,7 +136,10 @@ def pg_rows(info: ConnectionInfo, table: str) -> tuple[list[tuple[str, ...]], di
         rows = connection.execute(f'SELECT {selected} FROM {SCHEMA}."{table}"').fetchall()
         counts = connection.execute(f'SELECT {nulls} FROM {SCHEMA}."{table}"').fetchone()
     assert counts is not None
-    load_time_nulls = dict(zip(sorted(LOAD_TIME_COLUMNS), map(int, counts), strict=True))
+    load_time_nulls = {
+        name: int(t.cast("int", count))
+        for name, count in zip(sorted(LOAD_TIME_COLUMNS), counts, strict=True)
+    }
     return sorted(tuple(map(canonical, row)) for row in rows), load_time_nulls
 
 
