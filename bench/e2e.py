@@ -33,7 +33,7 @@ from bench.pipeline import PipelineRun, Step, run_pipeline
 from tests.e2e.meltano import MELTANO, base_env, stale_plugins
 from tests.e2e.postgres import ConnectionInfo
 
-VARIANTS = ("floor", "shipped", "before", "batch", "duckdb", "meltano")
+VARIANTS = ("floor", "shipped", "before", "batch", "duckdb", "duckdb-before", "meltano")
 # target-postgres 0.8.1's own defaults, as on main before the volume settings; the SDK's
 # batch of 10,000 rows is what it uses when batch_size_rows is not set.
 BEFORE = {
@@ -41,6 +41,7 @@ BEFORE = {
     "TARGET_POSTGRES_VALIDATE_RECORDS": "true",
     "TARGET_POSTGRES_BATCH_SIZE_ROWS": "10000",
 }
+DUCKDB_BEFORE = {"TARGET_DUCKDB_BATCH_SIZE_ROWS": "100000"}  # target-duckdb 0.8.0's default
 BATCH_CONFIG = {"encoding": {"format": "jsonl", "compression": "gzip"}}
 PG_PASSWORD = "trust-auth-ignores-it"
 
@@ -127,6 +128,7 @@ def prepare(setup: Setup) -> None:
     setup.configs["shipped"] = setup.dump("target-postgres", **pg)
     setup.configs["before"] = setup.dump("target-postgres", **pg, **BEFORE)
     setup.configs["duckdb"] = setup.dump("target-duckdb")
+    setup.configs["duckdb-before"] = setup.dump("target-duckdb", **DUCKDB_BEFORE)
     catalog = setup.dump("tap-contactbased", "catalog")
     selected = [
         s["tap_stream_id"]
@@ -204,7 +206,7 @@ def run_variant(setup: Setup, variant: str, attempt: int) -> Outcome:
         run = run_pipeline(steps, work, servers)
         if variant == "floor":
             landed = from_postgres(database, "export_rows_floor", schema="public")
-        elif variant == "duckdb":
+        elif variant.startswith("duckdb"):
             landed = from_duckdb(work / "warehouse.duckdb", "export_rows")
         else:
             landed = from_postgres(database, "export_rows")
@@ -241,8 +243,8 @@ def _steps(
         }
         command = [MELTANO, "run", "tap-contactbased", "target-postgres"]
         return [Step("meltano", command, meltano_env, ROOT)]
-    if variant == "duckdb":
-        config = {**setup.configs["duckdb"], "filepath": str(work / "warehouse.duckdb")}
+    if variant.startswith("duckdb"):
+        config = {**setup.configs[variant], "filepath": str(work / "warehouse.duckdb")}
         executable = plugin_executable("loaders", "target-duckdb")
     else:
         key = "before" if variant == "before" else "shipped"
@@ -355,7 +357,7 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, list[Outcome]], Landed,
             "tap_config": {k: v for k, v in setup.configs["tap"].items() if k != "api_key"},
             "loader_configs": {
                 name: {k: v for k, v in setup.configs[name].items() if k != "password"}
-                for name in ("shipped", "before", "duckdb")
+                for name in ("shipped", "before", "duckdb", "duckdb-before")
             },
         }
     return outcomes, expected, meta

@@ -23,6 +23,7 @@ LABELS = {
     "before": "tap -> target-postgres with its defaults (INSERT, validation on): main before",
     "batch": "tap with batch_config jsonl.gz (BATCH) -> target-postgres as shipped",
     "duckdb": "tap -> target-duckdb as meltano.yml ships it",
+    "duckdb-before": "tap -> target-duckdb with its default batch (100,000 rows): main before",
     "meltano": "`meltano run tap-contactbased target-postgres`, shipped config, whole",
 }
 # Each variant's programs, in the order of the table's columns.
@@ -113,7 +114,7 @@ def table(rows: list[Row], landed_rows: int) -> str:
 def notes(outcomes: dict[str, list[Outcome]]) -> str:
     """What the table cannot show: the paths, the landed rows, what BATCH left behind."""
     lines = ["", "Every run landed all rows with the export's checksum."]
-    lines += [f"  {variant:8} {LABELS[variant]}" for variant in outcomes]
+    lines += [f"  {variant:13} {LABELS[variant]}" for variant in outcomes]
     for variant, runs in outcomes.items():
         sdc = [r.landed.sdc_null_rows for r in runs if r.landed.sdc_null_rows]
         files = [r.batch_files for r in runs if r.batch_files is not None]
