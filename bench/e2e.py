@@ -43,6 +43,7 @@ BEFORE = {
 }
 DUCKDB_BEFORE = {"TARGET_DUCKDB_BATCH_SIZE_ROWS": "100000"}  # target-duckdb 0.8.0's default
 BATCH_CONFIG = {"encoding": {"format": "jsonl", "compression": "gzip"}}
+OVERRIDABLE = ("TARGET_POSTGRES_", "TARGET_DUCKDB_")
 PG_PASSWORD = "trust-auth-ignores-it"
 
 
@@ -120,14 +121,24 @@ class Setup:
         return parsed
 
 
+def loader_overrides() -> dict[str, str]:
+    """TARGET_POSTGRES_* and TARGET_DUCKDB_* variables of this shell, for the shipped variants.
+
+    Meltano would apply them over meltano.yml the same way: a setting can be measured before
+    it is shipped.
+    """
+    return {k: v for k, v in os.environ.items() if k.startswith(OVERRIDABLE)}
+
+
 def prepare(setup: Setup) -> None:
     """Dump the configs and the catalog Meltano would use, once."""
     probe = ConnectionInfo("127.0.0.1", 1, "postgres", "unused")
     pg = postgres_settings(probe)
     setup.configs["tap"] = setup.dump("tap-contactbased")
-    setup.configs["shipped"] = setup.dump("target-postgres", **pg)
+    shipped = loader_overrides()
+    setup.configs["shipped"] = setup.dump("target-postgres", **shipped, **pg)
     setup.configs["before"] = setup.dump("target-postgres", **pg, **BEFORE)
-    setup.configs["duckdb"] = setup.dump("target-duckdb")
+    setup.configs["duckdb"] = setup.dump("target-duckdb", **shipped)
     setup.configs["duckdb-before"] = setup.dump("target-duckdb", **DUCKDB_BEFORE)
     catalog = setup.dump("tap-contactbased", "catalog")
     selected = [
@@ -239,6 +250,7 @@ def _steps(
         meltano_env = {
             **base_env(f"sqlite:///{work / 'meltano.db'}"),
             **tap_settings(setup.fake, setup.export),
+            **loader_overrides(),
             **postgres_settings(database),
         }
         command = [MELTANO, "run", "tap-contactbased", "target-postgres"]
@@ -327,6 +339,8 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, list[Outcome]], Landed,
                 **tap_settings(fake, export),
             },
         )
+        if loader_overrides():
+            say(f"Shipped loader settings overridden by this shell: {loader_overrides()}")
         prepare(setup)
         warm_up(setup)
         expected = expected_figures(setup)
@@ -355,6 +369,7 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, list[Outcome]], Landed,
             "columns": len(export.columns),
             "checksum": expected.checksum,
             "tap_config": {k: v for k, v in setup.configs["tap"].items() if k != "api_key"},
+            "loader_overrides": loader_overrides(),
             "loader_configs": {
                 name: {k: v for k, v in setup.configs[name].items() if k != "password"}
                 for name in ("shipped", "before", "duckdb", "duckdb-before")
