@@ -214,7 +214,8 @@ def run_variant(setup: Setup, variant: str, attempt: int) -> Outcome:
     )
     try:
         steps = _steps(setup, variant, work, tap, database)
-        run = run_pipeline(steps, work, servers)
+        baseline = setup.postgres.processes()
+        run = run_pipeline(steps, work, servers, lambda: setup.postgres.settle(baseline))
         if variant == "floor":
             landed = from_postgres(database, "export_rows_floor", schema="public")
         elif variant.startswith("duckdb"):

@@ -8,6 +8,7 @@ postmaster's own and its reaped children's (backends that exited), plus every li
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -81,6 +82,20 @@ class BenchPostgres:
         admin = ConnectionInfo(info.host, info.port, info.user, "postgres")
         with admin.connect() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{info.database}" WITH (FORCE)')
+
+    def processes(self) -> set[int]:
+        """The server's processes below the postmaster (background workers and backends)."""
+        return set(_children(self.postmaster))
+
+    def settle(self, baseline: set[int], timeout: float = 15.0) -> None:
+        """Wait until the backends of the run have exited (at most `timeout` seconds).
+
+        A backend's CPU time moves from its own counters to the postmaster's reaped-children
+        counters when it exits; reading both while one exits would miss it.
+        """
+        deadline = time.monotonic() + timeout
+        while self.processes() - baseline and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def cpu_seconds(self) -> float:
         """CPU time the whole server has used so far (backends that exited included)."""

@@ -77,9 +77,15 @@ def _usage(step: Step, work: Path) -> Usage:
 
 
 def run_pipeline(
-    steps: Sequence[Step], work: Path, servers: dict[str, Callable[[], float | None]]
+    steps: Sequence[Step],
+    work: Path,
+    servers: dict[str, Callable[[], float | None]],
+    settle: Callable[[], None] = lambda: None,
 ) -> PipelineRun:
-    """Run the steps joined by pipes (one step: alone); logs and figures go to `work`."""
+    """Run the steps joined by pipes (one step: alone); logs and figures go to `work`.
+
+    `settle` runs after the last program ended, before the servers' CPU is read again.
+    """
     work.mkdir(parents=True, exist_ok=True)
     before = {name: read() for name, read in servers.items()}
     started = time.perf_counter()
@@ -101,6 +107,7 @@ def run_pipeline(
                 process.kill()
                 process.wait()
     wall = time.perf_counter() - started
+    settle()
     after = {name: read() for name, read in servers.items()}
     server_cpu: dict[str, float | None] = {}
     for name in servers:
