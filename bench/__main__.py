@@ -6,7 +6,8 @@ columns, two of them bundle JSON), then runs, one after the other and REPEAT tim
 the tap syncing export_rows and bench/handwritten.py, and prints the medians: rows, wall
 time, CPU time and peak RSS of the program itself (not of the API), and the tap/client
 ratios. `--profile` instead runs the tap once under cProfile (csv mode) and prints its top
-functions. See bench/README.md.
+functions. `--e2e` instead loads the export into PostgreSQL and DuckDB by each path and
+compares them with a hand COPY of its CSV (bench/e2e.py). See bench/README.md.
 """
 
 from __future__ import annotations
