@@ -6,7 +6,8 @@ columns, two of them bundle JSON), then runs, one after the other and REPEAT tim
 the tap syncing export_rows and bench/handwritten.py, and prints the medians: rows, wall
 time, CPU time and peak RSS of the program itself (not of the API), and the tap/client
 ratios. `--profile` instead runs the tap once under cProfile (csv mode) and prints its top
-functions. See bench/README.md.
+functions. `--e2e` instead loads the export into PostgreSQL and DuckDB by each path and
+compares them with a hand COPY of its CSV (bench/e2e.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import e2e
+from bench.e2e import VARIANTS
 from bench.fake import (
     API_KEY,
     BUNDLES,
@@ -35,7 +38,7 @@ from bench.fake import (
     ReadyExport,
     rows_per_day,
 )
-from bench.measure import Run, Summary, measure, summarize
+from bench.measure import UNSET_FOR_CHILDREN, Run, Summary, measure, summarize
 from bench.profiling import profile_command, top_functions
 from bench.report import table, write_json
 
@@ -44,9 +47,6 @@ MODES = {"csv": ("csv",), "pages": ("pages",), "both": ("csv", "pages")}
 _LOG_PROBLEM = re.compile(r"\|\s*(WARNING|ERROR|CRITICAL)\s*\|\s*(\S+)\s*\|\s*(.*)")
 _TAP_COUNT = re.compile(r'"metric":"record_count","value":(\d+),"tags":\{"stream":"export_rows"')
 _CLIENT_COUNT = re.compile(r"^handwritten: (\d+) records$", re.MULTILINE)
-# Set in some shells, they would change what is measured: an unbuffered stdout makes the
-# client write once per line, and no bytecode cache makes every start compile ~350 modules.
-UNSET_FOR_CHILDREN = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,6 +57,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the export (about)")
     parser.add_argument("--mode", choices=sorted(MODES), default=None, help="default: both")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program (median)")
+    parser.add_argument(
+        "--e2e",
+        action="store_true",
+        help="end to end instead: the export into PostgreSQL and DuckDB by each path,\n"
+        "against a hand COPY of its CSV (bench/README.md)",
+    )
+    parser.add_argument(
+        "--variants",
+        type=lambda text: tuple(v for v in text.split(",") if v),
+        default=VARIANTS,
+        help=f"with --e2e: which paths, comma-separated (default {','.join(VARIANTS)})",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the fake API's data")
     parser.add_argument(
         "--stdout",
@@ -92,6 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.tap_src = args.tap_src.resolve()
     if args.rows < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be at least 1")
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown or not args.variants:
+        parser.error(f"--variants: choose among {', '.join(VARIANTS)} (not {sorted(unknown)})")
     return args
 
 
@@ -307,6 +322,8 @@ def run_profile(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or the profile)."""
     args = parse_args(argv)
+    if args.e2e:
+        return e2e.main(args)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         source = tap_source(args.tap_src, args.out)
