@@ -32,6 +32,7 @@ from bench.fake import (
     API_KEY,
     BUNDLES,
     LOOKBACK_DAYS,
+    PAGE_SIZE,
     ROOT,
     BenchError,
     FakeApi,
@@ -70,6 +71,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"with --e2e: which paths, comma-separated (default {','.join(VARIANTS)})",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the fake API's data")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=PAGE_SIZE,
+        help="rows per page of the export (1,000 to 50,000)",
+    )
     parser.add_argument(
         "--stdout",
         choices=["pipe", "devnull"],
@@ -342,7 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        with FakeApi(rows=args.rows, seed=args.seed, log_path=args.out / "fake.log") as fake:
+        with FakeApi(
+            rows=args.rows, seed=args.seed, log_path=args.out / "fake.log", page_size=args.page_size
+        ) as fake:
             export = fake.export
             assert export is not None
             print(

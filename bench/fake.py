@@ -49,9 +49,10 @@ def rows_per_day(rows: int) -> int:
 class FakeApi:
     """`python -m tests.fake_api` started with one ready export; stopped on exit."""
 
-    def __init__(self, *, rows: int, seed: int, log_path: Path) -> None:
+    def __init__(self, *, rows: int, seed: int, log_path: Path, page_size: int = PAGE_SIZE) -> None:
         """Describe the fake; `start()` runs it."""
         self.rows = rows
+        self.page_size = page_size
         self.seed = seed
         self.log_path = log_path
         self.url = ""
@@ -87,7 +88,7 @@ class FakeApi:
             "--export-bundles",
             ",".join(BUNDLES),
             "--export-page-size",
-            str(PAGE_SIZE),
+            str(self.page_size),
             "--ready-export",
             f"{FEED_INDEX}:{LOOKBACK_DAYS}",
         ]
