@@ -84,7 +84,6 @@ class ExportRun:
 
     @property
     def settings(self) -> Settings:
-        """The run's settings."""
         return self._run.settings
 
     # 1. Plan
@@ -243,7 +242,6 @@ class ExportRun:
         job.records_required, job.expected_rows = count.cost, count.total_rows
 
     def options(self, feed_id: str, lookback_days: int) -> ExportOptions:
-        """The export options the settings ask for."""
         return ExportOptions.from_settings(self.settings, feed_id, lookback_days)
 
     # 2. Preflight

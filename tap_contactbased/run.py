@@ -109,7 +109,6 @@ class ContactLedger:
         self._ids[contact_id] = None
 
     def ids(self) -> list[str]:
-        """The ids noted so far."""
         return list(self._ids)
 
     def __len__(self) -> int:

@@ -24,7 +24,6 @@ class RunStream(ContactBasedStream):
 
     @property
     def settings(self) -> Settings:
-        """The typed settings of the run."""
         return self.run.settings
 
     def write_checkpoint(self) -> None:
