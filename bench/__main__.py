@@ -30,7 +30,6 @@ from bench import e2e
 from bench.e2e import VARIANTS
 from bench.fake import (
     API_KEY,
-    BUNDLES,
     LOOKBACK_DAYS,
     PAGE_SIZE,
     ROOT,
@@ -38,6 +37,7 @@ from bench.fake import (
     FakeApi,
     ReadyExport,
     rows_per_day,
+    tap_config,
 )
 from bench.measure import UNSET_FOR_CHILDREN, Run, Summary, measure, summarize
 from bench.profiling import profile_command, top_functions
@@ -179,16 +179,7 @@ def logged_count(pattern: re.Pattern[str]) -> Callable[[Path], int]:
 
 def write_config(out: Path, fake: FakeApi, export: ReadyExport, mode: str) -> Path:
     """A tap config that reads the ready export in `mode` and emits all its rows."""
-    config = {
-        "api_url": fake.url,
-        "api_key": API_KEY,
-        "feed_ids": [export.feed_id],
-        "lookback_days": LOOKBACK_DAYS,
-        "export_mode": "snapshot",
-        "export_bundles": list(BUNDLES),
-        "read_mode": mode,
-        "page_size": export.page_size,  # the same options: the tap reuses the ready export
-    }
+    config = tap_config(fake.url, export, mode)
     path = out / f"config-{mode}.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path

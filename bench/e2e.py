@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from bench.e2e_report import notes, summarize, table, write_report
-from bench.fake import API_KEY, BUNDLES, LOOKBACK_DAYS, ROOT, BenchError, FakeApi, ReadyExport
+from bench.fake import API_KEY, ROOT, BenchError, FakeApi, ReadyExport, tap_config
 from bench.landed import Landed, from_csv, from_duckdb, from_postgres
 from bench.measure import UNSET_FOR_CHILDREN
 from bench.pgserver import BenchPostgres
@@ -57,16 +57,7 @@ def plugin_executable(kind: str, name: str) -> str:
 
 def tap_settings(fake: FakeApi, export: ReadyExport) -> dict[str, str]:
     """TAP_CONTACTBASED_* variables that make the tap read the ready export (and reuse it)."""
-    values: dict[str, Any] = {
-        "api_url": fake.url,
-        "api_key": API_KEY,
-        "feed_ids": [export.feed_id],
-        "lookback_days": LOOKBACK_DAYS,
-        "export_mode": "snapshot",
-        "export_bundles": list(BUNDLES),
-        "read_mode": "csv",
-        "page_size": export.page_size,
-    }
+    values = tap_config(fake.url, export, "csv")
     env = {
         f"TAP_CONTACTBASED_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
         for name, value in values.items()

@@ -41,6 +41,23 @@ class ReadyExport:
     columns: tuple[str, ...]
 
 
+def tap_config(api_url: str, export: ReadyExport, read_mode: str) -> dict[str, Any]:
+    """Settings that make the tap read the ready export in `read_mode` and emit all its rows.
+
+    They are the export's own options, so the tap reuses it instead of creating one.
+    """
+    return {
+        "api_url": api_url,
+        "api_key": API_KEY,
+        "feed_ids": [export.feed_id],
+        "lookback_days": LOOKBACK_DAYS,
+        "export_mode": "snapshot",
+        "export_bundles": list(BUNDLES),
+        "read_mode": read_mode,
+        "page_size": export.page_size,
+    }
+
+
 def rows_per_day(rows: int) -> int:
     """Rows per day of the feed so that the 30-day export holds about `rows` rows."""
     return max(1, math.ceil(rows / LOOKBACK_DAYS / CONTACT_SHARE))
