@@ -7,7 +7,8 @@ the tap syncing export_rows and bench/handwritten.py, and prints the medians: ro
 time, CPU time and peak RSS of the program itself (not of the API), and the tap/client
 ratios. `--profile` instead runs the tap once under cProfile (csv mode) and prints its top
 functions; `--batch` compares the tap in RECORD mode with the tap writing BATCH files
-(bench/batch.py). See bench/README.md.
+(bench/batch.py). `--e2e` instead loads the export into PostgreSQL and DuckDB by each path
+and compares them with a hand COPY of its CSV (bench/e2e.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import batch
+from bench import batch, e2e
+from bench.e2e import VARIANTS
 from bench.fake import (
     API_KEY,
-    BUNDLES,
     LOOKBACK_DAYS,
+    PAGE_SIZE,
     ROOT,
     BenchError,
     FakeApi,
     ReadyExport,
     rows_per_day,
+    tap_config,
 )
-from bench.measure import Run, Summary, measure, summarize
+from bench.measure import UNSET_FOR_CHILDREN, Run, Summary, measure, summarize
 from bench.profiling import profile_command, top_functions
 from bench.report import table, write_json
 
@@ -46,9 +49,6 @@ MODES = {"csv": ("csv",), "pages": ("pages",), "both": ("csv", "pages")}
 _LOG_PROBLEM = re.compile(r"\|\s*(WARNING|ERROR|CRITICAL)\s*\|\s*(\S+)\s*\|\s*(.*)")
 _TAP_COUNT = re.compile(r'"metric":"record_count","value":(\d+),"tags":\{"stream":"export_rows"')
 _CLIENT_COUNT = re.compile(r"^handwritten: (\d+) records$", re.MULTILINE)
-# Set in some shells, they would change what is measured: an unbuffered stdout makes the
-# client write once per line, and no bytecode cache makes every start compile ~350 modules.
-UNSET_FOR_CHILDREN = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,7 +59,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the export (about)")
     parser.add_argument("--mode", choices=sorted(MODES), default=None, help="default: both")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program (median)")
+    parser.add_argument(
+        "--e2e",
+        action="store_true",
+        help="end to end instead: the export into PostgreSQL and DuckDB by each path,\n"
+        "against a hand COPY of its CSV (bench/README.md)",
+    )
+    parser.add_argument(
+        "--variants",
+        type=lambda text: tuple(v for v in text.split(",") if v),
+        default=VARIANTS,
+        help=f"with --e2e: which paths, comma-separated (default {','.join(VARIANTS)})",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the fake API's data")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=PAGE_SIZE,
+        help="rows per page of the export (1,000 to 50,000)",
+    )
     parser.add_argument(
         "--stdout",
         choices=["pipe", "devnull"],
@@ -100,6 +118,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.tap_src = args.tap_src.resolve()
     if args.rows < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be at least 1")
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown or not args.variants:
+        parser.error(f"--variants: choose among {', '.join(VARIANTS)} (not {sorted(unknown)})")
     return args
 
 
@@ -165,16 +186,7 @@ def logged_count(pattern: re.Pattern[str]) -> Callable[[Path], int]:
 
 def write_config(out: Path, fake: FakeApi, export: ReadyExport, mode: str) -> Path:
     """A tap config that reads the ready export in `mode` and emits all its rows."""
-    config = {
-        "api_url": fake.url,
-        "api_key": API_KEY,
-        "feed_ids": [export.feed_id],
-        "lookback_days": LOOKBACK_DAYS,
-        "export_mode": "snapshot",
-        "export_bundles": list(BUNDLES),
-        "read_mode": mode,
-        "page_size": export.page_size,  # the same options: the tap reuses the ready export
-    }
+    config = tap_config(fake.url, export, mode)
     path = out / f"config-{mode}.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
@@ -359,6 +371,8 @@ def run_batch(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or the profile)."""
     args = parse_args(argv)
+    if args.e2e:
+        return e2e.main(args)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         source = tap_source(args.tap_src, args.out)
@@ -377,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        with FakeApi(rows=args.rows, seed=args.seed, log_path=args.out / "fake.log") as fake:
+        with FakeApi(
+            rows=args.rows, seed=args.seed, log_path=args.out / "fake.log", page_size=args.page_size
+        ) as fake:
             export = fake.export
             assert export is not None
             print(

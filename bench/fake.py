@@ -41,6 +41,23 @@ class ReadyExport:
     columns: tuple[str, ...]
 
 
+def tap_config(api_url: str, export: ReadyExport, read_mode: str) -> dict[str, Any]:
+    """Settings that make the tap read the ready export in `read_mode` and emit all its rows.
+
+    They are the export's own options, so the tap reuses it instead of creating one.
+    """
+    return {
+        "api_url": api_url,
+        "api_key": API_KEY,
+        "feed_ids": [export.feed_id],
+        "lookback_days": LOOKBACK_DAYS,
+        "export_mode": "snapshot",
+        "export_bundles": list(BUNDLES),
+        "read_mode": read_mode,
+        "page_size": export.page_size,
+    }
+
+
 def rows_per_day(rows: int) -> int:
     """Rows per day of the feed so that the 30-day export holds about `rows` rows."""
     return max(1, math.ceil(rows / LOOKBACK_DAYS / CONTACT_SHARE))
@@ -49,9 +66,10 @@ def rows_per_day(rows: int) -> int:
 class FakeApi:
     """`python -m tests.fake_api` started with one ready export; stopped on exit."""
 
-    def __init__(self, *, rows: int, seed: int, log_path: Path) -> None:
+    def __init__(self, *, rows: int, seed: int, log_path: Path, page_size: int = PAGE_SIZE) -> None:
         """Describe the fake; `start()` runs it."""
         self.rows = rows
+        self.page_size = page_size
         self.seed = seed
         self.log_path = log_path
         self.url = ""
@@ -87,7 +105,7 @@ class FakeApi:
             "--export-bundles",
             ",".join(BUNDLES),
             "--export-page-size",
-            str(PAGE_SIZE),
+            str(self.page_size),
             "--ready-export",
             f"{FEED_INDEX}:{LOOKBACK_DAYS}",
         ]

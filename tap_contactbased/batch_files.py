@@ -1,7 +1,7 @@
 """BATCH files of export rows: JSON Lines encoded in bulk, gzip at a fast level.
 
 The SDK's default batcher serialises record by record in Python and gzips at level 9,
-which cost the tap 2.4 times the CPU of RECORD mode. Here the records of one export chunk
+which cost the tap about four times its CPU in RECORD mode. Here the records of one export chunk
 (one page) are encoded by msgspec a few at a time, compressed by ISA-L at level 1, and
 written as one file per stream alias, under the configured `batch_config.storage` root
 and prefix, with the SDK's storage helper.

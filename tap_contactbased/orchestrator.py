@@ -84,7 +84,6 @@ class ExportRun:
 
     @property
     def settings(self) -> Settings:
-        """The run's settings."""
         return self._run.settings
 
     # 1. Plan
@@ -243,7 +242,6 @@ class ExportRun:
         job.records_required, job.expected_rows = count.cost, count.total_rows
 
     def options(self, feed_id: str, lookback_days: int) -> ExportOptions:
-        """The export options the settings ask for."""
         return ExportOptions.from_settings(self.settings, feed_id, lookback_days)
 
     # 2. Preflight
@@ -335,7 +333,14 @@ class ExportRun:
                 self._checkpoint()
             ready = next((job for job in self.jobs if job.phase is Phase.READY), None)
             if ready is not None:
-                yield from self._deliver(ready, read)
+                self._before_reading(ready)
+                try:
+                    # The records pass through here one by one: no extra generator between.
+                    yield from read(ready)
+                except (ExportError, ApiError) as exc:
+                    ready.fail(str(exc).rstrip("."))
+                    continue
+                self._delivered(ready)
                 continue
             waiting = [job for job in self.jobs if job.phase in WAITING]
             planned = [job for job in self.jobs if job.phase is Phase.PLANNED]
@@ -515,26 +520,22 @@ class ExportRun:
         jittered = self._interval * (0.75 + random.random() / 2)  # noqa: S311 - not crypto
         self._next_poll = now + jittered
 
-    def _deliver(
-        self, job: ExportJob, read: Callable[[ExportJob], Iterator[Record]]
-    ) -> Iterator[Record]:
-        if job.deliver_through_clamped is not None:
-            assert job.flight is not None
-            self._logger.warning(
-                "%s ends before the window planned for it: it delivers through %s, not %s; "
-                "the next run exports the days after.",
-                job.describe(),
-                job.flight.deliver_through,
-                job.deliver_through_clamped,
-            )
-            for later in self.jobs:
-                if later.after is job and later.phase is Phase.PLANNED:
-                    self.jobs.remove(later)
-        try:
-            yield from read(job)
-        except (ExportError, ApiError) as exc:
-            job.fail(str(exc).rstrip("."))
+    def _before_reading(self, job: ExportJob) -> None:
+        if job.deliver_through_clamped is None:
             return
+        assert job.flight is not None
+        self._logger.warning(
+            "%s ends before the window planned for it: it delivers through %s, not %s; "
+            "the next run exports the days after.",
+            job.describe(),
+            job.flight.deliver_through,
+            job.deliver_through_clamped,
+        )
+        for later in self.jobs:
+            if later.after is job and later.phase is Phase.PLANNED:
+                self.jobs.remove(later)
+
+    def _delivered(self, job: ExportJob) -> None:
         job.read()
         job.deliver()
         self._run.export_delivered(job)

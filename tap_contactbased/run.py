@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.settings import Settings
 
 FEEDS_PAGE_SIZE = 200
+LOGGER = "tap-contactbased"
 # Set while `--test` runs: the streams then check access for free and create nothing.
 CONNECTION_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "connection_test", default=False
@@ -108,7 +109,6 @@ class ContactLedger:
         self._ids[contact_id] = None
 
     def ids(self) -> list[str]:
-        """The ids noted so far."""
         return list(self._ids)
 
     def __len__(self) -> int:
@@ -241,6 +241,10 @@ class RunContext:
         problems = self.bundle_problems(api)
         if problems:
             raise ConfigError(f"{'; '.join(problems)}.")
+
+    def receipt_on_failure(self) -> None:
+        """A run that fails or is interrupted still says what it created and reserved."""
+        self.receipt.log_once(logging.getLogger(LOGGER))
 
     def finish(self, logger: logging.Logger) -> None:
         """End the run: the cost receipt, then a failure naming the feeds that did not finish."""

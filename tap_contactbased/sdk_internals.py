@@ -58,7 +58,7 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from singer_sdk.helpers import types
 
@@ -130,6 +130,20 @@ class SelectionWalkSkipped(Stream):
         """Whether the catalog keeps every property of the stream."""
         return all(self.mask.values())
 
+    @cached_property
+    def _map_steps(self) -> list[tuple[str, Callable[[types.Record], types.Record | None] | None]]:
+        """(alias, transform) per stream map; None where the map gives the record back as is.
+
+        The SDK's default map returns the record unchanged unless flattening is on.
+        """
+        steps: list[tuple[str, Callable[[types.Record], types.Record | None] | None]] = []
+        for stream_map in self.stream_maps:
+            unchanged = type(stream_map) is SameRecordTransform and not (
+                stream_map.flattening_options and stream_map.flattening_enabled
+            )
+            steps.append((stream_map.stream_alias, None if unchanged else stream_map.transform))
+        return steps
+
     @override
     def _generate_record_messages(
         self, record: types.Record
@@ -137,11 +151,11 @@ class SelectionWalkSkipped(Stream):
         if not self.selects_every_property:
             yield from super()._generate_record_messages(record)
             return
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
+        for alias, transform in self._map_steps:
+            mapped = record if transform is None else transform(record)
             if mapped is not None:
                 yield RecordMessage(
-                    stream=stream_map.stream_alias,
+                    stream=alias,
                     record=mapped,
                     version=self._stream_version,
                     time_extracted=self.chunk_extracted_at,

@@ -14,7 +14,7 @@ import atexit
 import sys
 import typing as t
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
 
 if sys.version_info >= (3, 12):
@@ -35,14 +35,37 @@ class RecordBufferingWriter(MsgSpecWriter):
         """Start with an empty buffer, written out at exit at the latest."""
         super().__init__()
         self._pending = bytearray()
+        self._frame: tuple[t.Any, ...] | None = None
+        self._head = self._tail = b""
         atexit.register(self.flush)
 
     @override
     def write_message(self, message: Message) -> None:
         """Buffer a record; write anything else at once, after what was buffered."""
+        if type(message) is RecordMessage:
+            self._append_record(message)
+            if len(self._pending) >= BUFFER_BYTES:
+                self.flush()
+            return
         self._pending += self.format_message(message)
-        if not isinstance(message, RecordMessage) or len(self._pending) >= BUFFER_BYTES:
-            self.flush()
+        self.flush()
+
+    def _append_record(self, message: RecordMessage) -> None:
+        """The bytes `format_message` would give, with the record encoded in place.
+
+        Only the record differs from one message to the next: the fields around it are
+        encoded once per stream, version and extraction time, by the SDK's own encoder.
+        """
+        frame = (message.stream, message.version, message.time_extracted)
+        if frame != self._frame:
+            self._frame = frame
+            empty = serialize_jsonl({**message.to_dict(), "record": {}})
+            head, tail = bytes(empty).split(b'"record":{}', 1)
+            self._head, self._tail = head + b'"record":', tail
+        pending = self._pending
+        pending += self._head
+        encoder.encode_into(message.record, pending, -1)
+        pending += self._tail
 
     def flush(self) -> None:
         """Write the buffered messages to stdout (resolved now, so redirections apply)."""

@@ -274,3 +274,12 @@ def test_exports_and_feed_totals_streams_emit_what_the_api_serves(
         assert len(days) == config["lookback_days"]
         for day, count in days.items():
             assert count == len(api.expected_rows(feed_id, day, day))
+
+
+def test_the_catalog_says_export_rows_replicates_incrementally(config: dict[str, t.Any]) -> None:
+    catalog = selected_catalog(config, ["export_rows"])
+
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
+    root = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])
+    assert root["forced-replication-method"] == "INCREMENTAL"
+    assert list(root["table-key-properties"]) == ["export_id", "export_row"]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import typing as t
 
 import pytest
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import RecordMessage, StateMessage
 
 from tap_contactbased.streams.export_rows import ExportRowsStream
+from tap_contactbased.writer import RecordBufferingWriter
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_tap, selected_catalog
 
@@ -53,3 +58,53 @@ def test_a_deselected_property_is_still_dropped(
     assert records
     assert all("linkedin_url" not in r for r in records)
     assert all("company_name" in r for r in records)
+
+
+def test_the_writer_writes_records_byte_for_byte_as_the_sdks_writer(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    extracted = datetime.datetime(2026, 11, 27, 8, 30, 1, 123456, tzinfo=datetime.timezone.utc)
+    record = {
+        "export_id": "exp_1",
+        "export_row": 7,
+        "intent_score": 0.25,
+        "amount": decimal.Decimal("12.50"),
+        "seen": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+        "bundle_emails": {"emails": [{"address": "a@b.c"}], "note": 'quote " and \n'},
+        "empty": None,
+    }
+    messages = [
+        RecordMessage(stream="export_rows", record=record, time_extracted=extracted),
+        RecordMessage(stream="export_rows", record={**record, "export_row": 8}, version=12),
+        RecordMessage(stream="other", record={"a": 1}),
+        StateMessage(value={"bookmarks": {}}),
+        RecordMessage(stream="export_rows", record=record, time_extracted=extracted),
+    ]
+    writer = RecordBufferingWriter()
+
+    for message in messages:
+        writer.write_message(message)
+    writer.flush()
+
+    reference = MsgSpecWriter()
+    expected = b"".join(bytes(reference.format_message(m)) for m in messages)
+    assert capsysbinary.readouterr().out == expected
+
+
+def test_flattened_records_match_the_sdk_path(
+    api: FakeContactBased, config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {
+        **config,
+        "export_bundles": ["emails"],
+        "flattening_enabled": True,
+        "flattening_max_depth": 1,
+    }
+    catalog = selected_catalog(config, ["export_rows"])
+
+    fast = run_tap(config, catalog=catalog)
+    monkeypatch.setattr(ExportRowsStream, "selects_every_property", False)
+    sdk = run_tap(config, catalog=catalog)
+
+    assert record_messages(fast) == record_messages(sdk)
+    assert any(k.startswith("bundle_emails__") for m in record_messages(fast) for k in m["record"])

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.sdk_internals import write_state_now
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from singer_sdk import Tap
 
     from tap_contactbased.run import RunContext
@@ -27,19 +24,7 @@ class RunStream(ContactBasedStream):
 
     @property
     def settings(self) -> Settings:
-        """The typed settings of the run."""
         return self.run.settings
-
-    def receipt_on_failure(self, records: Iterator[dict[str, t.Any]]) -> Iterator[dict[str, t.Any]]:
-        """`records`, with the cost receipt logged if they end in a failure or interruption.
-
-        A failed or interrupted run must still say what it created and reserved.
-        """
-        try:
-            yield from records
-        except BaseException:
-            self.run.receipt.log_once(logging.getLogger(self.tap_name))
-            raise
 
     def write_checkpoint(self) -> None:
         """Emit a STATE message now.

@@ -98,7 +98,11 @@ class EnrichmentStream(RunStream):
             return
         pending = self.run.pending_enrichment.entries()
         ids = self._wanted_ids(pending)
-        yield from self.receipt_on_failure(self._enrich(ids))
+        try:
+            yield from self._enrich(ids)
+        except BaseException:
+            self.run.receipt_on_failure()
+            raise
         self.run.pending_enrichment.clear({entry["export_id"] for entry in pending})
         self.write_checkpoint()
 

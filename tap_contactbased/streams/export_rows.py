@@ -192,15 +192,14 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         if self.run.connection_test:
             self._test_access()
             return
-        yield from self.receipt_on_failure(self._deliver_every_feed(read))
-
-    def _deliver_every_feed(
-        self, read: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
-    ) -> Iterator[dict[str, t.Any]]:
         export_run = self.export_run()
-        export_run.plan()
-        export_run.preflight()
-        yield from export_run.records(read)
+        try:
+            export_run.plan()
+            export_run.preflight()
+            yield from export_run.records(read)
+        except BaseException:
+            self.run.receipt_on_failure()
+            raise
         self.run.export_failures.extend(export_run.failures)
 
     def _test_access(self) -> None:

@@ -145,24 +145,28 @@ class Meltano:
         stem = f"{self.runs:02d}-{'-'.join(a for a in args if not a.startswith('-'))[:60]}"
         return self.work_dir / f"{stem}.out", self.work_dir / f"{stem}.log"
 
-    def start(self, *args: str) -> Running:
-        """Start a command in its own process group; see `Running`."""
+    def start(self, *args: str, stdin: Path | None = None) -> Running:
+        """Start a command in its own process group, reading `stdin`; see `Running`."""
         out_path, log_path = self._log_paths(args)
-        with out_path.open("wb") as out, log_path.open("wb") as log:
+        with (
+            out_path.open("wb") as out,
+            log_path.open("wb") as log,
+            stdin.open("rb") if stdin else open(os.devnull, "rb") as source,
+        ):
             process = subprocess.Popen(
                 [MELTANO, *args],
                 cwd=self.project,
                 env=self.env,
-                stdin=subprocess.DEVNULL,
+                stdin=source,
                 stdout=out,
                 stderr=log,
                 start_new_session=True,
             )
         return Running(args, process, out_path, log_path)
 
-    def __call__(self, *args: str, check: bool = True) -> Result:
+    def __call__(self, *args: str, check: bool = True, stdin: Path | None = None) -> Result:
         """Run a command to its end; with `check`, fail the test when it fails."""
-        result = self.start(*args).wait()
+        result = self.start(*args, stdin=stdin).wait()
         if check and result.returncode != 0:
             msg = f"meltano {' '.join(args)} exited {result.returncode}:\n{result.tail()}"
             raise AssertionError(msg)
