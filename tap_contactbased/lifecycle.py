@@ -111,10 +111,9 @@ class ExportLifecycle:
                 endpoints.EXPORTS_LIST, {"export_ids": ids, "page": 1, "page_size": len(ids)}
             )
             items = listed_items(answer, endpoints.EXPORTS_LIST)
-            found.update(self._pick(items, ids))
-            if len(items) > sum(
-                1 for i in items if isinstance(i, dict) and i.get("export_id") in ids
-            ):
+            picked = self._pick(items, ids)
+            found.update(picked)
+            if len(picked) < len(items):
                 # The API ignored the `export_ids` filter [assumed, docs/contactbased-api.md]:
                 # look through every page.
                 missing = set(wanted) - found.keys()

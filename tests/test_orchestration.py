@@ -7,12 +7,16 @@ request log and in its count of exports building at the same time.
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 from pathlib import Path
 
 import pytest
 
 from tap_contactbased import endpoints
+from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.lifecycle import ExportLifecycle
+from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -256,3 +260,25 @@ def test_a_state_written_by_the_previous_release_resumes_its_exports(tmp_path: P
         assert all("in_flight" not in p for p in final)
         assert all(p["delivered_through"] == YESTERDAY.isoformat() for p in final)
         assert delivered["delivered_through"] == YESTERDAY.isoformat()
+
+
+def test_an_api_that_ignores_the_export_ids_filter_still_gives_the_exports_asked_for(
+    api: FakeContactBased, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [api.make_ready_export(feed, 3) for feed in api.feed_ids]
+    stream = TapContactBased(config=make_config(api)).streams["export_rows"]
+    assert isinstance(stream, ContactBasedStream)
+    post = stream.api.post
+
+    def without_filter(path: str, body: t.Any, **kwargs: t.Any) -> t.Any:
+        return post(path, {k: v for k, v in body.items() if k != "export_ids"}, **kwargs)
+
+    monkeypatch.setattr(stream.api, "post", without_filter)
+    lifecycle = ExportLifecycle(stream.api, logging.getLogger("test"))
+
+    # The list is newest first and a page holds as many as were asked for: the oldest
+    # export is on the second page of the unfiltered list.
+    found = lifecycle.summaries([made[0], "exp_unknown"])
+
+    assert list(found) == [made[0]]
+    assert found[made[0]].feed_id == api.feed_ids[0]
