@@ -104,7 +104,9 @@ DRIFTS: list[Drift] = [
     ),
     *drops("download_url", {"url": STOPS, "expires_at": DELIVERS, "export_id": DELIVERS}),
     *drops("feed", {"feed_id": STOPS, "max_lookback_days": DELIVERS, "name": DELIVERS}),
-    *drops("bundles", {"key": STOPS, "enabled": DELIVERS, "label": DELIVERS}),
+    *drops("bundles", {"bundles": STOPS, "key": STOPS, "enabled": DELIVERS, "label": DELIVERS}),
+    *drops("filter_fields", {"fields": STOPS, "field": DELIVERS, "operators": DELIVERS}),
+    *drops("feed_limit", {"feed_limit": DELIVERS, "feeds_remaining": DELIVERS}),
     *drops("enrich", {"results": STOPS, "found": DELIVERS, "data": STOPS, "requested": DELIVERS}),
 ]
 CASES = [

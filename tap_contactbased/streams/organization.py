@@ -8,7 +8,9 @@ import sys
 import typing as t
 
 from tap_contactbased import endpoints, schemas
+from tap_contactbased.api_client import endpoint_of
 from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import EnvelopePaginator
 
 if sys.version_info >= (3, 12):
@@ -76,10 +78,26 @@ class UnpaginatedStream(ApiObjectStream):
     """An endpoint that answers in one page: one object, or one list of records."""
 
     records_jsonpath = "$"
+    # The field of the answer that holds the list of records, when the records are a list.
+    records_list: str | None = None
 
     @override
     def get_new_paginator(self) -> None:
         return None
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
+        """The records; an answer without its list stops the stream rather than emit none."""
+        if self.records_list is not None:
+            body = response.json()
+            if not isinstance(body, dict) or not isinstance(body.get(self.records_list), list):
+                msg = (
+                    f"{endpoint_of(response.request)} answered without its "
+                    f"{self.records_list} list, so the {self.name} stream stops rather than "
+                    "deliver nothing. Report this difference."
+                )
+                raise ContractError(msg)
+        yield from super().parse_response(response)
 
 
 class SnapshotStream(UnpaginatedStream):
@@ -117,6 +135,7 @@ class BundlesStream(UnpaginatedStream):
     path = endpoints.BUNDLES
     primary_keys = ("key",)
     records_jsonpath = "$.bundles[*]"
+    records_list = "bundles"
     schema = schemas.BUNDLE
 
 
@@ -128,6 +147,7 @@ class FilterFieldsStream(UnpaginatedStream):
     http_method = "POST"
     primary_keys = ("field",)
     records_jsonpath = "$.fields[*]"
+    records_list = "fields"
     schema = schemas.FILTER_FIELD
 
     @override
