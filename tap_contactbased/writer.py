@@ -11,6 +11,7 @@ still buffered loses only records that no state had confirmed yet.
 from __future__ import annotations
 
 import atexit
+import datetime
 import sys
 import typing as t
 
@@ -23,6 +24,8 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from singer_sdk.singerlib.encoding.simple import Message
 
 BUFFER_BYTES = 256 * 1024
@@ -43,29 +46,44 @@ class RecordBufferingWriter(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         """Buffer a record; write anything else at once, after what was buffered."""
         if type(message) is RecordMessage:
-            self._append_record(message)
-            if len(self._pending) >= BUFFER_BYTES:
-                self.flush()
+            self.write_records(
+                message.stream, message.version, message.time_extracted, (message.record,)
+            )
             return
         self._pending += self.format_message(message)
         self.flush()
 
-    def _append_record(self, message: RecordMessage) -> None:
-        """The bytes `format_message` would give, with the record encoded in place.
+    def write_records(
+        self,
+        stream: str,
+        version: int | None,
+        time_extracted: datetime.datetime | None,
+        records: Iterable[dict[str, t.Any]],
+    ) -> int:
+        """RECORD messages of `records`, as `write_message` writes them; how many.
 
         Only the record differs from one message to the next: the fields around it are
-        encoded once per stream, version and extraction time, by the SDK's own encoder.
+        encoded once per stream, version and extraction time, by the SDK's own encoder, and
+        each record is encoded in place between them. No message object is made per record.
         """
-        frame = (message.stream, message.version, message.time_extracted)
+        frame = (stream, version, time_extracted)
         if frame != self._frame:
             self._frame = frame
-            empty = serialize_jsonl({**message.to_dict(), "record": {}})
-            head, tail = bytes(empty).split(b'"record":{}', 1)
+            message = RecordMessage(
+                stream=stream, record={}, version=version, time_extracted=time_extracted
+            )
+            head, tail = bytes(serialize_jsonl(message.to_dict())).split(b'"record":{}', 1)
             self._head, self._tail = head + b'"record":', tail
-        pending = self._pending
-        pending += self._head
-        encoder.encode_into(message.record, pending, -1)
-        pending += self._tail
+        head, tail, pending = self._head, self._tail, self._pending
+        count = 0
+        for record in records:
+            pending += head
+            encoder.encode_into(record, pending, -1)
+            pending += tail
+            count += 1
+            if len(pending) >= BUFFER_BYTES:
+                self.flush()
+        return count
 
     def flush(self) -> None:
         """Write the buffered messages to stdout (resolved now, so redirections apply)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import logging
 import typing as t
 
 import pytest
@@ -11,6 +13,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage, StateMessage
 
 from tap_contactbased.streams.export_rows import ExportRowsStream
+from tap_contactbased.tap import TapContactBased
 from tap_contactbased.writer import RecordBufferingWriter
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_tap, selected_catalog
@@ -108,3 +111,41 @@ def test_flattened_records_match_the_sdk_path(
 
     assert record_messages(fast) == record_messages(sdk)
     assert any(k.startswith("bundle_emails__") for m in record_messages(fast) for k in m["record"])
+
+
+def test_records_written_past_the_sdks_loop_are_the_sdks_records_and_are_counted(
+    api: FakeContactBased,
+    config: dict[str, t.Any],
+    capsysbinary: pytest.CaptureFixture[bytes],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = selected_catalog(config, ["export_rows"])
+    sdk = run_tap(config, catalog=catalog)  # a writer of the tests': the SDK's loop
+    capsysbinary.readouterr()
+    caplog.clear()
+    through_sdk: list[t.Any] = []
+    monkeypatch.setattr(ExportRowsStream, "_write_record_message", through_sdk.append)
+
+    with caplog.at_level(logging.INFO, logger="singer_sdk.metrics"):
+        tap = TapContactBased(
+            config=config, catalog=catalog, state={}, message_writer=RecordBufferingWriter()
+        )
+        tap.sync_all()
+        tap.message_writer.flush()  # type: ignore[attr-defined]
+
+    lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
+    direct = [
+        {k: v for k, v in m.items() if k != "time_extracted"}
+        for m in lines
+        if m["type"] == "RECORD"
+    ]
+    assert through_sdk == []
+    assert direct == record_messages(sdk)
+    assert all("time_extracted" in m for m in lines if m["type"] == "RECORD")
+    counts = [
+        json.loads(r.getMessage().split("METRIC: ", 1)[1])
+        for r in caplog.records
+        if '"record_count"' in r.getMessage() and '"export_rows"' in r.getMessage()
+    ]
+    assert sum(c["value"] for c in counts) == len(direct) > 0

@@ -100,3 +100,10 @@ def test_the_sdks_batches_take_records_before_stream_maps_and_selection() -> Non
     assert "self._sync_records(context, write_messages=False)" in source
     assert "_generate_record_messages" not in source
     assert "pop_deselected_record_properties" in inspect.getsource(Stream._generate_record_messages)
+
+
+def test_the_sdks_record_loop_counts_on_one_counter_and_checks_the_dry_run_cap() -> None:
+    source = inspect.getsource(Stream._sync_records)
+    assert source.count("self.get_record_counter()") == 1
+    assert "_check_max_record_limit" in source
+    assert "ABORT_AT_RECORD_COUNT" in inspect.getsource(Stream._check_max_record_limit)
