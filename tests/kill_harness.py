@@ -129,28 +129,28 @@ def between_pages() -> KillPoint:
 
     def point(messages: list[dict[str, t.Any]]) -> bool:
         last = messages[-1]
-        if last["type"] != "STATE":
-            return False
-        flights = [
-            p.get("in_flight")
-            for p in last["value"].get("bookmarks", {}).get("export_rows", {}).get("partitions", [])
-        ]
-        return any(f and f["rows_done"] > 0 for f in flights)
+        return last["type"] == "STATE" and any(f["rows_done"] > 0 for f in flights(last))
 
     return point
+
+
+def since_last_state(messages: list[dict[str, t.Any]]) -> tuple[int, dict[str, t.Any] | None]:
+    """Export rows read since the last STATE message, and that message (None: none yet)."""
+    seen = 0
+    for message in reversed(messages):
+        if message["type"] == "STATE":
+            return seen, message
+        if message["type"] == "RECORD" and message["stream"] == "export_rows":
+            seen += 1
+    return seen, None
 
 
 def mid_page(records_after_state: int) -> KillPoint:
     """Kill `records_after_state` records after a confirmed page."""
 
     def point(messages: list[dict[str, t.Any]]) -> bool:
-        seen = 0
-        for message in reversed(messages):
-            if message["type"] == "STATE":
-                return seen >= records_after_state and between_pages()([message])
-            if message["type"] == "RECORD" and message["stream"] == "export_rows":
-                seen += 1
-        return False
+        seen, state = since_last_state(messages)
+        return state is not None and seen >= records_after_state and between_pages()([state])
 
     return point
 
@@ -178,12 +178,7 @@ def while_reading_with_others_in_flight(records_after_state: int) -> KillPoint:
     """Kill in the middle of an export's rows while other exports are in flight too."""
 
     def point(messages: list[dict[str, t.Any]]) -> bool:
-        seen = 0
-        for message in reversed(messages):
-            if message["type"] == "STATE":
-                return seen >= records_after_state and len(flights(message)) >= 2
-            if message["type"] == "RECORD" and message["stream"] == "export_rows":
-                seen += 1
-        return False
+        seen, state = since_last_state(messages)
+        return state is not None and seen >= records_after_state and len(flights(state)) >= 2
 
     return point
