@@ -218,7 +218,7 @@ class ExportRun:
                 window.skipped_days,
                 window.start_date,
             )
-        options = self.options(feed_id, window.lookback_days)
+        options = ExportOptions.from_settings(settings, feed_id, window.lookback_days)
         exclude = {state["last_export_id"]} if state.get("last_export_id") else set()
         if earlier is not None and earlier.export_id:
             exclude.add(earlier.export_id)
@@ -240,9 +240,6 @@ class ExportRun:
             return
         count = self._lifecycle.count(options)
         job.records_required, job.expected_rows = count.cost, count.total_rows
-
-    def options(self, feed_id: str, lookback_days: int) -> ExportOptions:
-        return ExportOptions.from_settings(self.settings, feed_id, lookback_days)
 
     # 2. Preflight
 

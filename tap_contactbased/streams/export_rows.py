@@ -37,6 +37,7 @@ from tap_contactbased.sdk_internals import (
     write_state_now,
 )
 from tap_contactbased.streams.base import RunStream
+from tap_contactbased.summary import ExportOptions
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -101,7 +102,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         return schemas.export_row_schema(columns, settings.export_bundles)
 
     def _preview_body(self, feed_id: str) -> dict[str, t.Any]:
-        options = self.export_run().options(feed_id, 1)
+        options = ExportOptions.from_settings(self.settings, feed_id, 1)
         return {**options.body(), "preview_rows": 1, "skip_count": True}
 
     @property
