@@ -7,8 +7,9 @@ the tap syncing export_rows and bench/handwritten.py, and prints the medians: ro
 time, CPU time and peak RSS of the program itself (not of the API), and the tap/client
 ratios. `--profile` instead runs the tap once under cProfile (csv mode) and prints its top
 functions; `--batch` compares the tap in RECORD mode with the tap writing BATCH files
-(bench/batch.py). `--e2e` instead loads the export into PostgreSQL and DuckDB by each path
-and compares them with a hand COPY of its CSV (bench/e2e.py). See bench/README.md.
+(bench/batch.py), or with `--profile` profiles the tap writing them. `--e2e` instead loads
+the export into PostgreSQL and DuckDB by each path and compares them with a hand COPY of its
+CSV (bench/e2e.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -110,7 +111,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--batch",
         action="store_true",
         help="the tap in RECORD mode against the tap writing BATCH files (gzip JSON Lines),\n"
-        "instead of the tap against the client (csv unless --mode)",
+        "instead of the tap against the client (csv unless --mode); with --profile, profile\n"
+        "the tap writing BATCH files",
+    )
+    parser.add_argument(
+        "--batch-compression",
+        choices=("gzip", "none"),
+        default="gzip",
+        help="with --batch: the compression of the BATCH files (default gzip)",
     )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
@@ -296,13 +304,21 @@ def run_mode(
 def run_profile(
     fake: FakeApi, export: ReadyExport, mode: str, catalog: Path, args: argparse.Namespace
 ) -> None:
-    """Run the tap once under cProfile and print its top functions."""
+    """Run the tap once under cProfile and print its top functions (BATCH with --batch)."""
     out = args.out
     config = write_config(out, fake, export, mode)
-    prof = out / f"tap-{mode}.prof"
+    variant = f"{mode}-batch" if args.batch else mode
+    rows_from_log = logged_count(_TAP_COUNT)
+    if args.batch:
+        root = out / "batch-files"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        config = batch.batch_config_file(config, root, args.batch_compression)
+        rows_from_log = batch.rows_in_files(root)
+    prof = out / f"tap-{variant}.prof"
     tap_args = ["--config", str(config), "--catalog", str(catalog)]
     command = profile_command(prof, args.profile_clock, tap_args)
-    log = out / f"tap-{mode}-profile.log"
+    log = out / f"tap-{variant}-profile.log"
     # Stdout goes to /dev/null: with the wall clock, time blocked on a pipe that the
     # benchmark has not read yet would show up as the tap's.
     run = measure(
@@ -311,12 +327,12 @@ def run_profile(
         cwd=out,
         env=child_env(args.tap_src),
         server_cpu=fake.cpu_seconds,
-        rows_from_log=logged_count(_TAP_COUNT),
+        rows_from_log=rows_from_log,
     )
     check_rows("the profiled tap", run, export)
     fake.check_nothing_created("the profiled tap")
     text = top_functions(prof, run.rows, clock=args.profile_clock, limit=args.top)
-    (out / f"tap-{mode}-profile.txt").write_text(text + "\n", encoding="utf-8")
+    (out / f"tap-{variant}-profile.txt").write_text(text + "\n", encoding="utf-8")
     print(text)
     print(
         f"\nprofiled run: {run.wall_s:.2f} s wall, {run.cpu_s:.2f} s CPU; "
@@ -335,10 +351,11 @@ def run_batch(
 ) -> int:
     """Measure the tap in RECORD and in BATCH mode and print the medians."""
     results: dict[str, dict[str, Summary]] = {}
+    gzip_costs: dict[str, float | None] = {}
     problems: Counter[str] = Counter()
     for mode in modes:
         config = write_config(args.out, fake, export, mode)
-        results[mode], found = batch.measure_pair(
+        results[mode], found, gzip_costs[mode] = batch.measure_pair(
             fake,
             export,
             mode,
@@ -350,7 +367,7 @@ def run_batch(
             problems_in=lambda log: tap_problems(log, export),
         )
         problems.update(found)
-    print(batch.table(results))
+    print(batch.table(results, gzip_costs))
     if problems:
         print("\nThe tap logged:\n" + "\n".join(f"  {n}x {text}" for text, n in problems.items()))
     if args.json is not None:
@@ -361,9 +378,10 @@ def run_batch(
             "repeat": args.repeat,
             "seed": args.seed,
             "tap": source,
+            "batch_compression": args.batch_compression,
             "figures": "medians; CPU and peak RSS are the tap's own (wait4)",
         }
-        batch.write_json(args.json, meta, results)
+        batch.write_json(args.json, meta, results, gzip_costs)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -22,6 +22,11 @@ pinned to `~=0.54.9`.
   the records of one alias only. `SDKBatchMessage`, `BatchConfig` and
   `BaseBatchFileEncoding` live in the private `helpers._batch` (the last two are the types
   of the public `Stream.get_batches`).
+- `storage_location`: the filesystem and folder of a `batch_config.storage`, resolved as the
+  SDK resolves them (so that `StorageTarget.get_url` names the files written there).
+  `StorageTarget.open` writes inside a transaction on the whole filesystem, which a failure
+  inside its block leaves open (fsspec filesystems are cached per process), and puts local
+  files in the system's temporary folder until the transaction ends.
 - `move_to_end`: `Tap.sync_all` syncs streams in the order of `Tap.streams`, and then calls
   every stream's `log_sync_costs` in that order; enrichment, last, ends the run there.
 """
@@ -34,7 +39,12 @@ import typing as t
 from functools import cached_property
 
 from singer_sdk import Stream
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage
+from singer_sdk.helpers._batch import (
+    BaseBatchFileEncoding,
+    BatchConfig,
+    SDKBatchMessage,
+    StorageTarget,
+)
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
@@ -52,6 +62,7 @@ __all__ = [
     "move_to_end",
     "passes_records_unchanged",
     "records_to_batch",
+    "storage_location",
     "stream_version",
     "write_state_now",
 ]
@@ -103,6 +114,13 @@ def announce_batch(
     """Write a BATCH message announcing the files of `manifest` for the stream `alias`."""
     stream._tap.write_message(SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest))
     stream.state_manager.is_flushed = False
+
+
+def storage_location(storage: StorageTarget) -> tuple[t.Any, str]:
+    """The fsspec filesystem and root path of `storage`, the root created if missing."""
+    root = storage._root_path
+    root.mkdir(parents=True, exist_ok=True)
+    return root.fs, root.path
 
 
 def passes_records_unchanged(stream: Stream) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import typing as t
+from pathlib import Path
 
 from singer_sdk import Stream, Tap
 
@@ -14,6 +15,7 @@ from tap_contactbased.sdk_internals import (
     BaseBatchFileEncoding,
     BatchConfig,
     announce_batch,
+    storage_location,
     write_state_now,
 )
 from tap_contactbased.tap import TapContactBased
@@ -84,6 +86,24 @@ def test_a_batch_message_can_be_written_for_one_stream_alias(api: FakeContactBas
     assert message["stream"] == "rows_alias"
     assert message["encoding"] == {"format": "jsonl", "compression": "gzip"}
     assert message["manifest"] == ["file:///b/one.jsonl.gz"]
+
+
+def test_files_written_at_the_storage_location_are_where_the_sdk_names_them(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "not-yet"
+    config = BatchConfig.from_dict(
+        {"encoding": {"format": "jsonl"}, "storage": {"root": root.as_uri(), "prefix": "p-"}}
+    )
+
+    fs, folder = storage_location(config.storage)
+    with fs.open(f"{folder}/one.jsonl", "wb") as file:
+        file.write(b"{}\n")
+
+    assert root.is_dir()
+    url = config.storage.get_url("one.jsonl")
+    assert url == (root / "one.jsonl").as_uri()
+    assert Path(url.removeprefix("file://")).read_bytes() == b"{}\n"
 
 
 def test_the_sdk_counts_the_batches_of_get_batches_on_the_counter_of_get_batch_counter() -> None:
