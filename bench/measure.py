@@ -47,6 +47,9 @@ class Summary:
     rows_per_s: float
     cpu_s: float
     cpu_us_per_row: float
+    # The least CPU a run took: the run least slowed by whatever else shared the machine
+    # (other work only ever adds CPU time: caches, frequency, interrupts).
+    min_cpu_us_per_row: float
     peak_rss_mb: float
     server_cpu_s: float | None
     runs: list[dict[str, float | int | None]]
@@ -136,6 +139,7 @@ def summarize(runs: Sequence[Run]) -> Summary:
         rows_per_s=rows / wall if wall else 0.0,
         cpu_s=cpu,
         cpu_us_per_row=cpu / rows * 1e6 if rows else 0.0,
+        min_cpu_us_per_row=min(run.cpu_s for run in runs) / rows * 1e6 if rows else 0.0,
         peak_rss_mb=statistics.median(run.peak_rss_mb for run in runs),
         server_cpu_s=statistics.median(servers) if servers else None,
         runs=[{**asdict(run), "cpu_s": run.cpu_s} for run in runs],
