@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from scripts.readme_stream_maps import readme_stream_maps
+from tap_contactbased.batch_files import BatchFiles
 from tap_contactbased.errors import ConfigError
+from tap_contactbased.sdk_internals import BatchConfig
 from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -238,6 +240,49 @@ def test_a_chunk_whose_reading_fails_leaves_no_file(
         }
         assert confirmed
         assert confirmed <= set(files)
+
+
+def test_a_file_being_written_is_a_partial_file_under_the_prefix(tmp_path: Path) -> None:
+    # What a kill in the middle of a page leaves: one `.partial` file that the documented
+    # clean-up (every file under the prefix) removes, and nothing under a final name.
+    config = BatchConfig.from_dict(batch_config(tmp_path))
+    announced: list[str] = []
+    files = BatchFiles(config, tap_name="tap-x", announce=lambda _, urls: announced.extend(urls))
+    seen_while_writing: list[str] = []
+
+    def records() -> t.Iterator[dict[str, t.Any]]:
+        for row in range(1, 2001):
+            if row == 1500:
+                seen_while_writing.extend(sorted(path.name for path in tmp_path.iterdir()))
+            yield {"export_row": row, "text": "x" * 100}
+
+    written = files.write("export_rows", records(), "exp_1-000000001")
+
+    (partial,) = seen_while_writing
+    assert partial.startswith("batch-tap-x--export_rows-exp_1-000000001-")
+    assert partial.endswith(".jsonl.gz.partial")
+    assert written == 2000
+    (url,) = announced
+    assert url == (tmp_path / partial.removesuffix(".partial")).as_uri()
+    assert sorted(path.as_uri() for path in tmp_path.iterdir()) == [url]
+    assert [r["export_row"] for r in read_file(url, "gzip")] == list(range(1, 2001))
+
+
+def test_a_page_whose_records_fail_leaves_no_file_not_even_a_partial_one(tmp_path: Path) -> None:
+    config = BatchConfig.from_dict(batch_config(tmp_path, "none"))
+    files = BatchFiles(config, tap_name="tap-x", announce=lambda _alias, _urls: None)
+
+    def records() -> t.Iterator[dict[str, t.Any]]:
+        yield from ({"export_row": row} for row in range(1, 100_000))
+        raise ConnectionError("the page ended early")
+
+    with pytest.raises(ConnectionError):
+        files.write("export_rows", records(), "exp_1-000000001")
+    with pytest.raises(ConnectionError):
+        files.write_mapped((("alias_" + str(n % 2), r) for n, r in enumerate(records())), "l")
+
+    assert list(tmp_path.iterdir()) == []
+    assert files.files == files.rows == 0
 
 
 def test_the_other_streams_files_carry_their_stream_maps_like_their_records(
