@@ -73,6 +73,14 @@ def selected_catalog(config: dict[str, t.Any], streams: t.Iterable[str]) -> dict
     return catalog
 
 
+def deselect_property(catalog: dict[str, t.Any], stream: str, name: str) -> None:
+    """Deselect the property `name` of `stream` in `catalog`."""
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+    for metadata in entry["metadata"]:
+        if metadata["breadcrumb"] == ["properties", name]:
+            metadata["metadata"]["selected"] = False
+
+
 def run_tap(
     config: dict[str, t.Any],
     *,

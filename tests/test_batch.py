@@ -20,7 +20,7 @@ from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.kill_harness import KillPoint, flights, run_with_kills, while_building
-from tests.singer_run import run_tap, selected_catalog
+from tests.singer_run import deselect_property, run_tap, selected_catalog
 
 PAGE_SIZE = 1000
 
@@ -144,10 +144,7 @@ def test_files_have_the_shape_of_records_under_selection_and_stream_maps(
     }
     config = make_config(api, stream_maps=stream_maps)
     catalog = selected_catalog(config, ["export_rows"])
-    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
-    for metadata in entry["metadata"]:
-        if metadata["breadcrumb"] == ["properties", "job_title"]:
-            metadata["metadata"]["selected"] = False
+    deselect_property(catalog, "export_rows", "job_title")
 
     in_records = run_tap(config, catalog=catalog)
     batched = run_tap({**config, "batch_config": batch_config(tmp_path)}, catalog=catalog)
@@ -315,10 +312,7 @@ def test_the_other_streams_files_leave_out_deselected_properties(
 ) -> None:
     config = make_config(api, feed_ids=[])
     catalog = selected_catalog(config, ["feeds"])
-    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "feeds")
-    for metadata in entry["metadata"]:
-        if metadata["breadcrumb"] == ["properties", "name"]:
-            metadata["metadata"]["selected"] = False
+    deselect_property(catalog, "feeds", "name")
 
     in_records = run_tap(config, catalog=catalog)
     batched = run_tap({**config, "batch_config": batch_config(tmp_path)}, catalog=catalog)

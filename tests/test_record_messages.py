@@ -16,7 +16,7 @@ from tap_contactbased.streams.export_rows import ExportRowsStream
 from tap_contactbased.tap import TapContactBased
 from tap_contactbased.writer import RecordBufferingWriter
 from tests.fake_api import FakeContactBased
-from tests.singer_run import run_tap, selected_catalog
+from tests.singer_run import deselect_property, run_tap, selected_catalog
 
 
 def record_messages(result: t.Any) -> list[dict[str, t.Any]]:
@@ -51,10 +51,7 @@ def test_a_deselected_property_is_still_dropped(
     api: FakeContactBased, config: dict[str, t.Any]
 ) -> None:
     catalog = selected_catalog(config, ["export_rows"])
-    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "export_rows")
-    for metadata in entry["metadata"]:
-        if metadata["breadcrumb"] == ["properties", "linkedin_url"]:
-            metadata["metadata"]["selected"] = False
+    deselect_property(catalog, "export_rows", "linkedin_url")
 
     records = run_tap(config, catalog=catalog).records("export_rows")
 
