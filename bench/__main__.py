@@ -41,7 +41,14 @@ from bench.fake import (
     rows_per_day,
     tap_config,
 )
-from bench.measure import UNSET_FOR_CHILDREN, Run, Summary, measure, summarize
+from bench.measure import (
+    UNSET_FOR_CHILDREN,
+    Run,
+    Summary,
+    measure,
+    report_progress,
+    summarize,
+)
 from bench.profiling import profile_command, top_functions
 from bench.report import table, write_json
 
@@ -292,12 +299,7 @@ def run_mode(
             if program == "tap":
                 problems.update(tap_problems(log, export))
             runs[program].append(run)
-            print(
-                f"  {mode} {program} run {attempt}: {run.rows:,} rows, {run.wall_s:.2f} s wall, "
-                f"{run.cpu_s:.2f} s CPU, {run.peak_rss_mb:.1f} MB peak RSS",
-                file=sys.stderr,
-                flush=True,
-            )
+            report_progress(mode, program, attempt, run)
     return {program: summarize(figures) for program, figures in runs.items()}, problems
 
 
@@ -310,9 +312,7 @@ def run_profile(
     variant = f"{mode}-batch" if args.batch else mode
     rows_from_log = logged_count(_TAP_COUNT)
     if args.batch:
-        root = out / "batch-files"
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+        root = batch.empty_files_root(out)
         config = batch.batch_config_file(config, root, args.batch_compression)
         rows_from_log = batch.rows_in_files(root)
     prof = out / f"tap-{variant}.prof"

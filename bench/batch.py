@@ -14,7 +14,6 @@ import gzip
 import json
 import resource
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,7 +23,7 @@ from typing import Any
 from isal import isal_zlib
 
 from bench.fake import BenchError, FakeApi, ReadyExport
-from bench.measure import Run, Summary, measure, summarize
+from bench.measure import Run, Summary, measure, report_progress, summarize
 from tap_contactbased import batch_files
 
 VARIANTS = ("record", "batch")
@@ -39,6 +38,14 @@ def file_rows(root: Path) -> int:
             while block := file.read(1 << 20):
                 rows += block.count(b"\n")
     return rows
+
+
+def empty_files_root(out: Path) -> Path:
+    """The folder under `out` that BATCH runs write their files into, emptied."""
+    root = out / "batch-files"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return root
 
 
 def rows_in_files(root: Path) -> Callable[[Path], int]:
@@ -94,14 +101,13 @@ def measure_pair(
     Also returns what `problems_in` finds in the logs of the runs, and the CPU µs a row that
     gzip alone costs (None without gzip).
     """
-    root = args.out / "batch-files"
+    root = empty_files_root(args.out)
     configs = {"record": config, "batch": batch_config_file(config, root, args.batch_compression)}
     runs: dict[str, list[Run]] = {variant: [] for variant in VARIANTS}
     problems: Counter[str] = Counter()
     for attempt in range(1, args.repeat + 1):
         for variant in VARIANTS:
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True)
+            empty_files_root(args.out)
             log = args.out / f"tap-{mode}-{variant}-{attempt}.log"
             command = [*tap, "--config", str(configs[variant]), "--catalog", str(catalog)]
             run = measure(
@@ -123,12 +129,7 @@ def measure_pair(
             fake.check_nothing_created(f"the tap ({mode}, {variant}, run {attempt})")
             problems.update(problems_in(log))
             runs[variant].append(run)
-            print(
-                f"  {mode} {variant} run {attempt}: {run.rows:,} rows, {run.wall_s:.2f} s wall, "
-                f"{run.cpu_s:.2f} s CPU, {run.peak_rss_mb:.1f} MB peak RSS",
-                file=sys.stderr,
-                flush=True,
-            )
+            report_progress(mode, variant, attempt, run)
     gzip_cost = gzip_cost_us_per_row(root, export.total_rows) if any(root.glob("*.gz")) else None
     shutil.rmtree(root, ignore_errors=True)
     summaries = {variant: summarize(figures) for variant, figures in runs.items()}

@@ -124,6 +124,16 @@ def measure(
     )
 
 
+def report_progress(mode: str, program: str, attempt: int, run: Run) -> None:
+    """One line on stderr for a run just measured."""
+    print(
+        f"  {mode} {program} run {attempt}: {run.rows:,} rows, {run.wall_s:.2f} s wall, "
+        f"{run.cpu_s:.2f} s CPU, {run.peak_rss_mb:.1f} MB peak RSS",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def summarize(runs: Sequence[Run]) -> Summary:
     """Medians of the runs (the row count must be the same in each)."""
     counts = {run.rows for run in runs}
