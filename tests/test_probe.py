@@ -13,7 +13,9 @@ import typing as t
 import pytest
 
 from tap_contactbased.probe import Verdict, probe_api, run_probe
-from tap_contactbased.probe.observe import CostlyRequestError
+from tap_contactbased.probe.observe import Answer, CostlyRequestError
+from tap_contactbased.probe.points import object_body
+from tap_contactbased.probe.report import Check
 from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
@@ -266,3 +268,27 @@ def test_a_csv_longer_than_the_sample_is_judged_on_its_whole_rows(
     assert csv_check.verdict is H, csv_check
     assert "complete rows in the first 65536 bytes" in csv_check.seen
     assert_spent_nothing(api, exports_before=2)
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict", "seen", "note"),
+    [
+        (None, N, "-", "Page 1 was not requested."),
+        (Answer(error="HTTP 500"), N, "-", "Page 1 failed: HTTP 500"),
+        (Answer(body=[{"rows": []}]), D, "list[object]", "Not an object."),
+        (Answer(body=None), D, "null", "Not an object."),
+    ],
+)
+def test_an_answer_that_is_no_object_gives_the_points_row(
+    answer: Answer | None, verdict: Verdict, seen: str, note: str
+) -> None:
+    row = object_body("page rows", "POST /page", "an object", answer, "Page 1")
+
+    assert isinstance(row, Check)
+    assert (row.point, row.verdict, row.seen, row.note) == ("page rows", verdict, seen, note)
+
+
+def test_an_object_answer_gives_its_body() -> None:
+    body = {"rows": [], "page": 1}
+
+    assert object_body("page rows", "POST /page", "an object", Answer(body=body), "Page 1") is body

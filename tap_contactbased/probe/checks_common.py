@@ -11,11 +11,20 @@ from tap_contactbased.probe.observe import (
     Observations,
     feed_items,
 )
-from tap_contactbased.probe.points import differs, failure, holds, judged, tolerated, unchecked
+from tap_contactbased.probe.points import (
+    differs,
+    failure,
+    holds,
+    judged,
+    object_body,
+    tolerated,
+    unchecked,
+)
+from tap_contactbased.probe.report import Check
 from tap_contactbased.probe.shapes import as_date, is_int, kind, merged_shape, shape
 
 if t.TYPE_CHECKING:
-    from tap_contactbased.probe.report import Check, Finding
+    from tap_contactbased.probe.report import Finding
 
 # The keys the tap's error lines take the API's explanation from, in this order.
 DETAIL_KEYS = ("detail", "message", "error")
@@ -172,11 +181,9 @@ def check_today(obs: Observations) -> Check:
     answer = obs.search
     if answer is None:
         return unchecked(point, section, expected, "No feed to search: the organization has none.")
-    if answer.error:
-        return unchecked(point, section, expected, failure("The one-day search", answer))
-    body = answer.body
-    if not isinstance(body, dict):
-        return judged(point, section, expected, kind(body), [differs("Not an object.")])
+    body = object_body(point, section, expected, answer, "The one-day search")
+    if isinstance(body, Check):
+        return body
     start, end = as_date(body.get("start_date")), as_date(body.get("end_date"))
     seen = [
         f"start_date: {kind(body.get('start_date'))}",

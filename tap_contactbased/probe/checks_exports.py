@@ -20,10 +20,12 @@ from tap_contactbased.probe.points import (
     failure,
     holds,
     judged,
+    object_body,
     passed_through,
     tolerated,
     unchecked,
 )
+from tap_contactbased.probe.report import Check
 from tap_contactbased.probe.shapes import (
     as_date,
     as_timestamp,
@@ -39,7 +41,7 @@ from tap_contactbased.probe.shapes import (
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from tap_contactbased.probe.report import Check, Finding
+    from tap_contactbased.probe.report import Finding
 
 SUMMARY_FIELDS = (
     "export_id",
@@ -234,12 +236,9 @@ def check_page(obs: Observations) -> Check:
     ready = obs.ready
     if ready is None:
         return unchecked(point, section, expected, _no_ready_reason(obs))
-    answer = obs.page
-    if answer is None or answer.error:
-        return unchecked(point, section, expected, failure("Page 1 of the ready export", answer))
-    body = answer.body
-    if not isinstance(body, dict):
-        return judged(point, section, expected, kind(body), [differs("Not an object.")])
+    body = object_body(point, section, expected, obs.page, "Page 1 of the ready export")
+    if isinstance(body, Check):
+        return body
     rows = body.get("rows")
     page_part = {k: body[k] for k in body if k in PAGE_ONLY_FIELDS or k not in ready}
     seen = [shape(page_part)]
@@ -292,12 +291,9 @@ def check_download(obs: Observations) -> Check:
     ready = obs.ready
     if ready is None:
         return unchecked(point, section, expected, _no_ready_reason(obs))
-    answer = obs.download
-    if answer is None or answer.error:
-        return unchecked(point, section, expected, failure("The download-url request", answer))
-    body = answer.body
-    if not isinstance(body, dict):
-        return judged(point, section, expected, kind(body), [differs("Not an object.")])
+    body = object_body(point, section, expected, obs.download, "The download-url request")
+    if isinstance(body, Check):
+        return body
     seen = [shape(body)]
     findings: list[Finding] = []
     url = body.get("url")

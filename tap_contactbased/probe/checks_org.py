@@ -11,10 +11,12 @@ from tap_contactbased.probe.points import (
     failure,
     holds,
     judged,
+    object_body,
     passed_through,
     tolerated,
     unchecked,
 )
+from tap_contactbased.probe.report import Check
 from tap_contactbased.probe.shapes import (
     as_date,
     get_either,
@@ -26,7 +28,7 @@ from tap_contactbased.probe.shapes import (
 )
 
 if t.TYPE_CHECKING:
-    from tap_contactbased.probe.report import Check, Finding
+    from tap_contactbased.probe.report import Finding
 
 CREDIT_COUNTERS = ("records_total", "records_used", "records_reserved", "records_remaining")
 CREDIT_DATES = ("period_start", "period_end")
@@ -77,12 +79,9 @@ def check_feed_limit(obs: Observations) -> Check:
     """The self-serve feed limit."""
     point, section = "feed limit", "GET /organization/feed-limit"
     expected = f"{', '.join(FEED_LIMIT_FIELDS)}: int"
-    answer = obs.feed_limit
-    if answer.error:
-        return unchecked(point, section, expected, failure("GET /organization/feed-limit", answer))
-    body = answer.body
-    if not isinstance(body, dict):
-        return judged(point, section, expected, kind(body), [differs("Not an object.")])
+    body = object_body(point, section, expected, obs.feed_limit, "GET /organization/feed-limit")
+    if isinstance(body, Check):
+        return body
     match = match_fields(body, FEED_LIMIT_FIELDS)
     findings: list[Finding] = []
     if match.missing:
@@ -178,13 +177,11 @@ def check_search(obs: Observations) -> Check:
         "total_records, records_with_contact_id, records_without_contact_id: int; "
         'daily_counts: [{"date", "count"}] when asked for'
     )
-    answer = obs.search
-    if answer is None or answer.error:
-        reason = "No feed to search." if answer is None else failure("The search", answer)
-        return unchecked(point, section, expected, reason)
-    body = answer.body
-    if not isinstance(body, dict):
-        return judged(point, section, expected, kind(body), [differs("Not an object.")])
+    if obs.search is None:
+        return unchecked(point, section, expected, "No feed to search.")
+    body = object_body(point, section, expected, obs.search, "The search")
+    if isinstance(body, Check):
+        return body
     match = match_fields(body, SEARCH_FIELDS)
     findings: list[Finding] = []
     if match.respelled:

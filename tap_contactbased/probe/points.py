@@ -9,6 +9,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_contactbased.probe.report import Check, Finding, Verdict, combine
+from tap_contactbased.probe.shapes import kind
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,6 +49,21 @@ def failure(what: str, answer: Answer | None) -> str:
     if answer is None or answer.error is None:
         return f"{what} was not requested."
     return f"{what} failed: {answer.error}"
+
+
+def object_body(
+    point: str, section: str, expected: str, answer: Answer | None, what: str
+) -> dict[str, t.Any] | Check:
+    """The body of `answer` when it is a JSON object; otherwise the row that says why not.
+
+    A request that failed (or was never made, `answer` None) leaves the point unchecked,
+    `what` naming the request; any other body than an object differs.
+    """
+    if answer is None or answer.error:
+        return unchecked(point, section, expected, failure(what, answer))
+    if not isinstance(answer.body, dict):
+        return judged(point, section, expected, kind(answer.body), [differs("Not an object.")])
+    return answer.body
 
 
 def holds(note: str = "") -> Finding:
