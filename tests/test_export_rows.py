@@ -152,6 +152,7 @@ def test_column_drift_keeps_new_columns_and_nulls_missing_ones(
     assert records
     assert all(r["postal_code"] is None for r in records)
     assert all(set(r["extra_columns"]) == {"buying_stage"} for r in records)
+    assert by_key(records) == delivered_rows(api, api.created_exports[0], YESTERDAY)
     assert any(r["contact_id"] for r in records)
     served = api.exports[api.created_exports[0]].rows()
     assert [r["contact_id"] for r in records] == [

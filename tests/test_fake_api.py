@@ -662,6 +662,49 @@ def test_pages_not_found_although_ready(api: FakeContactBased, client: Client) -
     assert [client.page(export_id, 1).status_code for _ in range(3)] == [404, 404, 200]
 
 
+def test_short_pages_and_pages_that_end_early(api: FakeContactBased, client: Client) -> None:
+    summary = client.ready_export(**window(api, 30), page_size=1000)
+    assert summary["total_pages"] == 2
+    export_id, total = summary["export_id"], summary["total_rows"]
+    full = client.all_page_rows(summary)
+    api.faults.short_pages = 1
+    assert client.page(export_id, 1).json()["rows"] == full[:999]
+    assert api.faults.short_pages == 0
+    assert client.page(export_id, 1).json()["rows"] == full[:1000]
+    api.faults.page_rows_missing = total - 1000  # the whole last page
+    assert client.page(export_id, 2).json()["rows"] == []
+    api.faults.page_rows_missing = 3
+    assert client.page(export_id, 2).json()["rows"] == full[1000:-3]
+    assert len(client.csv_rows(export_id)) == total  # the CSV is not affected
+
+
+def test_faults_aimed_at_an_endpoint_strike_only_there_and_are_logged(
+    api: FakeContactBased, client: Client
+) -> None:
+    create = "POST /intent/feeds/exports"
+    api.faults.aimed = {create: ["503", "429", "drop", "hold"]}
+    api.faults.hold_seconds = 0.05
+    api.faults.retry_after = 0.5
+    assert client.post("/intent/feeds/exports/count", window(api)).status_code == 200
+    assert client.post("/intent/feeds/exports", window(api)).status_code == 503
+    limited = client.post("/intent/feeds/exports", window(api))
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "0.5")
+    with pytest.raises(requests.ConnectionError):
+        client.post("/intent/feeds/exports", window(api))
+    assert api.created_exports == []  # refused or dropped before they were served
+    held = client.post("/intent/feeds/exports", window(api))
+    assert held.status_code == 201  # held back, then served
+    assert client.post("/intent/feeds/exports", window(api)).status_code == 201
+    assert [(hit.endpoint, hit.fault) for hit in api.fault_engine.hits] == [
+        (create, "503"),
+        (create, "429"),
+        (create, "drop"),
+        (create, "hold"),
+    ]
+    assert api.fault_engine.delayed_answers == 1
+    assert len(api.created_exports) == 2
+
+
 def test_older_id_column_spelling(api: FakeContactBased, client: Client) -> None:
     api.faults.id_column = "cb_id"
     search = client.post("/intent/feeds/search", window(api)).json()

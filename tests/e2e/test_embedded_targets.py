@@ -118,11 +118,7 @@ def test_jsonl_files_hold_every_stream_with_the_served_rows_typed(landed: Landed
     keys = [(r["export_id"], r["export_row"]) for r in records]
     assert len(keys) == len(set(keys)) == len(landed.expected)
     for record in records:
-        assert {k: v for k, v in record.items() if k != "extra_columns"} == {
-            k: v
-            for k, v in landed.expected[(record["export_id"], record["export_row"])].items()
-            if k != "extra_columns"
-        }
+        assert record == landed.expected[(record["export_id"], record["export_row"])]
     assert all(isinstance(r["intent_score"], float) for r in records if r["intent_score"])
     assert all(isinstance(r["export_row"], int) for r in records)
     enrichment = read_jsonl(files["enrichment"])

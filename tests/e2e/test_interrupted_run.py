@@ -47,8 +47,10 @@ class PageReads:
         self._lock = threading.Lock()
         decide = api.fault_engine.decide
 
-        def deciding(*, download: bool = False, page: bool = False) -> Decision:
-            decision = decide(download=download, page=page)
+        def deciding(
+            *, download: bool = False, page: bool = False, endpoint: str | None = None
+        ) -> Decision:
+            decision = decide(download=download, page=page, endpoint=endpoint)
             if not page:
                 return decision
             with self._lock:

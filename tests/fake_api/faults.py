@@ -2,8 +2,12 @@
 
 "Every Nth" knobs count eligible requests from the moment the knob gets its current value,
 so setting `rate_limit_every = 2` always lets the next request pass and fails the one after.
-Countdown knobs (`truncate_downloads`, `expire_urls`, `page_not_found`) are decremented in
-place, so a test can read how many are left.
+Countdown knobs (`truncate_downloads`, `expire_urls`, `page_not_found`, `short_pages`) are
+decremented in place, so a test can read how many are left.
+
+Faults can also be aimed at one endpoint (`aimed`): the next requests to it get them in
+order, whatever the "every Nth" counters say, and each one that strikes is logged in
+`FaultEngine.hits`, so a test can prove that the fault hit what it was meant to hit.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ class Faults:
     latency_every: int | None = 1  # every Nth request is delayed; None also means every one
     page_not_found: int = 0  # next N page reads of a ready export answer 404
     expire_urls: int = 0  # next N download URLs are issued already expired
+    short_pages: int = 0  # next N page reads of a ready export lack the last row they had
+    page_rows_missing: int = 0  # page answers end this many rows before the export (no error)
+    # Faults aimed at one endpoint, "METHOD /path" -> the faults of its next requests, in
+    # order (consumed): "hold" (answered after `hold_seconds`, the request still served),
+    # "429" (with Retry-After `retry_after`), "503", "drop" (closed before it is served).
+    aimed: dict[str, list[str]] = field(default_factory=dict)
+    hold_seconds: float = 0.0
     # Builds, fixed when an export is created.
     fail_exports: bool = False  # builds fail at half progress with a build_error
     fail_export_feeds: set[str] = field(default_factory=set)  # ... only for these feed ids
@@ -87,6 +98,22 @@ class Decision:
     retry_after: float | None = None
 
 
+AIMED_ACTIONS: dict[str, Action | None] = {
+    "hold": None,
+    "429": Action.RATE_LIMIT,
+    "503": Action.SERVER_ERROR,
+    "drop": Action.DROP,
+}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An aimed fault that struck: the endpoint ("METHOD /path") and the fault."""
+
+    endpoint: str
+    fault: str
+
+
 _RANDOM_ACTIONS = (
     Action.RATE_LIMIT,
     Action.RATE_LIMIT_BARE,
@@ -112,6 +139,7 @@ class FaultEngine:
         self._rng_seed: int | None = None
         self._rng = random.Random(0)
         self.delayed_answers = 0  # answers held back by a latency fault, so far
+        self.hits: list[Hit] = []  # the aimed faults that struck, in order
 
     def _every(self, knob: str, every: int | None) -> bool:
         """Count one eligible request for a knob; True on every `every`-th one."""
@@ -134,36 +162,63 @@ class FaultEngine:
         choices = (*_RANDOM_ACTIONS, Action.CUT) if cut_allowed else _RANDOM_ACTIONS
         return True, self._rng.choice(choices)
 
-    def decide(self, *, download: bool = False, page: bool = False) -> Decision:
-        """Decide the faults of one request (an API call, or a download when `download`)."""
+    def _aimed(self, endpoint: str | None) -> tuple[float, Action | None] | None:
+        """The next fault aimed at `endpoint`, consumed and logged; None when there is none."""
+        queue = self.faults.aimed.get(endpoint) if endpoint else None
+        if not endpoint or not queue:
+            return None
+        fault = queue.pop(0)
+        if fault not in AIMED_ACTIONS:
+            raise ValueError(f"unknown aimed fault {fault!r}: one of {sorted(AIMED_ACTIONS)}")
+        self.hits.append(Hit(endpoint, fault))
+        delay = self.faults.hold_seconds if fault == "hold" else 0.0
+        return delay, AIMED_ACTIONS[fault]
+
+    def decide(
+        self, *, download: bool = False, page: bool = False, endpoint: str | None = None
+    ) -> Decision:
+        """Decide the faults of one request (an API call, or a download when `download`).
+
+        `endpoint` ("METHOD /path") is matched with the faults aimed at an endpoint; one
+        that strikes replaces what the other knobs drew (their counters still count).
+        """
         with self._lock:
-            f = self.faults
-            delay = 0.0
-            if f.latency_seconds > 0 and self._every("latency", f.latency_every or 1):
-                delay += f.latency_seconds
-            hit, action = self._random(cut_allowed=download or page)
-            if hit and action is None:
-                delay += f.random_latency_seconds
-            self.delayed_answers += delay > 0
-            if download:
-                if action is None and f.truncate_downloads > 0:
-                    f.truncate_downloads -= 1
-                    action = Action.CUT
-                return Decision(delay, action, f.retry_after)
-            # Every counter sees every API request, whichever fault wins.
-            knobs = [
-                (Action.DROP, self._every("drop", f.drop_connection_every)),
-                (Action.RATE_LIMIT, self._every("rate_limit", f.rate_limit_every)),
-                (Action.SERVER_ERROR, self._every("server_error", f.server_error_every)),
-                (Action.BAD_JSON, self._every("bad_json", f.bad_json_every)),
-                (Action.HTML, f.wrong_content_type),
-                (Action.CUT, page and self._every("cut_page", f.cut_page_every)),
-            ]
-            if action is None:
-                action = next((a for a, fired in knobs if fired), None)
-            if action is Action.RATE_LIMIT and f.retry_after is None:
-                action = Action.RATE_LIMIT_BARE
+            aimed = self._aimed(endpoint)
+            decision = self._drawn(download=download, page=page)
+            if aimed is not None:
+                delay, action = aimed
+                decision = Decision(delay, action, self.faults.retry_after)
+            self.delayed_answers += decision.delay > 0
+            return decision
+
+    def _drawn(self, *, download: bool, page: bool) -> Decision:
+        """The faults the knobs draw for one request."""
+        f = self.faults
+        delay = 0.0
+        if f.latency_seconds > 0 and self._every("latency", f.latency_every or 1):
+            delay += f.latency_seconds
+        hit, action = self._random(cut_allowed=download or page)
+        if hit and action is None:
+            delay += f.random_latency_seconds
+        if download:
+            if action is None and f.truncate_downloads > 0:
+                f.truncate_downloads -= 1
+                action = Action.CUT
             return Decision(delay, action, f.retry_after)
+        # Every counter sees every API request, whichever fault wins.
+        knobs = [
+            (Action.DROP, self._every("drop", f.drop_connection_every)),
+            (Action.RATE_LIMIT, self._every("rate_limit", f.rate_limit_every)),
+            (Action.SERVER_ERROR, self._every("server_error", f.server_error_every)),
+            (Action.BAD_JSON, self._every("bad_json", f.bad_json_every)),
+            (Action.HTML, f.wrong_content_type),
+            (Action.CUT, page and self._every("cut_page", f.cut_page_every)),
+        ]
+        if action is None:
+            action = next((a for a, fired in knobs if fired), None)
+        if action is Action.RATE_LIMIT and f.retry_after is None:
+            action = Action.RATE_LIMIT_BARE
+        return Decision(delay, action, f.retry_after)
 
     def take(self, knob: str) -> bool:
         """Consume one unit of a countdown knob; True when there was one."""

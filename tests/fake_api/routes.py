@@ -346,6 +346,9 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
         raise ApiError(404, f"Page {page} of export {export.export_id} not found")
     _readable(export, page)
     start, stop = export.page_bounds(page)
+    stop = max(start, min(stop, export.total_rows - api.faults.page_rows_missing))
+    if stop > start and api.fault_engine.take("short_pages"):
+        stop -= 1
     values = list(export.iter_values(start, stop))
     huge = api.faults.huge_field_bytes
     if start == 0 and values and huge > 0:

@@ -132,7 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_request(method, split.path, urllib.parse.parse_qs(split.query))
         download = split.path.startswith(FILES_PREFIX)
         decision = api.fault_engine.decide(
-            download=download, page=method == "POST" and split.path == PAGE_PATH
+            download=download,
+            page=method == "POST" and split.path == PAGE_PATH,
+            endpoint=f"{method} {split.path}",
         )
         if decision.delay > 0:
             time.sleep(decision.delay)  # injected latency, not synchronisation
