@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tap_contactbased.cli import EXPECTED_FAILURES
-from tests.conftest import ALL_STREAMS, API_KEY, TODAY, YESTERDAY, make_config
+from tests.conftest import ALL_STREAMS, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
+from tests.run_checks import new_api, one_clear_line, partition
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 
 DELIVERS, STOPS = "delivers", "stops"
@@ -114,25 +114,6 @@ CASES = [
     for drift in DRIFTS
     for mode in drift.read_modes
 ]
-
-
-def new_api() -> FakeContactBased:
-    return FakeContactBased(
-        api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=(150, 250)
-    ).start()
-
-
-def one_clear_line(error: BaseException | None) -> None:
-    assert isinstance(error, EXPECTED_FAILURES), repr(error)
-    text = str(error)
-    assert text
-    assert "\n" not in text
-    assert API_KEY not in text
-
-
-def partition(state: dict[str, t.Any] | None, feed_id: str) -> dict[str, t.Any]:
-    partitions = (state or {}).get("bookmarks", {}).get("export_rows", {}).get("partitions", [])
-    return next((p for p in partitions if p["context"]["feed_id"] == feed_id), {})
 
 
 def expected_rows(api: FakeContactBased) -> dict[tuple[str, int], dict[str, t.Any]]:

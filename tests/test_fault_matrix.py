@@ -12,19 +12,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import ALL_STREAMS, API_KEY, TODAY, YESTERDAY, make_config
+from tests.conftest import ALL_STREAMS, YESTERDAY, make_config
 from tests.fake_api import FakeContactBased
+from tests.run_checks import new_api
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 from tests.sync_checks import Outcome, check_sync
 
 BUNDLES = ["emails"]
 Setup = Callable[[FakeContactBased], None]
-
-
-def new_api() -> FakeContactBased:
-    return FakeContactBased(
-        api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=(150, 250)
-    ).start()
 
 
 def sync_until_done(

@@ -1,0 +1,31 @@
+"""What a run against the local API left behind: its one-line error, each feed's state entry."""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_contactbased.cli import EXPECTED_FAILURES
+from tests.conftest import API_KEY, TODAY
+from tests.fake_api import FakeContactBased
+
+
+def new_api() -> FakeContactBased:
+    """A started local API whose feeds fill two pages of 1,000 in a week, built at once."""
+    return FakeContactBased(
+        api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=(150, 250)
+    ).start()
+
+
+def one_clear_line(error: BaseException | None) -> None:
+    """The run stopped with an error the command prints as one line, without the key."""
+    assert isinstance(error, EXPECTED_FAILURES), repr(error)
+    text = str(error)
+    assert text
+    assert "\n" not in text
+    assert API_KEY not in text
+
+
+def partition(state: dict[str, t.Any] | None, feed_id: str) -> dict[str, t.Any]:
+    """A feed's entry in the export_rows state (empty when it has none)."""
+    partitions = (state or {}).get("bookmarks", {}).get("export_rows", {}).get("partitions", [])
+    return next((p for p in partitions if p["context"]["feed_id"] == feed_id), {})
