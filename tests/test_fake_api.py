@@ -682,22 +682,27 @@ def test_faults_aimed_at_an_endpoint_strike_only_there_and_are_logged(
     api: FakeContactBased, client: Client
 ) -> None:
     create = "POST /intent/feeds/exports"
-    api.faults.aimed = {create: ["503", "429", "drop", "hold"]}
-    api.faults.hold_seconds = 0.05
+    api.faults.aimed = {create: ["503", "429", "409", "drop", "hold"]}
+    api.faults.hold_seconds = 0.5
     api.faults.retry_after = 0.5
     assert client.post("/intent/feeds/exports/count", window(api)).status_code == 200
     assert client.post("/intent/feeds/exports", window(api)).status_code == 503
     limited = client.post("/intent/feeds/exports", window(api))
     assert (limited.status_code, limited.headers["Retry-After"]) == (429, "0.5")
+    assert client.post("/intent/feeds/exports", window(api)).status_code == 409
     with pytest.raises(requests.ConnectionError):
         client.post("/intent/feeds/exports", window(api))
     assert api.created_exports == []  # refused or dropped before they were served
-    held = client.post("/intent/feeds/exports", window(api))
-    assert held.status_code == 201  # held back, then served
+    with pytest.raises(requests.Timeout):
+        client.session.post(f"{api.url}/intent/feeds/exports", json=window(api), timeout=0.1)
+    api.wait_idle()
+    assert len(api.created_exports) == 1  # held back past the client's timeout, then served
+    assert api.requests[-1].status == 201
     assert client.post("/intent/feeds/exports", window(api)).status_code == 201
     assert [(hit.endpoint, hit.fault) for hit in api.fault_engine.hits] == [
         (create, "503"),
         (create, "429"),
+        (create, "409"),
         (create, "drop"),
         (create, "hold"),
     ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +85,8 @@ class FakeContactBased:
         self._today = today
         self._port = port
         self._lock = threading.RLock()
+        self._serving = 0  # requests being served now, held answers included
+        self._idle = threading.Condition()
         self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -173,6 +176,24 @@ class FakeContactBased:
         """Log a received request."""
         with self._lock:
             self.requests.append(entry)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count a request as being served until the block ends (the server's side)."""
+        with self._idle:
+            self._serving += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._serving -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no request is being served: an answer held back has been given."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._serving == 0, timeout):
+                raise TimeoutError(f"{self._serving} request(s) still served after {timeout} s")
 
     def count_requests(self, method: str, path: str) -> int:
         """Count received requests by method and path (without query string)."""

@@ -45,7 +45,8 @@ class Faults:
     page_rows_missing: int = 0  # page answers end this many rows before the export (no error)
     # Faults aimed at one endpoint, "METHOD /path" -> the faults of its next requests, in
     # order (consumed): "hold" (answered after `hold_seconds`, the request still served),
-    # "429" (with Retry-After `retry_after`), "503", "drop" (closed before it is served).
+    # "429" (with Retry-After `retry_after`), "409" (the limit of exports building at once),
+    # "503", "drop" (closed before it is served).
     aimed: dict[str, list[str]] = field(default_factory=dict)
     hold_seconds: float = 0.0
     # Builds, fixed when an export is created.
@@ -83,6 +84,7 @@ class Action(enum.Enum):
     RATE_LIMIT = "429 with Retry-After"
     RATE_LIMIT_BARE = "429 without Retry-After"
     SERVER_ERROR = "503"
+    CONFLICT = "409, the organization's limit of exports building at once"
     DROP = "connection closed without an answer"
     BAD_JSON = "200 with a body that is not JSON"
     HTML = "200 with a text/html page"
@@ -102,6 +104,7 @@ AIMED_ACTIONS: dict[str, Action | None] = {
     "hold": None,
     "429": Action.RATE_LIMIT,
     "503": Action.SERVER_ERROR,
+    "409": Action.CONFLICT,
     "drop": Action.DROP,
 }
 

@@ -127,6 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
     # One request
 
     def _serve(self, method: str) -> None:
+        with self.server.api.serving():
+            self._serve_one(method)
+
+    def _serve_one(self, method: str) -> None:
         api = self.server.api
         split = urllib.parse.urlsplit(self.path)
         request = self._read_request(method, split.path, urllib.parse.parse_qs(split.query))
@@ -265,6 +269,8 @@ def _error_reply(decision: Decision, *, download: bool) -> Reply | None:
         if download:
             return XmlReply(429, "SlowDown", "Please reduce your request rate.", headers)
         return JsonReply(429, {"detail": "Rate limit exceeded"}, headers)
+    if action is Action.CONFLICT and not download:
+        return JsonReply(409, {"detail": "Concurrent export limit reached; retry later"})
     if action is Action.SERVER_ERROR:
         if download:
             return XmlReply(503, "ServiceUnavailable", "Please retry your request.")

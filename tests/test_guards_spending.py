@@ -1,0 +1,461 @@
+"""Each guard of the spend proven on its own, naming the guard that acted.
+
+Resume from the state, find-or-create's option comparison, the preflight against
+`max_records_per_run` (costs known or not) and against the credit pool (`records_remaining`
+given or computed), and the create that looks for its export before it pays again. Every
+test sets up the API so that no neighbouring guard can keep the money in its place: the
+summaries do not echo the options when resume is proven, the API's own 402 would come too
+late to tell refusals apart, and the faults aimed at the create are checked to have hit it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import typing as t
+
+import pytest
+import requests
+
+from tap_contactbased import endpoints
+from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.lifecycle import ExportLifecycle
+from tap_contactbased.summary import ExportOptions, ExportSummary, Match
+from tap_contactbased.tap import TapContactBased
+from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
+from tests.export_checks import by_key, delivered_rows
+from tests.fake_api import FakeContactBased
+from tests.fake_api import exports as fake_exports
+from tests.fake_api.faults import Hit
+from tests.run_checks import one_clear_line, partition
+from tests.singer_run import SyncResult, run_tap
+
+LOOKBACK_DAYS = 7
+PAGE_SIZE = 1000
+CREATE = f"POST {endpoints.EXPORTS}"
+START = TODAY - datetime.timedelta(days=LOOKBACK_DAYS - 1)
+
+
+def config_of(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
+    return make_config(
+        api,
+        feed_ids=api.feed_ids[:1],
+        lookback_days=LOOKBACK_DAYS,
+        page_size=PAGE_SIZE,
+        **overrides,
+    )
+
+
+def listed(api: FakeContactBased, export_id: str) -> dict[str, t.Any]:
+    """The export's summary as the API lists it."""
+    answer = requests.post(
+        api.url + endpoints.EXPORTS_LIST,
+        json={"export_ids": [export_id]},
+        headers={"X-API-Key": API_KEY},
+        timeout=10,
+    ).json()
+    return dict(answer["items"][0])
+
+
+def creates(api: FakeContactBased) -> list[int]:
+    """The statuses of the create requests, in order (0: the connection was dropped)."""
+    return [r.status for r in api.requests if (r.method, r.path) == ("POST", endpoints.EXPORTS)]
+
+
+# Resume from the state
+
+
+def test_an_export_the_state_names_is_resumed_although_nothing_else_could_find_it(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = api.feed_ids[0]
+    export_id = api.make_ready_export(feed, LOOKBACK_DAYS, page_size=PAGE_SIZE)
+    api.faults.drift = {"summary": {"lookback_days": None}}
+    summary = listed(api, export_id)
+    # Find-or-create cannot prove this export the one the run wants: only the state can.
+    wanted = ExportOptions(feed, LOOKBACK_DAYS, PAGE_SIZE)
+    assert wanted.compare(ExportSummary(summary)) == (Match.UNPROVEN, ["lookback_days"])
+    flight = {
+        "export_id": export_id,
+        "start_date": START.isoformat(),
+        "end_date": TODAY.isoformat(),
+        "deliver_through": YESTERDAY.isoformat(),
+        "rows_done": 100,
+    }
+    entry = {"context": {"feed_id": feed}, "in_flight": flight}
+    state = {"bookmarks": {"export_rows": {"partitions": [entry]}}}
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config_of(api), streams=["export_rows"], state=state)
+
+    assert creates(api) == []
+    assert f"Resuming export {export_id} of feed {feed}" in caplog.text
+    assert "after row 100" in caplog.text
+    expected = delivered_rows(api, export_id, YESTERDAY)
+    after_100 = {key: record for key, record in expected.items() if key[1] > 100}
+    assert by_key(result.records("export_rows")) == after_100
+    assert partition(result.last_state, feed)["last_export_id"] == export_id
+
+
+# Find-or-create: only an export proven to have the run's options is reused
+
+FILTER = {"field": "country", "op": "eq", "value": "United States"}
+OTHER_FILTER = {"field": "country", "op": "eq", "value": "Canada"}
+CONTACTS = {"require_contact_id": True}  # what filters and bundles force: the same either way
+# (what the run asks for, what the export on the API was made with; None: left unset).
+OTHER_OPTIONS = {
+    "max_rows set on the API": ({}, {"max_rows": 17}),
+    "max_rows set by the run": ({"max_rows": 17}, {"max_rows": None}),
+    "max_rows other": ({"max_rows": 17}, {"max_rows": 18}),
+    "require_contact_id set on the API": ({}, CONTACTS),
+    "require_contact_id set by the run": (CONTACTS, {"require_contact_id": False}),
+    "consumer_filters set on the API": (CONTACTS, {"consumer_filters": [FILTER]}),
+    "consumer_filters set by the run": ({"consumer_filters": [FILTER]}, {"consumer_filters": None}),
+    "consumer_filters other": (
+        {"consumer_filters": [FILTER]},
+        {"consumer_filters": [OTHER_FILTER]},
+    ),
+    "enrichment_bundles set on the API": (CONTACTS, {"enrichment_bundles": ["emails"]}),
+    "enrichment_bundles set by the run": (
+        {"enrichment_bundles": ["emails"]},
+        {"enrichment_bundles": None},
+    ),
+    "enrichment_bundles other": (
+        {"enrichment_bundles": ["emails"]},
+        {"enrichment_bundles": ["phones"]},
+    ),
+    "page_size": ({}, {"page_size": 2 * PAGE_SIZE}),
+}
+
+
+@pytest.fixture
+def lifecycle(api: FakeContactBased) -> ExportLifecycle:
+    """The tap's export operations on the local API."""
+    stream = TapContactBased(config=config_of(api)).streams["export_rows"]
+    assert isinstance(stream, ContactBasedStream)
+    return ExportLifecycle(stream.api, logging.getLogger("test"))
+
+
+def run_options(api: FakeContactBased, **options: t.Any) -> ExportOptions:
+    filters = tuple(options.pop("consumer_filters", ()))
+    bundles = tuple(options.pop("enrichment_bundles", ()))
+    return ExportOptions(
+        api.feed_ids[0],
+        LOOKBACK_DAYS,
+        options.pop("page_size", PAGE_SIZE),
+        consumer_filters=filters,
+        enrichment_bundles=bundles,
+        **options,
+    )
+
+
+def api_options(run: ExportOptions, **options: t.Any) -> dict[str, t.Any]:
+    """The create body of the run's options, some of them changed (None: left unset)."""
+    return {k: v for k, v in {**run.body(), **options}.items() if v is not None}
+
+
+@pytest.mark.parametrize(("asked", "made"), OTHER_OPTIONS.values(), ids=list(OTHER_OPTIONS))
+def test_an_export_of_the_same_window_made_with_another_option_is_not_reused(
+    api: FakeContactBased,
+    lifecycle: ExportLifecycle,
+    asked: dict[str, t.Any],
+    made: dict[str, t.Any],
+) -> None:
+    options = run_options(api, **asked)
+    same = api.make_ready_export(**api_options(options))
+    other = api.make_ready_export(**api_options(options, **made))
+    assert listed(api, other)["start_date"] == START.isoformat()  # the same window
+
+    found = lifecycle.find_reusable(options, START, TODAY)
+
+    # The list is newest first: a comparison that let the other one through returns it.
+    assert found is not None
+    assert found.export_id == same
+
+
+@pytest.fixture
+def same_options(api: FakeContactBased) -> ExportOptions:
+    return run_options(api)
+
+
+def test_a_failed_export_with_the_same_options_is_not_reused(
+    api: FakeContactBased, lifecycle: ExportLifecycle, same_options: ExportOptions
+) -> None:
+    ready = api.make_ready_export(**api_options(same_options))
+    api.faults.fail_exports = True
+    failed = api.make_ready_export(**api_options(same_options))
+    assert listed(api, failed)["status"] == "failed"
+
+    found = lifecycle.find_reusable(same_options, START, TODAY)
+
+    assert found is not None
+    assert found.export_id == ready
+
+
+def test_an_export_the_run_excludes_is_not_reused(
+    api: FakeContactBased, lifecycle: ExportLifecycle, same_options: ExportOptions
+) -> None:
+    older = api.make_ready_export(**api_options(same_options))
+    delivered = api.make_ready_export(**api_options(same_options))
+
+    found = lifecycle.find_reusable(same_options, START, TODAY, exclude={delivered})
+
+    assert found is not None
+    assert found.export_id == older
+
+
+@pytest.mark.parametrize(
+    ("field", "day"),
+    [
+        pytest.param("start_date", START - datetime.timedelta(days=1), id="start_date"),
+        # After the API's midnight: an export made then ends a day after the run's window.
+        pytest.param("end_date", TODAY + datetime.timedelta(days=1), id="end_date"),
+    ],
+)
+def test_an_export_whose_window_starts_or_ends_another_day_is_not_reused(
+    api: FakeContactBased,
+    lifecycle: ExportLifecycle,
+    same_options: ExportOptions,
+    field: str,
+    day: datetime.date,
+) -> None:
+    made = api.make_ready_export(**api_options(same_options))
+    # The summary shows the run's options and lookback, one end of its window elsewhere.
+    api.faults.new_fields = {field: day.isoformat()}
+    assert listed(api, made)[field] == day.isoformat()
+
+    assert lifecycle.find_reusable(same_options, START, TODAY) is None
+
+    api.faults.new_fields = {}
+    found = lifecycle.find_reusable(same_options, START, TODAY)
+    assert found is not None
+    assert found.export_id == made
+
+
+def test_an_export_that_does_not_echo_an_option_the_run_sets_is_not_reused(
+    api: FakeContactBased,
+    lifecycle: ExportLifecycle,
+    same_options: ExportOptions,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made = api.make_ready_export(**api_options(same_options))
+    api.faults.drift = {"summary": {"page_size": None}}
+
+    with caplog.at_level(logging.WARNING):
+        found = lifecycle.find_reusable(same_options, START, TODAY)
+
+    assert found is None
+    assert f"Export {made} of feed {api.feed_ids[0]} has the same window" in caplog.text
+    assert "does not echo page_size" in caplog.text
+
+
+def test_an_export_whose_summary_shows_another_lookback_is_different() -> None:
+    # The API's window always follows lookback_days, so only a summary can disagree.
+    options = ExportOptions("feed", LOOKBACK_DAYS, PAGE_SIZE)
+    raw = {"export_id": "exp_1", "feed_id": "feed", "page_size": PAGE_SIZE}
+    raw["require_contact_id"] = False
+
+    assert options.compare(ExportSummary({**raw, "lookback_days": 7})) == (Match.SAME, [])
+    assert options.compare(ExportSummary({**raw, "lookback_days": 8})) == (Match.DIFFERENT, [])
+    assert options.compare(ExportSummary({**raw, "feed_id": "other", "lookback_days": 7})) == (
+        Match.DIFFERENT,
+        [],
+    )
+
+
+# The preflight: max_records_per_run and the credit pool
+
+
+def export_cost(api: FakeContactBased) -> int:
+    """What the run's export will reserve, as the API counts it before creation."""
+    return api.plan(fake_exports.ExportOptions(api.feed_ids[0], LOOKBACK_DAYS, PAGE_SIZE)).total
+
+
+def refused(result: SyncResult, api: FakeContactBased) -> str:
+    """The run was refused by the tap itself: nothing asked of the create endpoint."""
+    one_clear_line(result.error)
+    assert creates(api) == []
+    assert api.created_exports == []
+    return str(result.error)
+
+
+@pytest.mark.parametrize("limit", ["max_records_per_run", "the credit pool"])
+def test_a_run_that_costs_exactly_what_is_allowed_goes_one_record_more_is_refused(
+    api: FakeContactBased, limit: str
+) -> None:
+    cost = export_cost(api)
+
+    def run(allowed: int) -> SyncResult:
+        if limit == "the credit pool":
+            api.credit_pool.total = api.credit_pool.used + api.credit_pool.reserved + allowed
+            return run_tap(config_of(api), streams=["export_rows"], raise_errors=False)
+        config = config_of(api, max_records_per_run=allowed)
+        return run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    message = refused(run(cost - 1), api)
+    assert f"This run would reserve {cost:,} records credits" in message
+    if limit == "the credit pool":
+        assert f"only {cost - 1:,} are left in the credit pool" in message
+    else:
+        assert f"more than max_records_per_run ({cost - 1:,})" in message
+
+    done = run(cost)
+
+    assert done.error is None
+    assert creates(api) == [201]
+
+
+def test_a_run_whose_cost_the_count_does_not_say_is_refused_under_max_records_per_run(
+    api: FakeContactBased,
+) -> None:
+    api.faults.drift = {"count": {"records_required": None, "total_rows": None}}
+    # A cap no known cost could reach: only the unknown cost can refuse the run.
+    config = config_of(api, max_records_per_run=10**9)
+
+    message = refused(run_tap(config, streams=["export_rows"], raise_errors=False), api)
+
+    assert f"did not say what the export of feed(s) {api.feed_ids[0]} would reserve" in message
+    assert "cannot be held to max_records_per_run (1,000,000,000)" in message
+
+
+def test_without_records_required_the_cost_is_the_rows_the_count_gives(
+    api: FakeContactBased,
+) -> None:
+    api.faults.drift = {"count": {"records_required": None}}
+    cost = export_cost(api)
+    config = config_of(api, max_records_per_run=cost - 1)
+
+    message = refused(run_tap(config, streams=["export_rows"], raise_errors=False), api)
+
+    assert f"This run would reserve {cost:,} records credits" in message
+    assert "did not say" not in message
+
+
+@pytest.fixture
+def pool_without_remaining(api: FakeContactBased) -> int:
+    """A pool whose answer lacks records_remaining, with credits used and reserved elsewhere.
+
+    Returns the credits another export of another feed holds reserved while it builds.
+    """
+    other_feed = api.feed_ids[2]
+    api.make_ready_export(other_feed, 3)  # used
+    api.faults.stall_exports = True
+    building = api.create_export(
+        fake_exports.ExportOptions(other_feed, LOOKBACK_DAYS), by_client=False
+    )
+    api.faults.stall_exports = False
+    credits = api.credits
+    assert credits["records_used"] > 0
+    assert credits["records_reserved"] == building.total_rows > 0
+    api.faults.drift = {"credits": {"records_remaining": None}}
+    return building.total_rows
+
+
+@pytest.mark.parametrize("spare", [-1, 0])
+def test_without_records_remaining_what_is_left_is_the_total_less_used_and_reserved(
+    api: FakeContactBased, pool_without_remaining: int, spare: int
+) -> None:
+    cost = export_cost(api)
+    pool = api.credit_pool
+    pool.total = pool.used + pool.reserved + cost + spare
+    assert pool_without_remaining > -spare  # the reserved credits alone decide the verdict
+
+    result = run_tap(config_of(api), streams=["export_rows"], raise_errors=False)
+
+    if spare < 0:
+        message = refused(result, api)
+        assert f"only {cost + spare:,} are left in the credit pool" in message
+    else:
+        assert result.error is None
+        assert creates(api) == [201]
+
+
+def test_a_pool_that_says_nothing_of_what_is_left_leaves_the_refusal_to_the_api(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.faults.drift = {"credits": {"records_remaining": None, "records_total": None}}
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(config_of(api), streams=["export_rows"])
+
+    assert "GET /organization/credits did not say what is left" in caplog.text
+    assert creates(api) == [201]
+    assert result.records("export_rows")
+
+
+# The create that looks before it creates again
+
+
+def looks(api: FakeContactBased) -> list[int]:
+    """Where in the request log the tap looked through the feed's exports for its own."""
+    return [
+        i
+        for i, r in enumerate(api.requests)
+        if r.path == endpoints.EXPORTS_LIST and "feed_id" in (r.body or {})
+    ]
+
+
+def create_requests(api: FakeContactBased) -> list[int]:
+    return [i for i, r in enumerate(api.requests) if r.path == endpoints.EXPORTS]
+
+
+@pytest.mark.parametrize(
+    ("fault", "statuses"),
+    [
+        # Held past the request timeout, then served: the export exists, the tap cannot know.
+        pytest.param("hold", [201], id="answer held past the timeout"),
+        # Closed before it was served: nothing exists, the look finds nothing, then creates.
+        pytest.param("drop", [0, 201], id="connection dropped"),
+    ],
+)
+def test_after_an_unsure_create_the_tap_waits_and_looks_before_creating_again(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, fault: str, statuses: list[int]
+) -> None:
+    api.faults.aimed = {CREATE: [fault]}
+    api.faults.hold_seconds = 1.5  # past the 1 s timeout, well before the tap looks again
+    config = config_of(api, request_timeout_seconds=1)
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(config, streams=["export_rows"])
+    api.wait_idle()  # the held create has been served: a second export would show now
+
+    assert api.fault_engine.hits == [Hit(CREATE, fault)]
+    assert creates(api) == statuses
+    assert len(api.created_exports) == 1
+    assert "looking for it on the API, then trying again" in caplog.text
+    failed, *again = create_requests(api)
+    assert [i for i in looks(api) if i > failed]  # it looked after the failure
+    assert all(any(failed < i < j for i in looks(api)) for j in again)  # before a new one
+    expected = delivered_rows(api, api.created_exports[0], YESTERDAY)
+    assert by_key(result.records("export_rows")) == expected
+
+
+@pytest.mark.parametrize(
+    ("fault", "times"),
+    [
+        # The limit of exports building at once may take longer than the retries of a
+        # failure, so those refusals do not count towards the tries.
+        pytest.param("429", ContactBasedStream.retry_max_tries, id="429"),
+        pytest.param("409", ContactBasedStream.retry_max_tries, id="409"),
+        pytest.param("503", 1, id="503"),
+    ],
+)
+def test_a_refused_create_is_tried_again_without_looking_for_it(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, fault: str, times: int
+) -> None:
+    api.faults.aimed = {CREATE: [fault] * times}
+    api.faults.retry_after = 0.01
+    config = config_of(api, request_timeout_seconds=1)
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(config, streams=["export_rows"])
+    api.wait_idle()  # the held create has been served: a second export would show now
+
+    assert api.fault_engine.hits == [Hit(CREATE, fault)] * times
+    assert creates(api) == [int(fault)] * times + [201]
+    assert len(api.created_exports) == 1
+    assert "looking for it" not in caplog.text
+    assert "trying again in" in caplog.text
+    requests_made = create_requests(api)
+    assert requests_made == list(range(requests_made[0], requests_made[-1] + 1))  # nothing else
+    assert result.records("export_rows")
