@@ -1,9 +1,12 @@
-"""What a run against the local API left behind: its one-line error, each feed's state entry."""
+"""What a run against the local API left behind: its one-line error, state, exports."""
 
 from __future__ import annotations
 
 import typing as t
 
+import requests
+
+from tap_contactbased import endpoints
 from tap_contactbased.cli import EXPECTED_FAILURES
 from tests.conftest import API_KEY, TODAY
 from tests.fake_api import FakeContactBased
@@ -29,3 +32,14 @@ def partition(state: dict[str, t.Any] | None, feed_id: str) -> dict[str, t.Any]:
     """A feed's entry in the export_rows state (empty when it has none)."""
     partitions = (state or {}).get("bookmarks", {}).get("export_rows", {}).get("partitions", [])
     return next((p for p in partitions if p["context"]["feed_id"] == feed_id), {})
+
+
+def listed(api: FakeContactBased, export_id: str) -> dict[str, t.Any]:
+    """The export's summary as the API lists it now."""
+    answer = requests.post(
+        api.url + endpoints.EXPORTS_LIST,
+        json={"export_ids": [export_id]},
+        headers={"X-API-Key": API_KEY},
+        timeout=10,
+    ).json()
+    return dict(answer["items"][0])

@@ -15,19 +15,18 @@ import logging
 import typing as t
 
 import pytest
-import requests
 
 from tap_contactbased import endpoints
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.summary import ExportOptions, ExportSummary, Match
 from tap_contactbased.tap import TapContactBased
-from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
+from tests.conftest import TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api import exports as fake_exports
 from tests.fake_api.faults import Hit
-from tests.run_checks import one_clear_line, partition
+from tests.run_checks import listed, one_clear_line, partition
 from tests.singer_run import SyncResult, run_tap
 
 LOOKBACK_DAYS = 7
@@ -44,17 +43,6 @@ def config_of(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
         page_size=PAGE_SIZE,
         **overrides,
     )
-
-
-def listed(api: FakeContactBased, export_id: str) -> dict[str, t.Any]:
-    """The export's summary as the API lists it."""
-    answer = requests.post(
-        api.url + endpoints.EXPORTS_LIST,
-        json={"export_ids": [export_id]},
-        headers={"X-API-Key": API_KEY},
-        timeout=10,
-    ).json()
-    return dict(answer["items"][0])
 
 
 def creates(api: FakeContactBased) -> list[int]:
