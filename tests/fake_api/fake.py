@@ -65,6 +65,9 @@ class FakeContactBased:
         self.today_fraction = today_fraction
         self.build_seconds = build_seconds
         self.url_ttl_seconds = url_ttl_seconds
+        # Where signed URLs point ("scheme://host:port"); None: this server. A test points
+        # them at a closed port, a silent socket or a wrong scheme to fail the transport.
+        self.download_origin: str | None = None
         self.enabled_bundles = tuple(enabled_bundles)
         unknown = set(self.enabled_bundles) - set(BUNDLE_KEYS)
         if unknown:
