@@ -347,9 +347,11 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
     _readable(export, page)
     start, stop = export.page_bounds(page)
     values = list(export.iter_values(start, stop))
-    huge = api.faults.huge_field_bytes
-    if start == 0 and values and huge > 0:
-        values[0] = spoil_first_row(values[0], export.columns, nul=False, huge_bytes=huge)
+    huge, texts = api.faults.huge_field_bytes, api.faults.first_row_texts
+    if start == 0 and values and (huge > 0 or texts):
+        values[0] = spoil_first_row(
+            values[0], export.columns, nul=False, huge_bytes=huge, texts=texts
+        )
     rows = as_objects(export.columns, values)
     return ok({**summary, **drift.family("page", {"page": page, "rows": rows})})
 
