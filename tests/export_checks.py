@@ -51,3 +51,10 @@ def comparable(record: dict[str, t.Any]) -> dict[str, t.Any]:
 def by_key(records: t.Iterable[dict[str, t.Any]]) -> dict[tuple[str, int], dict[str, t.Any]]:
     """Records keyed by (export_id, export_row); later duplicates win, like an upsert."""
     return {(r["export_id"], r["export_row"]): comparable(r) for r in records}
+
+
+def whole_by_key(
+    records: t.Iterable[dict[str, t.Any]],
+) -> dict[tuple[str, int], dict[str, t.Any]]:
+    """Records keyed like `by_key`, kept whole: `extra_columns` is compared too."""
+    return {(r["export_id"], r["export_row"]): r for r in records}

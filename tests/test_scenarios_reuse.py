@@ -5,8 +5,8 @@ Reusing one made with other options would deliver its rows as the window's: one 
 API, before the run, an export of exactly the window the run plans that differs from the
 run's settings in ONE option, so that the comparison of that option alone decides: where
 the difference would otherwise also show in `require_contact_id` (filters and bundles force
-it), both sides set it. The reading does not take part in the decision: the default mode
-reads.
+it), both sides set it. The read mode plays no part in the decision: the cases read in the
+default one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.conftest import TODAY, YESTERDAY, make_config
-from tests.export_checks import delivered_rows
+from tests.export_checks import delivered_rows, whole_by_key
 from tests.fake_api import FakeContactBased
 from tests.singer_run import SyncResult, run_tap
 
@@ -101,11 +101,6 @@ def config_for(api: FakeContactBased, options: Options) -> dict[str, t.Any]:
     )
 
 
-def full_records(records: list[dict[str, t.Any]]) -> dict[tuple[str, int], dict[str, t.Any]]:
-    """Records keyed by primary key, compared whole (`extra_columns` included)."""
-    return {(r["export_id"], r["export_row"]): r for r in records}
-
-
 def export_ids_read(api: FakeContactBased) -> set[str]:
     return {r.body["export_id"] for r in api.requests if r.path in READS and r.body}
 
@@ -131,7 +126,7 @@ def test_an_export_made_with_other_options_is_not_reused(
     assert len(api.created_exports) == 1, f"the export made with {case} was reused"
     created = api.created_exports[0]
     expected = delivered_rows(api, created, YESTERDAY)
-    assert full_records(result.records("export_rows")) == expected
+    assert whole_by_key(result.records("export_rows")) == expected
     assert export_ids_read(api) == {created}
     assert bookmark(result) == {
         "context": {"feed_id": api.feed_ids[0]},
@@ -178,5 +173,5 @@ def test_an_export_made_with_the_same_options_is_reused(
     assert api.count_requests("POST", "/intent/feeds/exports") == 0
     assert api.created_exports == []
     records = [r for result in results for r in result.records("export_rows")]
-    assert full_records(records) == delivered_rows(api, same, YESTERDAY)
+    assert whole_by_key(records) == delivered_rows(api, same, YESTERDAY)
     assert bookmark(results[-1])["last_export_id"] == same
