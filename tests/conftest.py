@@ -9,6 +9,7 @@ import pytest
 
 from tap_contactbased.client import ContactBasedStream
 from tests.fake_api import FakeContactBased
+from tests.fast_retries import FAST_RETRY_WAITS
 
 # Every stream of the tap, in the order a sync runs them.
 ALL_STREAMS = [
@@ -60,8 +61,8 @@ def long_seeds(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the retry policy, shrink its waits: tests exercise retries, not patience."""
-    monkeypatch.setattr(ContactBasedStream, "retry_initial_wait", 0.001)
-    monkeypatch.setattr(ContactBasedStream, "retry_max_wait", 0.01)
+    for name, value in FAST_RETRY_WAITS.items():
+        monkeypatch.setattr(ContactBasedStream, name, value)
 
 
 @pytest.fixture

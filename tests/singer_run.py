@@ -116,9 +116,10 @@ def run_command(
     catalog: dict[str, t.Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    tap_command: t.Sequence[str] = TAP_COMMAND,
 ) -> SyncResult:
-    """Run `tap-contactbased` as a process, the way Meltano does."""
-    command = [*TAP_COMMAND, *args]
+    """Run `tap-contactbased` (or `tap_command`) as a process, the way Meltano does."""
+    command = [*tap_command, *args]
     for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
         if value is not None:
             path = tmp_path / f"{flag.strip('-')}.json"

@@ -66,6 +66,9 @@ class FakeContactBased:
         self.today_fraction = today_fraction
         self.build_seconds = build_seconds
         self.url_ttl_seconds = url_ttl_seconds
+        # Where signed URLs point ("scheme://host:port"); None: this server. A test points
+        # them at a closed port, a silent socket or a wrong scheme to fail the transport.
+        self.download_origin: str | None = None
         self.enabled_bundles = tuple(enabled_bundles)
         unknown = set(self.enabled_bundles) - set(BUNDLE_KEYS)
         if unknown:
@@ -373,14 +376,28 @@ class FakeContactBased:
         The export is listed by the API but not in `created_exports`, which holds what
         clients created. `export_id` chooses its id (to resume a state written elsewhere).
         """
+        export = self._make_export(feed_id, lookback_days, export_id, options)
+        export.finish_now()
+        export.state()
+        return export.export_id
+
+    def make_building_export(self, feed_id: str, lookback_days: int, **options: Any) -> str:
+        """Create an export that stays building until a test sets its `stalled` to False.
+
+        Like `make_ready_export` otherwise: charged like a create, not in `created_exports`.
+        """
+        export = self._make_export(feed_id, lookback_days, None, options)
+        export.stalled = True
+        return export.export_id
+
+    def _make_export(
+        self, feed_id: str, lookback_days: int, export_id: str | None, options: dict[str, Any]
+    ) -> Export:
         reader = BodyReader({"feed_id": feed_id, "lookback_days": lookback_days, **options})
         parsed = read_export_options(reader, self.faults.id_column)
         reader.check()
         self.check_options(parsed)
-        export = self.create_export(parsed, by_client=False, export_id=export_id)
-        export.finish_now()
-        export.state()
-        return export.export_id
+        return self.create_export(parsed, by_client=False, export_id=export_id)
 
     def expected_rows(
         self,

@@ -69,6 +69,9 @@ class Faults:
     # Row content, applied when rows are served.
     nul_in_csv: bool = False  # a NUL byte inside the first CSV row's company_name
     huge_field_bytes: int = 0  # first row's company_name this long (pages and CSV)
+    # First row's column -> the text served there instead (pages and CSV): a value that
+    # does not fit its column's type, such as "n/a" for intent_score.
+    first_row_texts: dict[str, str] = field(default_factory=dict)
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)

@@ -350,9 +350,11 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
     if stop > start and api.fault_engine.take("short_pages"):
         stop -= 1
     values = list(export.iter_values(start, stop))
-    huge = api.faults.huge_field_bytes
-    if start == 0 and values and huge > 0:
-        values[0] = spoil_first_row(values[0], export.columns, nul=False, huge_bytes=huge)
+    huge, texts = api.faults.huge_field_bytes, api.faults.first_row_texts
+    if start == 0 and values and (huge > 0 or texts):
+        values[0] = spoil_first_row(
+            values[0], export.columns, nul=False, huge_bytes=huge, texts=texts
+        )
     rows = as_objects(export.columns, values)
     return ok({**summary, **drift.family("page", {"page": page, "rows": rows})})
 
@@ -374,7 +376,8 @@ def export_download_url(api: FakeContactBased, req: Request) -> Reply:
     signature = api.sign(export.export_id, page, expires)
     api.issued_signatures.append(signature)
     params.update(expires=expires, signature=signature)
-    url = f"{api.url}/files/{export.export_id}.csv?{urllib.parse.urlencode(params)}"
+    origin = api.download_origin or api.url
+    url = f"{origin}/files/{export.export_id}.csv?{urllib.parse.urlencode(params)}"
     expires_at = iso_timestamp(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
     answer = {"export_id": export.export_id, "url": url, "expires_at": expires_at}
     return ok(api.drift.family("download_url", answer))

@@ -240,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             first_row_is_export_start=start == 0,
             nul=faults.nul_in_csv,
             huge_bytes=faults.huge_field_bytes,
+            texts=faults.first_row_texts,
         )
         name = export.export_id if page is None else f"{export.export_id}-page-{page}"
         self.send_response(200)
