@@ -241,10 +241,11 @@ class PageReader:
         export = self._export
         size = export.page_size
         page = (start_row - 1) // size + 1
-        last = export.last_page
         rows_read = (page - 1) * size
         try:
-            while last is None or page <= last:
+            # Past a full last page the data may go on whatever the counts say: the page
+            # after it must be empty or missing, or the counts are wrong (checked below).
+            while True:
                 rows = self._page(page)
                 if rows is None:
                     break
@@ -274,8 +275,9 @@ class PageReader:
             except ApiError as exc:
                 if exc.status not in {HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT}:
                     raise
-                if least == 0 and export.last_page is None:
-                    return None  # past the last page of an export whose size is not given
+                last = export.last_page
+                if least == 0 and (last is None or page > last):
+                    return None  # past the last page, by the counts or by the data
                 problem = f"{exc}, although the export is ready"
             else:
                 if most is not None and len(rows) > most:

@@ -138,36 +138,35 @@ def test_pages_that_end_before_total_pages_says_are_stopped_by_total_pages(
     assert page_reads(api, 2) == [200]
 
 
-def test_pages_that_end_before_total_rows_says_are_stopped_by_total_rows(
-    api: FakeContactBased,
+@pytest.mark.parametrize(
+    "drift",
+    [
+        pytest.param(NO_COUNT_BEFORE, id="total_rows given"),
+        pytest.param(ONLY_TOTAL_PAGES, id="total_rows not given"),
+    ],
+)
+def test_pages_past_the_last_one_total_pages_names_are_read_and_the_disagreement_stops_the_run(
+    api: FakeContactBased, drift: DriftKnob
 ) -> None:
-    # The summaries say one page (a count that disagrees with total_rows), and the count
-    # before creation is not given: only total_rows shows that a page was not read.
-    api.faults.drift = NO_COUNT_BEFORE
+    # total_pages names one page fewer than the export holds. The reader does not take it
+    # at its word: past a full last page it asks for the next one, finds rows there, and the
+    # total_pages check stops the feed instead of an exit 0 without the second page.
+    api.faults.drift = drift
     api.faults.new_fields = {"total_pages": 1}
     total = rows_to_export(api)
 
     result = run_tap(config_of(api, "pages"), streams=["export_rows"], raise_errors=False)
 
-    message = assert_stopped_by(result, api, FIRED_TOTAL_ROWS)
-    assert f"the data ended after 1,000 rows but total_rows says {total:,}" in message
-    assert page_reads(api, 2) == []  # the reader took total_pages at its word
-
-
-def test_pages_after_the_last_one_total_pages_names_are_not_left_unread(
-    api: FakeContactBased,
-) -> None:
-    # Only total_pages is given, and it names one page fewer than the export holds. The
-    # reader stops at that page, full as it is, and nothing checks that the data ends
-    # there: today the run exits 0 without the second page and moves the bookmark
-    # (readers.py, PageReader.chunks). Reported to the coordinator, left failing on purpose.
-    api.faults.drift = ONLY_TOTAL_PAGES
-    api.faults.new_fields = {"total_pages": 1}
-    assert rows_to_export(api) > PAGE_SIZE
-
-    result = run_tap(config_of(api, "pages"), streams=["export_rows"], raise_errors=False)
-
     one_clear_line(result.error)
+    message = str(result.error)
+    assert f"the data ended after {total:,} rows (2 pages of 1,000) but total_pages says 1" in (
+        message
+    )
+    assert [other for other in FIRED if other in message] == [FIRED_TOTAL_PAGES]
+    assert page_reads(api, 2) == [200]
+    export_id = api.created_exports[0]
+    # every row of the complete days read and emitted, none dropped
+    assert by_key(result.records("export_rows")) == delivered_rows(api, export_id, YESTERDAY)
     bookmark = partition(result.last_state, api.feed_ids[0])
     assert "delivered_through" not in bookmark
     assert bookmark["in_flight"]["export_id"] == api.created_exports[0]
