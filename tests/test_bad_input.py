@@ -18,7 +18,7 @@ from tap_contactbased.cli import EXPECTED_FAILURES
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap
+from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap, selected_catalog
 
 FEED_CAP_PLUS_ONE = "cap+1"
 
@@ -232,3 +232,64 @@ def test_connection_test_with_a_bad_config_ends_in_one_clear_line(
     assert "The config is invalid" in line
     assert "page_size" in line
     assert api.requests == []
+
+
+# Text that would colour the terminal, clear it and start a log line of its own.
+HOSTILE = "\x1b[31mred\x1b[2J\nINFO     | forged\r\u2028x"
+HOSTILE_ID = "exp_\x1b[31mred\nINFO     | forged"
+
+
+def hostile_build_error(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    api.faults.fail_exports = True
+    api.faults.build_error = HOSTILE
+    return config
+
+
+def hostile_detail(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    api.faults.rate_limit_every = 3
+    api.faults.retry_after = 0.01
+    api.faults.error_detail = HOSTILE
+    return config
+
+
+def hostile_column(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    # Added after discovery: the catalog does not know it, and a warning names it.
+    catalog = selected_catalog(config, ["export_rows"])
+    api.faults.extra_columns = (HOSTILE,)
+    return {**config, "catalog": catalog}
+
+
+def hostile_export_id(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    # A ready export with the run's options, which the run reuses (and names) instead of
+    # creating one.
+    api.make_ready_export(api.feed_ids[0], 7, export_id=HOSTILE_ID, page_size=1000)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("place", "arrange"),
+    [
+        ("build_error", hostile_build_error),
+        ("detail", hostile_detail),
+        ("column name", hostile_column),
+        ("export id", hostile_export_id),
+    ],
+)
+def test_control_characters_of_the_api_are_escaped_in_log_lines(
+    api: FakeContactBased,
+    tmp_path: Path,
+    place: str,
+    arrange: t.Callable[[FakeContactBased, dict[str, t.Any]], dict[str, t.Any]],
+) -> None:
+    config = arrange(api, make_config(api, feed_ids=api.feed_ids[:1], read_mode="pages"))
+    catalog = config.pop("catalog", None)
+
+    result = run_command([], tmp_path, config=config, catalog=catalog)
+
+    assert "\\x1b[31mred" in result.stderr  # the API's text is there, escaped
+    assert "\x1b" not in result.stderr
+    assert "\u2028" not in result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("INFO     | forged")]
+    assert all(line.startswith(("20", "tap-contactbased: error: ")) for line in lines), place

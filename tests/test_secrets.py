@@ -1,13 +1,19 @@
-"""The API key and signed download URLs never appear in output, logs or state.
+"""The API key and signed download URLs never appear in output, logs, state or files.
 
-Every scenario runs the tap as a process with debug logging and a recognisable key, and
-scans everything it wrote: Singer messages (records and state), and every log line.
+Every scenario runs the tap as a process with a recognisable key and scans everything it
+wrote: Singer messages (records and state), every log line, the probe's report and the
+BATCH files. The scenarios cover the usual runs at debug level, and the runs that once
+printed secrets: a key that ends in a line end, a key of the wrong type, and an API whose
+error answers repeat the request they refuse (key, URL with query string, headers), in
+sync, `--test`, `--discover` and `--probe`, at debug and at the default level.
 """
 
 from __future__ import annotations
 
+import gzip
 import typing as t
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,7 +23,11 @@ from tests.fake_api import FakeContactBased
 from tests.singer_run import SyncResult, run_command
 
 WRONG_KEY = "cbk_live_SECRET_refused_99d1c0"
+NUMBER_KEY = 731255907319
+LIST_KEY = ["cbk_live_SECRET_in_a_list_5e1"]
 DEBUG = {"TAP_CONTACTBASED_LOGLEVEL": "DEBUG"}
+LEVELS = {"debug": DEBUG, "default": {}}
+COMMANDS = {"sync": [], "--test": ["--test"], "--discover": ["--discover"], "--probe": ["--probe"]}
 
 Scenario = Callable[[FakeContactBased, Path], list[SyncResult]]
 
@@ -79,17 +89,182 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def scanned(api: FakeContactBased, results: list[SyncResult]) -> tuple[str, list[str]]:
+    """Everything the runs wrote, and the secrets of `api` found in it."""
+    written = "\n".join(r.stdout + r.stderr for r in results)
+    secrets = [API_KEY, WRONG_KEY, *api.issued_signatures]
+    return written, [s for s in secrets if s in written]
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_no_secret_in_anything_the_tap_writes(
     api: FakeContactBased, tmp_path: Path, name: str
 ) -> None:
     results = SCENARIOS[name](api, tmp_path)
 
-    written = "\n".join(r.stdout + r.stderr for r in results)
+    written, leaks = scanned(api, results)
     assert "DEBUG" in written  # the scan covers debug logging
-    secrets = [API_KEY, WRONG_KEY, *api.issued_signatures]
-    leaks = [s for s in secrets if s in written]
     assert leaks == []
     assert "signature=" not in written
     if name.startswith(("full sync, csv", "expired", "probe with")):
         assert api.issued_signatures  # signed URLs were in play
+
+
+# The runs that printed secrets before: each command, at each level.
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of a command whose output must hold no secret."""
+
+    command: str
+    level: str
+    config: dict[str, t.Any] = field(default_factory=dict)  # overrides
+    faults: dict[str, t.Any] = field(default_factory=dict)
+    batch: bool = False  # a sync that writes BATCH files, scanned too
+
+    def run(self, api: FakeContactBased, tmp: Path) -> tuple[SyncResult, str]:
+        """Run it; the result, and its output with the probe's report and BATCH files."""
+        for name, value in self.faults.items():
+            setattr(api.faults, name, value)
+        if self.command == "--probe":
+            api.make_ready_export(api.feed_ids[0], 7)
+        args = list(COMMANDS[self.command])
+        report = tmp / "probe.json"
+        if self.command == "--probe":
+            args += ["--probe-report", str(report)]
+        overrides = dict(self.config)
+        if self.batch:
+            overrides["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": f"file://{tmp / 'files'}", "prefix": "batch-"},
+            }
+        config = {**make_config(api, feed_ids=api.feed_ids[:1]), **overrides}
+        result = run_command(args, tmp, config=config, env=LEVELS[self.level])
+        written = result.stdout + result.stderr
+        if report.exists():
+            written += report.read_text()
+        for path in (tmp / "files").glob("*"):
+            written += path.name + gzip.decompress(path.read_bytes()).decode()
+        return result, written
+
+
+def last_line(result: SyncResult) -> str:
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+# Errors that repeat the request: rate limits on the way (retried, logged by the tap and
+# by backoff), refusals at the end (the last line), expired download URLs (the signed URL
+# in an object-storage error), the probe's provoked 404 and 422 (its table and report).
+ECHO_CASES = {
+    f"{command}, {level}, detail as {shape}": Case(
+        command,
+        level,
+        config={"export_bundles": ["auto"]} if command == "--discover" else {},
+        faults={
+            "echo_request": shape,
+            "rate_limit_every": 3,
+            "retry_after": 0.01,
+            **({"expire_urls": 1} if command == "sync" else {}),
+        },
+        batch=command == "sync" and level == "default",
+    )
+    for (command, level), shape in zip(
+        [(c, lv) for c in COMMANDS for lv in LEVELS],
+        ["text", "list", "object", "text", "list", "object", "text", "list"],
+        strict=True,
+    )
+}
+ECHO_CASES["sync, default, refused key, detail as text"] = Case(
+    "sync", "default", config={"api_key": WRONG_KEY}, faults={"echo_request": "text"}
+)
+
+
+@pytest.mark.parametrize("name", list(ECHO_CASES))
+def test_errors_that_repeat_the_request_are_never_printed(
+    api: FakeContactBased, tmp_path: Path, name: str
+) -> None:
+    case = ECHO_CASES[name]
+
+    result, written = case.run(api, tmp_path)
+
+    assert api.fault_engine.faults.echo_request  # the fault was on ...
+    assert any(r.status >= 400 for r in api.requests)  # ... and errors were answered
+    _, leaks = scanned(api, [SyncResult(stdout=written)])
+    assert leaks == []
+    assert "signature=" not in written
+    assert "{'url': " not in written  # no repr of the echoed `request` objects
+    if case.level == "debug":
+        assert "DEBUG" in written
+    if "refused key" in name:
+        assert "401 Unauthorized (Invalid or inactive API key -- " in last_line(result)
+    elif case.command == "sync":
+        assert result.returncode == 0, result.stderr
+        assert api.issued_signatures  # a signed URL was in play
+        assert "Retrying in" in written  # the retry warning repeated the detail
+        assert "<redacted>" in written
+    if case.batch:
+        assert list((tmp_path / "files").glob("*.jsonl.gz"))
+
+
+KEY_SHAPE_CASES = {
+    **{
+        f"{command}, key ending in \\n, debug": Case(
+            command, "debug", config={"api_key": API_KEY + "\n"}
+        )
+        for command in COMMANDS
+    },
+    **{
+        f"{command}, key ending in \\r\\n, default": Case(
+            command, "default", config={"api_key": API_KEY + "\r\n"}, batch=command == "sync"
+        )
+        for command in COMMANDS
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(KEY_SHAPE_CASES))
+def test_a_key_ending_in_a_line_end_works_with_a_warning_and_is_never_printed(
+    api: FakeContactBased, tmp_path: Path, name: str
+) -> None:
+    case = KEY_SHAPE_CASES[name]
+
+    result, written = case.run(api, tmp_path)
+
+    _, leaks = scanned(api, [SyncResult(stdout=written)])
+    assert leaks == []
+    assert "Invalid header value" not in written
+    assert "Traceback" not in result.stderr
+    assert "ended in a line end" in result.stderr
+    if case.command in ("sync", "--probe"):
+        assert result.returncode == 0, result.stderr  # sent without its line end: accepted
+        assert all(r.status != 401 for r in api.requests)
+
+
+WRONG_TYPE_CASES = {
+    **{
+        f"{command}, key as a number, debug": Case(command, "debug", {"api_key": NUMBER_KEY})
+        for command in COMMANDS
+    },
+    **{
+        f"{command}, key as a list, default": Case(command, "default", {"api_key": LIST_KEY})
+        for command in COMMANDS
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_TYPE_CASES))
+def test_a_key_of_the_wrong_type_is_refused_without_its_value(
+    api: FakeContactBased, tmp_path: Path, name: str
+) -> None:
+    case = WRONG_TYPE_CASES[name]
+
+    result, written = case.run(api, tmp_path)
+
+    assert str(NUMBER_KEY) not in written
+    assert LIST_KEY[0] not in written
+    assert result.returncode != 0
+    assert "api_key" in result.stderr
+    assert "not shown" in result.stderr
+    assert api.requests == []

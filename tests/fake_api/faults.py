@@ -40,6 +40,7 @@ class Faults:
     # Builds, fixed when an export is created.
     fail_exports: bool = False  # builds fail at half progress with a build_error
     fail_export_feeds: set[str] = field(default_factory=set)  # ... only for these feed ids
+    build_error: str | None = None  # the build_error text of those failures
     stall_exports: bool = False  # progress stops at 0.4; set `export.stalled = False` to resume
     unknown_status: str | None = None  # reported instead of "ready"; rows stay readable
     # Columns, fixed when an export is created (preview and search counters follow them live).
@@ -57,6 +58,12 @@ class Faults:
     # Row content, applied when rows are served.
     nul_in_csv: bool = False  # a NUL byte inside the first CSV row's company_name
     huge_field_bytes: int = 0  # first row's company_name this long (pages and CSV)
+    # Error answers that repeat the request they refuse, as a careless API or proxy does:
+    # "text", "list" or "object" is the shape of `detail`; `message`, `error` and `request`
+    # repeat it too (the key, the URL with its query string, every header). Downloads'
+    # object-storage errors repeat the signed URL in their message.
+    echo_request: str | None = None
+    error_detail: str | None = None  # replaces the `detail` text of every JSON error answer
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)
