@@ -327,10 +327,12 @@ def check_api_url(config: t.Mapping[str, t.Any]) -> None:
         raise ConfigError(f"The api_url setting is {json_kind(value)}; set it to an https:// URL.")
     try:
         parts = urllib.parse.urlsplit(value.strip())
-        host, _ = parts.hostname, parts.port
-    except ValueError:
-        host = None
+    except ValueError:  # an unbalanced [ of an IPv6 address
         parts = urllib.parse.SplitResult("", "", "", "", "")
+    try:
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # a port that is no number
+        host = None
     scheme = parts.scheme.lower()
     problem = None
     if scheme not in ("https", "http"):
