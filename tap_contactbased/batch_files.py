@@ -14,8 +14,8 @@ clean-up the README describes. The caller announces each file (a BATCH message) 
 confirms the chunk's rows in the state.
 
 File names are built from safe parts only: a stream alias with a path separator or a
-control character is refused, other odd characters of an alias or an export id are
-percent-encoded, and the joined path must stay under the storage root. Files hold contact
+control character is refused, other odd characters of an alias or an export id are replaced
+(and a hash added), and the joined path must stay under the storage root. Files hold contact
 data: they are written under `owner_only`, so only their owner can read them (0600).
 """
 
@@ -25,8 +25,8 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import re
 import typing as t
-import urllib.parse
 import uuid
 
 import msgspec
@@ -50,8 +50,9 @@ GZIP_LEVEL = 1
 # maps fresh memory for each buffer: with 1 MB blocks every block cost 256 page faults.
 BLOCK_BYTES = 64 * 1024
 PARTIAL_SUFFIX = ".partial"
-# Longest encoded alias or label in a file name; a longer one is cut and told apart by a hash.
+# Longest alias or label in a file name; a longer one is cut and told apart by a hash.
 MAX_NAME_PART = 64
+UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
 
 # The same encoding as the tap's RECORD messages (the SDK's msgspec writer).
 _encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
@@ -87,12 +88,16 @@ def check_alias(alias: str) -> str:
 
 
 def name_part(text: str) -> str:
-    """`text` as part of a file name: percent-encoded beyond letters, digits and `-_.`."""
-    encoded = urllib.parse.quote(text, safe="-_.")
-    if len(encoded) <= MAX_NAME_PART:
-        return encoded
+    """`text` as part of a file name and of its URL: ASCII letters, digits and `-_.` only.
+
+    Any other character becomes `_`, and then a hash of the whole text keeps two texts
+    apart (no percent-encoding: the manifest's URL would decode it back into a `/`).
+    """
+    safe = UNSAFE_IN_NAMES.sub("_", text)
+    if safe == text and len(text) <= MAX_NAME_PART:
+        return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return f"{encoded[: MAX_NAME_PART - 13]}-{digest}"
+    return f"{safe[: MAX_NAME_PART - 13]}-{digest}"
 
 
 def writes(config: BatchConfig) -> bool:
