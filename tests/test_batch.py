@@ -357,6 +357,7 @@ def test_batch_files_of_every_stream_are_for_their_owner_only(
     assert any("--export_rows-" in name for name in modes)  # the tap's own writer
     assert any("--enrichment-" in name for name in modes)  # the SDK's batcher
     assert set(modes.values()) == {0o600}
+    assert root.stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.parametrize("alias", ["rows/../../escaped", "..", "rows\\..\\x", "rows\nINFO"])

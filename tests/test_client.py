@@ -255,3 +255,32 @@ def test_a_download_redirected_from_https_to_https_is_followed(config: dict[str,
 
         assert response.content == CSV
     assert tls.paths == [f"/redirect?to={tls.url}/file", "/file"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "echoed"),
+    [
+        ("word " * 2000, "word word"),
+        ({"request": {"X-API-Key": API_KEY}}, None),
+        ([{"loc": ["body", "page"], "msg": "must be\n\x1b[2Jpositive", "type": "x"}], "page: "),
+    ],
+    ids=["long text", "object", "FastAPI list"],
+)
+def test_an_error_body_is_echoed_as_one_short_clean_line(
+    api: FakeContactBased, config: dict[str, t.Any], detail: t.Any, echoed: str | None
+) -> None:
+    api.faults.error_detail = detail
+
+    with pytest.raises(ApiError) as raised:
+        _api_of(config).post("/intent/feeds/exports/page", {"export_id": "exp_no", "page": 1})
+
+    message = str(raised.value)
+    assert message.startswith("POST /intent/feeds/exports/page: 404 Not Found")
+    assert len(message) < 400
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert API_KEY not in message
+    if echoed is None:
+        assert "(" not in message  # nothing of the object
+    else:
+        assert f"({echoed}" in message

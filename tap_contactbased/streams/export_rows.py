@@ -158,12 +158,13 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
             counter.increment()
 
         aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
-        self._batch_files = BatchFiles(
-            batch_config, tap_name=self.tap_name, announce=announce, aliases=aliases
-        )
-        with owner_only(), self.get_record_counter() as self._batch_records:
-            for _ in self._deliver(self._files_of):
-                pass
+        with owner_only():
+            self._batch_files = BatchFiles(
+                batch_config, tap_name=self.tap_name, announce=announce, aliases=aliases
+            )
+            with self.get_record_counter() as self._batch_records:
+                for _ in self._deliver(self._files_of):
+                    pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
             f"{self._batch_files.rows:,}",

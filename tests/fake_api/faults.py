@@ -63,7 +63,7 @@ class Faults:
     # repeat it too (the key, the URL with its query string, every header). Downloads'
     # object-storage errors repeat the signed URL in their message.
     echo_request: str | None = None
-    error_detail: str | None = None  # replaces the `detail` text of every JSON error answer
+    error_detail: object = None  # any JSON value: the `detail` of every JSON error answer
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)
