@@ -151,7 +151,7 @@ DRIFTS: list[t.Any] = [
         {"drift": {"download_url": {"url": "signed_url"}}},
         {"download URL and expires_at": D, "CSV header and quoting": N},
     ),
-    ({"drift": {"error": {"detail": "message"}}}, {"error bodies": T}),
+    ({"drift": {"error": {"detail": "message"}}}, {"error bodies": D}),  # never repeated
     ({"drift": {"error": {"detail": "reason"}}}, {"error bodies": D}),
     ({"drift": {"feed_limit": {"feeds_remaining": None}}}, {"feed limit": T}),
     ({"drift": {"filter_fields": {"operators": None}}}, {"filter fields": T}),
