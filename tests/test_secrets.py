@@ -268,3 +268,24 @@ def test_a_key_of_the_wrong_type_is_refused_without_its_value(
     assert "api_key" in result.stderr
     assert "not shown" in result.stderr
     assert api.requests == []
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+@pytest.mark.parametrize("command", ["sync", "--probe"])
+def test_a_download_url_that_cannot_be_parsed_is_one_line_that_never_shows_it(
+    api: FakeContactBased, tmp_path: Path, command: str, level: str
+) -> None:
+    api.faults.malformed_download_urls = True
+
+    result, written = Case(command, level, config={"read_mode": "csv"}).run(api, tmp_path)
+
+    assert api.issued_signatures  # signed URLs were given out ...
+    _, leaks = scanned(api, [SyncResult(stdout=written)])
+    assert leaks == []  # ... and none shows, not even in the debug traceback
+    if level == "default":
+        assert "Traceback" not in result.stderr
+    if command == "--probe":
+        report = (tmp_path / "probe.json").read_text()
+        assert "the API gave a download URL that cannot be used (InvalidURL)" in report
+    else:
+        assert "the API gave a download URL that cannot be used" in result.stderr.splitlines()[-1]

@@ -37,6 +37,7 @@ class Faults:
     latency_every: int | None = 1  # every Nth request is delayed; None also means every one
     page_not_found: int = 0  # next N page reads of a ready export answer 404
     expire_urls: int = 0  # next N download URLs are issued already expired
+    malformed_download_urls: bool = False  # signed URLs that cannot be parsed (a lone "[")
     # Builds, fixed when an export is created.
     fail_exports: bool = False  # builds fail at half progress with a build_error
     fail_export_feeds: set[str] = field(default_factory=set)  # ... only for these feed ids
