@@ -11,12 +11,14 @@ sync, `--test`, `--discover` and `--probe`, at debug and at the default level.
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from tests.conftest import API_KEY, make_config
 from tests.fake_api import FakeContactBased
@@ -289,3 +291,19 @@ def test_a_download_url_that_cannot_be_parsed_is_one_line_that_never_shows_it(
         assert "the API gave a download URL that cannot be used (InvalidURL)" in report
     else:
         assert "the API gave a download URL that cannot be used" in result.stderr.splitlines()[-1]
+
+
+def test_the_http_libraries_are_required_past_their_known_cves() -> None:
+    # For installs without the lock: requests < 2.32.4 sends .netrc credentials to the wrong
+    # host (CVE-2024-47081); urllib3 < 2.5 follows redirects it was told not to
+    # (CVE-2025-50181).
+    required = {
+        (r := Requirement(line)).name: r.specifier
+        for line in importlib.metadata.requires("tap-contactbased") or []
+    }
+
+    assert "2.32.3" not in required["requests"]
+    assert "2.32.4" in required["requests"]
+    assert "2.4.0" not in required["urllib3"]
+    assert "1.26.20" not in required["urllib3"]
+    assert "2.5.0" in required["urllib3"]
