@@ -10,17 +10,17 @@ name the endpoint by method and path only: never a query string, a header or a s
 from __future__ import annotations
 
 import email.utils
-import logging
 import random
-import re
 import time
 import typing as t
+import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
 
 import requests
 
-from tap_contactbased.errors import ApiError, TransientApiError
+from tap_contactbased.errors import ApiError, ConfigError, TransientApiError
+from tap_contactbased.redaction import api_text, register_url_secrets
 from tap_contactbased.spelling import normalise_id_spelling
 
 if t.TYPE_CHECKING:
@@ -49,30 +49,16 @@ STATUS_ADVICE: Mapping[int, str] = {
 }
 
 MAX_RETRY_AFTER_SECONDS = 300.0
-QUERY_STRING = re.compile(r"\?\S*")
-
-
-class RedactQueryStrings(logging.Filter):
-    """urllib3 logs every request line at DEBUG, query string included.
-
-    The query string of a signed download URL is its secret, so it never reaches a log.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace query strings in the record's arguments; keep the record."""
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                QUERY_STRING.sub("?<redacted>", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-def redact_request_logs() -> None:
-    """Install the redaction on urllib3's request log, once."""
-    urllib3_log = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, RedactQueryStrings) for f in urllib3_log.filters):
-        urllib3_log.addFilter(RedactQueryStrings())
+MAX_DOWNLOAD_REDIRECTS = 5
+# Errors of a request that cannot even be sent (a URL or header value requests or
+# http.client refuses): sending it again cannot help, and their text holds the value.
+UNSENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    ValueError,
+)
 
 
 def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
@@ -83,29 +69,34 @@ def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "reque
 
 
 def api_detail(response: requests.Response) -> str:
-    """The API's FastAPI-style `detail`, flattened to one line; empty for non-JSON bodies.
+    """The API's FastAPI-style `detail` as one short line; empty for anything else.
 
-    Non-JSON error bodies (proxy pages, object-storage XML) are never echoed: some of
-    them repeat the signature of the request they refuse.
+    Only `detail` when it is a text, or the `msg` texts (with their `loc`) of FastAPI's
+    validation list, are repeated, cleaned and capped (`redaction.api_text`): other fields
+    and shapes (objects, `message`, `error`) and non-JSON bodies are never echoed, because
+    an API or a proxy may repeat there what it was sent, key and signed URL included.
     """
     try:
         body = response.json()
     except ValueError:
         return ""
-    detail = None
-    if isinstance(body, dict):
-        # FastAPI's `detail` [assumed, docs/contactbased-api.md]; other frameworks say
-        # `message` or `error`.
-        detail = next((body[k] for k in ("detail", "message", "error") if k in body), None)
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if not isinstance(item, dict):
-                continue
-            location = ".".join(str(part) for part in item.get("loc", []) if part != "body")
-            parts.append(f"{location}: {item.get('msg')}" if location else str(item.get("msg")))
-        return "; ".join(parts)
-    return "" if detail is None else " ".join(str(detail).split())
+    # FastAPI's `detail` [assumed, docs/contactbased-api.md].
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(detail, list):
+        return api_text(detail)
+    parts = []
+    for item in detail:
+        if not isinstance(item, dict) or not isinstance(item.get("msg"), str):
+            continue
+        loc = item.get("loc")
+        where = (
+            [p for p in loc if isinstance(p, (str, int)) and p != "body"]
+            if isinstance(loc, list)
+            else []
+        )
+        location = ".".join(str(p) for p in where)
+        parts.append(f"{location}: {item['msg']}" if location else item["msg"])
+    return api_text("; ".join(parts))
 
 
 def status_error_message(endpoint: str, response: requests.Response) -> str:
@@ -114,7 +105,7 @@ def status_error_message(endpoint: str, response: requests.Response) -> str:
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
-        reason = response.reason or "Error"
+        reason = api_text(response.reason) or "Error"
     message = f"{endpoint}: {status} {reason}"
     if detail := api_detail(response):
         message += f" ({detail})"
@@ -206,7 +197,6 @@ class ContactBasedApi:
         """Serve requests for `stream`, on its session unless given another."""
         self._stream = stream
         self._session = session or stream.requests_session
-        redact_request_logs()
 
     def with_own_session(self) -> ContactBasedApi:
         """The same client on a session of its own, for another thread."""
@@ -276,12 +266,23 @@ class ContactBasedApi:
         `what` names the download in messages instead of the URL. A 403 means the URL
         expired: it raises `ExpiredDownloadUrl` so that the caller asks for a new one.
         """
-        prepared = requests.Request("GET", url, headers={"Accept": "text/csv"}).prepare()
+        register_url_secrets(url)
+        prepared = self._download_request(url, what)
 
         def send(request: requests.PreparedRequest, _: Context | None) -> requests.Response:
             return self._send_download(request, what)
 
         return self._stream.request_decorator(send)(prepared, None)
+
+    @staticmethod
+    def _download_request(url: str, what: str) -> requests.PreparedRequest:
+        # Prepared without the session: the signed URL is its own authorization, and the
+        # API key must not travel to object storage.
+        try:
+            return requests.Request("GET", url, headers={"Accept": "text/csv"}).prepare()
+        except (requests.RequestException, ValueError) as exc:
+            msg = f"{what}: the API gave a download URL that cannot be used ({type(exc).__name__})"
+            raise ApiError(msg) from None
 
     def _json(self, prepared: requests.PreparedRequest, *, retry: bool) -> t.Any:
         send = self._stream.request_decorator(self._send_checked) if retry else self._send_checked
@@ -295,6 +296,12 @@ class ContactBasedApi:
                 stream=stream,
                 allow_redirects=False,
             )
+        except UNSENDABLE as exc:
+            msg = (
+                f"{endpoint_of(prepared)}: the request cannot be sent ({type(exc).__name__}): "
+                "check the api_url and api_key settings"
+            )
+            raise ConfigError(msg) from None
         except requests.RequestException as exc:
             msg = f"{endpoint_of(prepared)}: {describe_transport_error(exc)}"
             raise TransientApiError(msg) from None
@@ -307,21 +314,46 @@ class ContactBasedApi:
         return response
 
     def _send_download(self, prepared: requests.PreparedRequest, what: str) -> requests.Response:
-        # Prepared without the session: the signed URL is its own authorization, and the
-        # API key must not travel to object storage.
-        try:
-            response = self._session.send(prepared, timeout=self._stream.timeout, stream=True)
-        except requests.RequestException as exc:
-            raise TransientApiError(f"{what}: {describe_transport_error(exc)}") from None
+        """Send, following redirects by hand: never from https to a plain connection."""
+        for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            try:
+                response = self._session.send(
+                    prepared, timeout=self._stream.timeout, stream=True, allow_redirects=False
+                )
+            except UNSENDABLE as exc:
+                msg = f"{what}: the request cannot be sent ({type(exc).__name__})"
+                raise ApiError(msg) from None
+            except requests.RequestException as exc:
+                raise TransientApiError(f"{what}: {describe_transport_error(exc)}") from None
+            if not response.is_redirect:
+                return self._download_answer(response, what)
+            target = urllib.parse.urljoin(
+                prepared.url or "", self._session.get_redirect_target(response) or ""
+            )
+            response.close()
+            scheme = urllib.parse.urlsplit(target).scheme.lower()
+            if urllib.parse.urlsplit(prepared.url or "").scheme == "https" and scheme != "https":
+                msg = (
+                    f"{what}: the download was redirected from https to {api_text(scheme)}; "
+                    "refused, so that the signed URL and the contacts never travel unencrypted"
+                )
+                raise ApiError(msg)
+            register_url_secrets(target)
+            prepared = self._download_request(target, what)
+        raise ApiError(f"{what}: more than {MAX_DOWNLOAD_REDIRECTS} redirects")
+
+    @staticmethod
+    def _download_answer(response: requests.Response, what: str) -> requests.Response:
         status = response.status_code
         if status < HTTPStatus.MULTIPLE_CHOICES:
             return response
         response.close()
+        reason = api_text(response.reason)
         if status == HTTPStatus.FORBIDDEN:
             raise ExpiredDownloadUrl(f"{what}: the signed URL was refused (403), it has expired")
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise TransientApiError(f"{what}: {status} {response.reason}", response)
-        raise ApiError(f"{what}: {status} {response.reason}", status)
+            raise TransientApiError(f"{what}: {status} {reason}", response)
+        raise ApiError(f"{what}: {status} {reason}", status)
 
 
 class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user

@@ -12,11 +12,20 @@ fails removes it. So no file is ever under a final name half written, memory hol
 and whatever a kill leaves behind is under the same root and prefix as the files, for the
 clean-up the README describes. The caller announces each file (a BATCH message) before it
 confirms the chunk's rows in the state.
+
+File names are built from safe parts only: a stream alias with a path separator or a
+control character is refused, other odd characters of an alias or an export id are replaced
+(and a hash added), and the joined path must stay under the storage root. Files hold contact
+data: they are written under `owner_only`, so only their owner can read them (0600).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import posixpath
+import re
 import typing as t
 import uuid
 
@@ -24,10 +33,12 @@ import msgspec
 from isal import isal_zlib
 from singer_sdk.contrib.msgspec import enc_hook
 
+from tap_contactbased.errors import ConfigError
+from tap_contactbased.redaction import clean, escape_controls
 from tap_contactbased.sdk_internals import storage_location
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from tap_contactbased.sdk_internals import BatchConfig
 
@@ -39,12 +50,54 @@ GZIP_LEVEL = 1
 # maps fresh memory for each buffer: with 1 MB blocks every block cost 256 page faults.
 BLOCK_BYTES = 64 * 1024
 PARTIAL_SUFFIX = ".partial"
+# Longest alias or label in a file name; a longer one is cut and told apart by a hash.
+MAX_NAME_PART = 64
+UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
 
 # The same encoding as the tap's RECORD messages (the SDK's msgspec writer).
 _encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
 Record = dict[str, t.Any]
 Announce = t.Callable[[str, list[str]], None]  # (stream alias, manifest)
+
+
+@contextlib.contextmanager
+def owner_only() -> Iterator[None]:
+    """Files and folders created inside are for their owner only (0600 and 0700).
+
+    The process's umask, tightened for the while: it also covers the files of the SDK's
+    own batcher, which opens them itself.
+    """
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def check_alias(alias: str) -> str:
+    """Refuse a stream alias that could lead a file name out of its folder."""
+    if "/" in alias or "\\" in alias or alias in (".", "..") or escape_controls(alias) != alias:
+        msg = (
+            f"The stream map alias '{clean(alias)}' cannot name a BATCH file: it holds a path "
+            "separator or a control character. Rename the stream in stream_maps."
+        )
+        raise ConfigError(msg)
+    return alias
+
+
+def name_part(text: str) -> str:
+    """`text` as part of a file name and of its URL: ASCII letters, digits and `-_.` only.
+
+    Any other character becomes `_`, and then a hash of the whole text keeps two texts
+    apart (no percent-encoding: the manifest's URL would decode it back into a `/`).
+    """
+    safe = UNSAFE_IN_NAMES.sub("_", text)
+    if safe == text and len(text) <= MAX_NAME_PART:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{safe[: MAX_NAME_PART - 13]}-{digest}"
 
 
 def writes(config: BatchConfig) -> bool:
@@ -115,8 +168,21 @@ class _PartialFile:
 class BatchFiles:
     """Writes each chunk's records into one file per stream alias and announces it."""
 
-    def __init__(self, config: BatchConfig, *, tap_name: str, announce: Announce) -> None:
-        """Write files as `config` says; `announce` sends the BATCH message of a file."""
+    def __init__(
+        self,
+        config: BatchConfig,
+        *,
+        tap_name: str,
+        announce: Announce,
+        aliases: Iterable[str] = (),
+    ) -> None:
+        """Write files as `config` says; `announce` sends the BATCH message of a file.
+
+        `aliases` are the stream aliases the files will be written for, checked now,
+        before anything is exported.
+        """
+        for alias in aliases:
+            check_alias(alias)
         self._storage = config.storage
         self._fs, self._root = storage_location(config.storage)
         self._gzip = config.encoding.compression == "gzip"
@@ -155,10 +221,19 @@ class BatchFiles:
                 file.discard()
 
     def _filename(self, alias: str, label: str) -> str:
-        return f"{self._name_start}{alias}-{label}{self._name_end}"
+        return (
+            f"{self._name_start}{name_part(check_alias(alias))}-{name_part(label)}{self._name_end}"
+        )
 
     def _open(self, alias: str, label: str) -> _PartialFile:
-        path = posixpath.join(self._root, self._filename(alias, label))
+        root = posixpath.normpath(self._root)
+        path = posixpath.normpath(posixpath.join(root, self._filename(alias, label)))
+        if not path.startswith(root.rstrip("/") + "/"):
+            msg = (
+                "A BATCH file name would lead outside batch_config.storage.root; check "
+                "batch_config.storage.prefix."
+            )
+            raise ConfigError(msg)
         return _PartialFile(self._fs, path, gzip=self._gzip)
 
     def _finish(self, alias: str, label: str, file: _PartialFile) -> int:

@@ -13,6 +13,7 @@ import typing as t
 import simplejson
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
+from tap_contactbased import redaction
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.probe.command import probe_options
 from tap_contactbased.tap import TapContactBased
@@ -24,7 +25,8 @@ INVALID_JSON = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
 def main() -> None:
     """Run the tap; a known failure ends with its message and exit status 1."""
-    command = TapContactBased.cli
+    command = TapContactBased.cli  # sets up the SDK's logging
+    redaction.install()
     command.params.extend(probe_options())  # --probe: free checks of the API, then exit
     try:
         command()
@@ -42,9 +44,9 @@ def main() -> None:
 
 
 def fail(message: str) -> t.NoReturn:
-    """End the run with one line; the traceback goes to the debug log only."""
+    """End the run with one line; the traceback (redacted) goes to the debug log only."""
     logging.getLogger(TapContactBased.name).debug("Failure detail", exc_info=True)
-    print(f"tap-contactbased: error: {message}", file=sys.stderr)
+    print(f"tap-contactbased: error: {redaction.clean(message)}", file=sys.stderr)
     sys.exit(1)
 
 

@@ -25,12 +25,14 @@ from tap_contactbased.api_client import (
     endpoint_of,
     status_error_message,
 )
+from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError, TransientApiError
 from tap_contactbased.sdk_internals import (
     mapped_records,
     passes_records_unchanged,
     records_to_batch,
 )
+from tap_contactbased.settings import api_key_of
 from tap_contactbased.spelling import normalise_id_spelling
 
 if sys.version_info >= (3, 12):
@@ -75,7 +77,7 @@ class ContactBasedStream(RESTStream[t.Any]):
     @override
     def authenticator(self) -> APIKeyAuthenticator:
         """Every API request carries the key in the `X-API-Key` header."""
-        return APIKeyAuthenticator(key=API_KEY_HEADER, value=self.config["api_key"])
+        return APIKeyAuthenticator(key=API_KEY_HEADER, value=api_key_of(self.config))
 
     @property
     @override
@@ -172,10 +174,11 @@ class ContactBasedStream(RESTStream[t.Any]):
         PII map among them) and its selection would not apply to the files.
         """
         if passes_records_unchanged(self):
-            yield from super().get_batches(batch_config, context)
+            with owner_only():
+                yield from super().get_batches(batch_config, context)
             return
         if len(self.stream_maps) > 1:
-            aliases = ", ".join(m.stream_alias for m in self.stream_maps)
+            aliases = ", ".join(self.stream_aliases())
             msg = (
                 f"The stream maps copy {self.name} into several streams ({aliases}), which the "
                 f"SDK's BATCH files cannot tell apart; only export_rows can be copied so in "
@@ -184,5 +187,10 @@ class ContactBasedStream(RESTStream[t.Any]):
             raise ConfigError(msg)
         records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
         batcher = Batcher(self.tap_name, self.name, batch_config)
-        for manifest in batcher.get_batches(records):
-            yield batch_config.encoding, manifest
+        with owner_only():
+            for manifest in batcher.get_batches(records):
+                yield batch_config.encoding, manifest
+
+    def stream_aliases(self) -> list[str]:
+        """The names this stream's records go out under, one per stream map."""
+        return [m.stream_alias for m in self.stream_maps]

@@ -18,6 +18,7 @@ import typing as t
 from dataclasses import asdict, dataclass
 
 from tap_contactbased.errors import ConfigError
+from tap_contactbased.redaction import api_text
 from tap_contactbased.summary import ExportStatus
 
 if t.TYPE_CHECKING:
@@ -267,12 +268,12 @@ class ExportJob:
             self.read_from_start = self.next_row == 1
             self._clamp_delivery(summary)
         elif status is ExportStatus.FAILED:
-            reason = summary.raw.get("build_error") or "no reason given"
+            reason = api_text(summary.raw.get("build_error")) or "no reason given"
             self.fail(f"{self.describe()} failed to build: {reason}")
         elif status is None:
             self.fail(
-                f"{self.describe()} reports status {summary.status_text!r}; the tap knows only "
-                "building, ready and failed, so it stops rather than guess"
+                f"{self.describe()} reports status '{api_text(summary.status_text)}'; the tap "
+                "knows only building, ready and failed, so it stops rather than guess"
             )
         else:
             self._move(Phase.BUILDING)

@@ -9,12 +9,21 @@ from functools import cached_property
 from pathlib import PurePath
 
 from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_contactbased import redaction
 from tap_contactbased.run import CONNECTION_TEST, RunContext
 from tap_contactbased.sdk_internals import move_to_end
-from tap_contactbased.settings import CONFIG_SCHEMA, Settings
+from tap_contactbased.settings import (
+    CONFIG_SCHEMA,
+    Settings,
+    check_api_key,
+    check_api_url,
+    json_kind,
+    secret_settings,
+)
 from tap_contactbased.state import check_state
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream
@@ -42,6 +51,29 @@ if t.TYPE_CHECKING:
 ENRICHMENT = "enrichment"
 
 
+def without_secret_values(
+    exc: ConfigValidationError, config: t.Mapping[str, t.Any]
+) -> ConfigValidationError:
+    """The SDK's config errors, those about a secret setting rewritten without its value.
+
+    The SDK's text of a wrong type repeats the value (`12345 is not of type 'string' in
+    config['api_key']`).
+    """
+    errors = []
+    for error in exc.errors:
+        name = next(
+            (n for n in secret_settings() if f"in config[{n!r}]" in error or error == n), None
+        )
+        if name is None:
+            errors.append(error)
+        else:
+            errors.append(
+                f"config[{name!r}] is {json_kind(config.get(name))}, where a non-empty text is "
+                "expected (its value is not shown)"
+            )
+    return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
+
+
 class TapContactBased(Tap):
     """Singer tap for the ContactBased Data API."""
 
@@ -63,10 +95,38 @@ class TapContactBased(Tap):
     ]
 
     def __init__(self, *, state: t.Any = None, **kwargs: t.Any) -> None:
-        """Refuse a state that is not an object before the SDK tries to read it as a path."""
+        """Check the state's kind and the settings that decide where the key goes.
+
+        A state that is not an object is refused before the SDK tries to read it as a path.
+        The key is redacted from every log line from here on, and the SDK's own config
+        errors about it are rewritten without its value. `api_key` and `api_url` are
+        checked in every mode, discovery included: they decide what is sent where.
+        """
         if state is not None and not isinstance(state, (dict, str, PurePath)):
             check_state(state)
-        super().__init__(state=state, **kwargs)
+        redaction.install()
+        self._settings_checked = False
+        try:
+            super().__init__(state=state, **kwargs)
+        except ConfigValidationError as exc:
+            redaction.register_secret([self.config.get(n) for n in secret_settings()])
+            raise without_secret_values(exc, self.config) from None
+        self._check_connection_settings()
+
+    def _check_connection_settings(self) -> None:
+        """Register the secrets and check `api_key` and `api_url`, once, before any request.
+
+        The SDK discovers the streams (and discovery previews the feeds) inside its own
+        constructor, as soon as the config is read: `discover_streams` calls this first.
+        """
+        if self._settings_checked:
+            return
+        self._settings_checked = True
+        redaction.register_secret([self.config.get(n) for n in secret_settings()])
+        warning = check_api_key(self.config)
+        check_api_url(self.config)
+        if warning:
+            self.logger.warning(warning)
 
     @cached_property
     def run(self) -> RunContext:
@@ -89,6 +149,7 @@ class TapContactBased(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
+        self._check_connection_settings()
         run = self.run
         return [
             FeedsStream(self),

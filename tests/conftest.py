@@ -8,6 +8,8 @@ import typing as t
 import pytest
 
 from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.job import WaitPolicy
+from tap_contactbased.streams import export_rows
 from tests.fake_api import FakeContactBased
 from tests.fast_retries import FAST_RETRY_WAITS
 
@@ -65,6 +67,18 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(ContactBasedStream, name, value)
 
 
+def shorten_export_waits(monkeypatch: pytest.MonkeyPatch, **seconds: float) -> None:
+    """Give up on exports after `seconds` (`timeout_seconds`, `stall_timeout_seconds`).
+
+    Below the settings' floors, in this process only: for tests of a run that gives up.
+    """
+
+    def shortened(**fields: t.Any) -> WaitPolicy:
+        return WaitPolicy(**{**fields, **seconds})
+
+    monkeypatch.setattr(export_rows, "WaitPolicy", shortened)
+
+
 @pytest.fixture
 def api() -> t.Iterator[FakeContactBased]:
     """A local ContactBased API with three small feeds, its clock on TODAY."""
@@ -82,16 +96,16 @@ def paged_api() -> t.Iterator[FakeContactBased]:
 
 
 def make_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
-    """A config for the tap against `api`, with fast polling."""
+    """A config for the tap against `api`, polling as often as the settings allow."""
     config: dict[str, t.Any] = {
         "api_key": API_KEY,
         "api_url": api.url,
         "feed_ids": api.feed_ids[:2],
         "lookback_days": 7,
         "page_size": 1000,
-        "poll_interval_max_seconds": 0.02,
-        "export_timeout_seconds": 30,
-        "export_stall_timeout_seconds": 10,
+        "poll_interval_max_seconds": 0.5,  # the floor
+        "export_timeout_seconds": 60,
+        "export_stall_timeout_seconds": 60,
         "request_timeout_seconds": 10,
     }
     config.update(overrides)

@@ -137,5 +137,6 @@ def run_command(
     messages = []
     # Discovery prints a catalog and the probe a table: neither writes Singer messages.
     if "--discover" not in args and not any(a.startswith("--probe") for a in args):
-        messages = [json.loads(line) for line in completed.stdout.splitlines() if line]
+        # Lines end in "\n" only: `splitlines` would also split at a U+2028 inside a value.
+        messages = [json.loads(line) for line in completed.stdout.split("\n") if line]
     return SyncResult(messages, completed.stdout, completed.stderr, completed.returncode)

@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 
 from tap_contactbased.cli import EXPECTED_FAILURES
+from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.errors import ConfigError
+from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap
+from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap, selected_catalog
 
 FEED_CAP_PLUS_ONE = "cap+1"
 
@@ -232,3 +235,127 @@ def test_connection_test_with_a_bad_config_ends_in_one_clear_line(
     assert "The config is invalid" in line
     assert "page_size" in line
     assert api.requests == []
+
+
+# Text that would colour the terminal, clear it and start a log line of its own.
+HOSTILE = "\x1b[31mred\x1b[2J\nINFO     | forged\r\u2028x"
+HOSTILE_ID = "exp_\x1b[31mred\nINFO     | forged"
+
+
+def hostile_build_error(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    api.faults.fail_exports = True
+    api.faults.build_error = HOSTILE
+    return config
+
+
+def hostile_detail(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    api.faults.rate_limit_every = 3
+    api.faults.retry_after = 0.01
+    api.faults.error_detail = HOSTILE
+    return config
+
+
+def hostile_column(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    # Added after discovery: the catalog does not know it, and a warning names it.
+    catalog = selected_catalog(config, ["export_rows"])
+    api.faults.extra_columns = (HOSTILE,)
+    return {**config, "catalog": catalog}
+
+
+def hostile_export_id(api: FakeContactBased, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    # A ready export with the run's options, which the run reuses (and names) instead of
+    # creating one.
+    api.make_ready_export(api.feed_ids[0], 7, export_id=HOSTILE_ID, page_size=1000)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("place", "arrange"),
+    [
+        ("build_error", hostile_build_error),
+        ("detail", hostile_detail),
+        ("column name", hostile_column),
+        ("export id", hostile_export_id),
+    ],
+)
+def test_control_characters_of_the_api_are_escaped_in_log_lines(
+    api: FakeContactBased,
+    tmp_path: Path,
+    place: str,
+    arrange: t.Callable[[FakeContactBased, dict[str, t.Any]], dict[str, t.Any]],
+) -> None:
+    config = arrange(api, make_config(api, feed_ids=api.feed_ids[:1], read_mode="pages"))
+    catalog = config.pop("catalog", None)
+
+    result = run_command([], tmp_path, config=config, catalog=catalog)
+
+    assert "\\x1b[31mred" in result.stderr  # the API's text is there, escaped
+    assert "\x1b" not in result.stderr
+    assert "\u2028" not in result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("INFO     | forged")]
+    assert all(line.startswith(("20", "tap-contactbased: error: ")) for line in lines), place
+
+
+PASSWORD = "pa55w0rd_SECRET_9c"  # recognisable, so that tests can prove it never shows
+
+# (name, config overrides, text the one line must contain); `{port}` is the local API's.
+BAD_CONNECTION_SETTINGS: list[tuple[str, dict[str, t.Any], str]] = [
+    ("http to another host", {"api_url": "http://api.contactbased.com"}, "unencrypted"),
+    ("userinfo", {"api_url": f"https://user:{PASSWORD}@127.0.0.1:{{port}}"}, "password"),
+    ("userinfo over http", {"api_url": f"http://user:{PASSWORD}@127.0.0.1:{{port}}"}, "password"),
+    ("no host", {"api_url": "https:///organization"}, "no valid host"),
+    ("bad port", {"api_url": f"https://127.0.0.1:{PASSWORD}"}, "no valid host"),
+    ("bad scheme", {"api_url": "htps://127.0.0.1:{port}"}, "does not start with https://"),
+    ("query string", {"api_url": "http://127.0.0.1:{port}?token=x"}, "query string"),
+    ("key with a blank", {"api_key": API_KEY[:12] + " " + API_KEY[12:]}, "blank"),
+    ("key with a line end inside", {"api_key": API_KEY[:12] + "\n" + API_KEY[12:]}, "line end"),
+    ("key with a tab", {"api_key": "\t" + API_KEY}, "character 1"),
+    ("key with an escape", {"api_key": API_KEY + "\x1b[0m"}, "control"),
+    ("key beyond ASCII", {"api_key": API_KEY + "é"}, "non-ASCII"),
+    ("key only a line end", {"api_key": "\r\n"}, "only a line end"),
+    ("poll interval below its floor", {"poll_interval_max_seconds": 0.4}, "0.5"),
+    ("poll interval 0", {"poll_interval_max_seconds": 0}, "poll_interval_max_seconds"),
+    ("export timeout below its floor", {"export_timeout_seconds": 59}, "export_timeout"),
+    ("export timeout 0", {"export_timeout_seconds": 0}, "export_timeout_seconds"),
+    ("stall timeout below its floor", {"export_stall_timeout_seconds": 30}, "stall_timeout"),
+    ("request timeout 0", {"request_timeout_seconds": 0}, "request_timeout_seconds"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "fragment"),
+    BAD_CONNECTION_SETTINGS,
+    ids=[c[0] for c in BAD_CONNECTION_SETTINGS],
+)
+def test_connection_settings_are_refused_at_start_in_one_line_without_the_secret(
+    api: FakeContactBased, tmp_path: Path, name: str, overrides: dict[str, t.Any], fragment: str
+) -> None:
+    port = api.url.rsplit(":", 1)[1]
+    config = make_config(api, feed_ids=api.feed_ids[:1])
+    config.update({k: v.format(port=port) if k == "api_url" else v for k, v in overrides.items()})
+
+    result = run_command([], tmp_path, config=config)
+
+    line = one_line_failure(result.stderr, result.returncode)
+    assert fragment in line or fragment in result.stderr.splitlines()[-2]
+    for secret in (API_KEY, API_KEY[:12], API_KEY[12:], PASSWORD):
+        assert secret not in result.stderr
+    assert api.requests == []  # refused before any request: nothing sent, nothing retried
+
+
+def test_a_request_that_cannot_be_sent_is_a_config_error_not_retried(
+    api: FakeContactBased, config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = TapContactBased(config=config).streams["credits"]
+    assert isinstance(client, ContactBasedStream)
+    monkeypatch.setattr(ContactBasedStream, "url_base", f"htps://user:{PASSWORD}@127.0.0.1")
+    tries: list[int] = []
+    monkeypatch.setattr(ContactBasedStream, "backoff_handler", lambda _, d: tries.append(1))
+
+    with pytest.raises(ConfigError, match="cannot be sent") as raised:
+        client.api.get("/organization/credits")
+
+    assert tries == []
+    assert PASSWORD not in str(raised.value)

@@ -339,3 +339,73 @@ def test_a_copy_of_another_stream_in_batch_mode_is_refused(
     assert isinstance(result.error, ConfigError)
     assert "feeds_copy" in str(result.error)
     assert not any(tmp_path.iterdir())
+
+
+def test_batch_files_of_every_stream_are_for_their_owner_only(
+    api: FakeContactBased, tmp_path: Path
+) -> None:
+    root = tmp_path / "files"
+    config = make_config(
+        api,
+        feed_ids=api.feed_ids[:1],
+        enrichment_bundles=["emails"],
+        batch_config=batch_config(root),
+    )
+
+    run_tap(config, streams=["export_rows", "enrichment", "feeds"])
+
+    modes = {path.name: path.stat().st_mode & 0o777 for path in root.iterdir()}
+    assert any("--export_rows-" in name for name in modes)  # the tap's own writer
+    assert any("--enrichment-" in name for name in modes)  # the SDK's batcher
+    assert set(modes.values()) == {0o600}
+    assert root.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("alias", ["rows/../../escaped", "..", "rows\\..\\x", "rows\nINFO"])
+def test_an_alias_that_could_leave_the_storage_root_is_refused_before_any_export(
+    api: FakeContactBased, tmp_path: Path, alias: str
+) -> None:
+    root = tmp_path / "deep" / "files"
+    config = make_config(
+        api,
+        feed_ids=api.feed_ids[:1],
+        stream_maps={"export_rows": {"__alias__": repr(alias)}},  # an expression
+        batch_config=batch_config(root),
+    )
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    assert isinstance(result.error, ConfigError)
+    message = str(result.error)
+    assert "cannot name a BATCH file" in message
+    assert "\n" not in message
+    assert api.created_exports == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_export_id_is_encoded_into_a_name_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    config = BatchConfig.from_dict(batch_config(root))
+    announced: list[str] = []
+    files = BatchFiles(config, tap_name="tap-x", announce=lambda _, urls: announced.extend(urls))
+
+    files.write("export_rows", [{"export_row": 1}], "../../exp_1/../x" + "z" * 300 + "-000000001")
+
+    (written,) = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written.parent == root
+    assert "-.._.._exp_1_.._xzz" in written.name
+    assert len(written.name) < 150
+    assert announced == [written.as_uri()]
+
+
+def test_a_prefix_that_leads_outside_the_root_is_refused(tmp_path: Path) -> None:
+    settings = batch_config(tmp_path / "root")
+    settings["storage"]["prefix"] = "../outside-"
+    files = BatchFiles(
+        BatchConfig.from_dict(settings), tap_name="tap-x", announce=lambda _a, _u: None
+    )
+
+    with pytest.raises(ConfigError, match=r"outside batch_config\.storage\.root"):
+        files.write("export_rows", [{"export_row": 1}], "exp_1-000000001")
+
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

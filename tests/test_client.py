@@ -7,13 +7,14 @@ import typing as t
 import pytest
 import requests
 
-from tap_contactbased.api_client import retry_after_seconds
+from tap_contactbased.api_client import ContactBasedApi, retry_after_seconds
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_command, run_tap, selected_catalog
+from tests.tls_server import CERT, CSV, RedirectingServer
 
 ORGANIZATION_STREAMS = ["feeds", "credits", "feed_limit", "bundles", "filter_fields"]
 
@@ -217,3 +218,69 @@ def test_invalid_config_fails_before_any_request(
     assert setting in result.stderr
     assert "Traceback" not in result.stderr
     assert api.requests == []
+
+
+def _download_client(config: dict[str, t.Any]) -> ContactBasedApi:
+    """The tap's client on a session that trusts the local HTTPS server's certificate."""
+    stream = TapContactBased(config=config).streams["export_rows"]
+    assert isinstance(stream, ContactBasedStream)
+    session = requests.Session()
+    session.verify = str(CERT)
+    return ContactBasedApi(stream, session)
+
+
+def test_a_download_redirected_from_https_to_http_is_refused_in_one_line(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    plain = f"{api.url}/files/exp_1.csv?expires=9999999999&signature=0123456789abcdef0123"
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        with pytest.raises(ApiError) as raised:
+            client.open_download(f"{tls.url}/redirect?to={plain}", "the CSV download of exp_1")
+
+    message = str(raised.value)
+    assert "the CSV download of exp_1: the download was redirected from https to http" in message
+    assert "\n" not in message
+    assert "signature" not in message
+    assert tls.paths == [f"/redirect?to={plain}"]  # asked once: a refusal is not retried
+    assert not [r for r in api.requests if r.path.startswith("/files/")]  # never followed
+
+
+def test_a_download_redirected_from_https_to_https_is_followed(config: dict[str, t.Any]) -> None:
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        response = client.open_download(
+            f"{tls.url}/redirect?to={tls.url}/file", "the CSV download of exp_1"
+        )
+
+        assert response.content == CSV
+    assert tls.paths == [f"/redirect?to={tls.url}/file", "/file"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "echoed"),
+    [
+        ("word " * 2000, "word word"),
+        ({"request": {"X-API-Key": API_KEY}}, None),
+        ([{"loc": ["body", "page"], "msg": "must be\n\x1b[2Jpositive", "type": "x"}], "page: "),
+    ],
+    ids=["long text", "object", "FastAPI list"],
+)
+def test_an_error_body_is_echoed_as_one_short_clean_line(
+    api: FakeContactBased, config: dict[str, t.Any], detail: t.Any, echoed: str | None
+) -> None:
+    api.faults.error_detail = detail
+
+    with pytest.raises(ApiError) as raised:
+        _api_of(config).post("/intent/feeds/exports/page", {"export_id": "exp_no", "page": 1})
+
+    message = str(raised.value)
+    assert message.startswith("POST /intent/feeds/exports/page: 404 Not Found")
+    assert len(message) < 400
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert API_KEY not in message
+    if echoed is None:
+        assert "(" not in message  # nothing of the object
+    else:
+        assert f"({echoed}" in message

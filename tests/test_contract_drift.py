@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ALL_STREAMS, YESTERDAY, make_config
+from tests.conftest import (
+    ALL_STREAMS,
+    YESTERDAY,
+    make_config,
+    shorten_export_waits,
+)
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.run_checks import new_api, one_clear_line, partition
@@ -237,17 +242,15 @@ def test_a_csv_that_ends_early_without_an_error_is_not_taken_for_the_whole_expor
         api.stop()
 
 
-def test_the_cb_id_spelling_of_options_is_recognised_when_the_state_is_lost() -> None:
+def test_the_cb_id_spelling_of_options_is_recognised_when_the_state_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shorten_export_waits(monkeypatch, stall_timeout_seconds=0.3)
     api = new_api()
     try:
         api.faults.id_column = "cb_id"
         api.faults.stall_exports = True
-        config = make_config(
-            api,
-            require_contact_id=True,
-            export_stall_timeout_seconds=0.3,
-            feed_ids=api.feed_ids[:1],
-        )
+        config = make_config(api, require_contact_id=True, feed_ids=api.feed_ids[:1])
 
         stopped = run_tap(config, streams=["export_rows"], raise_errors=False)
 
@@ -269,13 +272,14 @@ def test_the_cb_id_spelling_of_options_is_recognised_when_the_state_is_lost() ->
 
 
 def test_an_export_whose_options_are_not_echoed_is_resumed_from_the_state_only(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    shorten_export_waits(monkeypatch, stall_timeout_seconds=0.3)
     api = new_api()
     try:
         api.faults.drift = {"summary": {"lookback_days": None}}
         api.faults.stall_exports = True
-        config = make_config(api, export_stall_timeout_seconds=0.3, feed_ids=api.feed_ids[:1])
+        config = make_config(api, feed_ids=api.feed_ids[:1])
 
         stopped = run_tap(config, streams=["export_rows"], raise_errors=False)
         assert "made no progress" in str(stopped.error)

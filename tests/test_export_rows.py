@@ -8,7 +8,7 @@ import typing as t
 import pytest
 
 from tap_contactbased.errors import ConfigError, CreditError, ExportError
-from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
+from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config, shorten_export_waits
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_command, run_tap, selected_catalog
@@ -78,16 +78,15 @@ def test_export_is_reused_when_state_is_lost(
 
 
 def test_export_left_building_is_found_again_without_state(
-    api: FakeContactBased, config: dict[str, t.Any]
+    api: FakeContactBased, config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A run that died while its export built: the export exists, the state was never kept.
     api.build_seconds = 0.3
     feed_id = config["feed_ids"][0]
-    with pytest.raises(ExportError, match="was not ready after"):
-        run_tap(
-            {**config, "feed_ids": [feed_id], "export_timeout_seconds": 0.01},
-            streams=["export_rows"],
-        )
+    with monkeypatch.context() as patch:
+        shorten_export_waits(patch, timeout_seconds=0.01)
+        with pytest.raises(ExportError, match="was not ready after"):
+            run_tap({**config, "feed_ids": [feed_id]}, streams=["export_rows"])
     assert len(api.created_exports) == 1
 
     result = run_tap({**config, "feed_ids": [feed_id]}, streams=["export_rows"], state={})

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import ALL_STREAMS, YESTERDAY, make_config
+from tests.conftest import (
+    ALL_STREAMS,
+    YESTERDAY,
+    make_config,
+    shorten_export_waits,
+)
 from tests.fake_api import FakeContactBased
 from tests.run_checks import new_api
 from tests.singer_run import SyncResult, run_tap, selected_catalog
@@ -145,11 +150,17 @@ def unstall(api: FakeContactBased) -> None:
     ],
 )
 def test_a_failed_run_is_finished_by_the_next_one(
-    setup: Setup, clear: Setup, message: str, replaced: int, clean_spend: int
+    setup: Setup,
+    clear: Setup,
+    message: str,
+    replaced: int,
+    clean_spend: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    shorten_export_waits(monkeypatch, stall_timeout_seconds=0.3)
     api = new_api()
     try:
-        config = make_config(api, enrichment_bundles=BUNDLES, export_stall_timeout_seconds=0.3)
+        config = make_config(api, enrichment_bundles=BUNDLES)
         setup(api)
 
         results, errors = sync_until_done(api, config, clear=clear)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tap_contactbased import endpoints
-from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
+from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config, shorten_export_waits
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.run_checks import listed, one_clear_line, partition
@@ -93,9 +93,11 @@ def test_an_unknown_status_found_on_the_api_stops_the_run_rather_than_pay_again(
 
 
 def test_the_overall_deadline_ends_a_build_that_still_progresses(
-    slow_api: FakeContactBased,
+    slow_api: FakeContactBased, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = run_one_feed(slow_api, export_timeout_seconds=0.3, export_stall_timeout_seconds=10)
+    shorten_export_waits(monkeypatch, timeout_seconds=0.3, stall_timeout_seconds=10)
+
+    result = run_one_feed(slow_api)
 
     export_id = slow_api.created_exports[0]
     stopped_on(result, slow_api, export_id, "was not ready after 0.3 s (export_timeout_seconds)")
@@ -103,10 +105,13 @@ def test_the_overall_deadline_ends_a_build_that_still_progresses(
     assert "export_stall_timeout_seconds" not in str(result.error)
 
 
-def test_the_stall_deadline_ends_a_build_that_stopped_progressing(api: FakeContactBased) -> None:
+def test_the_stall_deadline_ends_a_build_that_stopped_progressing(
+    api: FakeContactBased, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api.faults.stall_exports = True
+    shorten_export_waits(monkeypatch, timeout_seconds=5, stall_timeout_seconds=0.3)
 
-    result = run_one_feed(api, export_timeout_seconds=5, export_stall_timeout_seconds=0.3)
+    result = run_one_feed(api)
 
     export_id = api.created_exports[0]
     stopped_on(result, api, export_id, "made no progress for 0.3 s (export_stall_timeout_seconds)")
@@ -114,11 +119,14 @@ def test_the_stall_deadline_ends_a_build_that_stopped_progressing(api: FakeConta
 
 
 def test_without_build_progress_a_slow_build_is_waited_for_until_the_overall_deadline(
-    slow_api: FakeContactBased,
+    slow_api: FakeContactBased, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow_api.faults.drift = {"summary": {"build_progress": None}}
+    shorten_export_waits(
+        monkeypatch, timeout_seconds=30, stall_timeout_seconds=0.2, max_interval_seconds=0.05
+    )
 
-    result = run_one_feed(slow_api, export_timeout_seconds=30, export_stall_timeout_seconds=0.2)
+    result = run_one_feed(slow_api)
 
     assert result.error is None
     export_id = slow_api.created_exports[0]

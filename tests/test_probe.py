@@ -12,7 +12,8 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.probe import Verdict, probe_api, run_probe
+from tap_contactbased import redaction
+from tap_contactbased.probe import ProbeReport, Verdict, probe_api, run_probe
 from tap_contactbased.probe.observe import Answer, CostlyRequestError
 from tap_contactbased.probe.points import object_body
 from tap_contactbased.probe.report import Check
@@ -22,8 +23,6 @@ from tests.fake_api import FakeContactBased
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from tap_contactbased.probe import ProbeReport
 
 H, T, D, N = Verdict.HOLDS, Verdict.TOLERATED, Verdict.DIFFERS, Verdict.NOT_CHECKED
 NEVER_CHECKED = {"enrichment answers", "create refusals"}
@@ -151,7 +150,7 @@ DRIFTS: list[t.Any] = [
         {"drift": {"download_url": {"url": "signed_url"}}},
         {"download URL and expires_at": D, "CSV header and quoting": N},
     ),
-    ({"drift": {"error": {"detail": "message"}}}, {"error bodies": T}),
+    ({"drift": {"error": {"detail": "message"}}}, {"error bodies": D}),  # never repeated
     ({"drift": {"error": {"detail": "reason"}}}, {"error bodies": D}),
     ({"drift": {"feed_limit": {"feeds_remaining": None}}}, {"feed limit": T}),
     ({"drift": {"filter_fields": {"operators": None}}}, {"filter fields": T}),
@@ -292,3 +291,16 @@ def test_an_object_answer_gives_its_body() -> None:
     body = {"rows": [], "page": 1}
 
     assert object_body("page rows", "POST /page", "an object", Answer(body=body), "Page 1") is body
+
+
+def test_a_check_holds_no_secret_and_no_control_character_whatever_it_was_given() -> None:
+    redaction.register_secret(API_KEY)
+    hostile = f"{API_KEY} at https://u:pw@host/f.csv?signature=abc \x1b[2J\nforged"
+    check = Check("point", "section", "expected", hostile, Verdict.DIFFERS, hostile)
+    report = ProbeReport([check], "0.1.0", "host\x1b")
+
+    written = report.to_table() + report.to_json()
+
+    for text in (API_KEY, "pw@", "signature=", "\x1b", "\nforged"):
+        assert text not in written
+    assert "<redacted> at https://<redacted>@host/f.csv?<redacted> \\x1b[2J\\nforged" in written

@@ -110,6 +110,22 @@ def test_the_report_file_holds_the_table_as_json(api: FakeContactBased, tmp_path
     assert "records_total - records_used - records_reserved" in credits["note"]
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_the_report_file_is_for_its_owner_only(
+    api: FakeContactBased, tmp_path: Path, existing: bool
+) -> None:
+    report = tmp_path / "probe.json"
+    if existing:
+        report.write_text("an older report")
+        report.chmod(0o644)
+
+    result = probe_command(api, tmp_path, "--probe-report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(report.read_text())["checks"]
+    assert report.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_report_without_probe_still_probes_and_never_syncs(
     api: FakeContactBased, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import TODAY, YESTERDAY, make_config
+from tests.conftest import TODAY, YESTERDAY, make_config, shorten_export_waits
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.singer_run import SyncResult, run_tap
@@ -96,9 +96,7 @@ def put_on_api(
 
 
 def config_for(api: FakeContactBased, options: Options) -> dict[str, t.Any]:
-    return make_config(
-        api, feed_ids=api.feed_ids[:1], export_stall_timeout_seconds=0.3, **options.run
-    )
+    return make_config(api, feed_ids=api.feed_ids[:1], **options.run)
 
 
 def export_ids_read(api: FakeContactBased) -> set[str]:
@@ -147,8 +145,13 @@ def test_an_export_made_with_other_options_is_not_reused(
 @pytest.mark.parametrize("status", STATUSES)
 @pytest.mark.parametrize("case", list(SAME))
 def test_an_export_made_with_the_same_options_is_reused(
-    api: FakeContactBased, caplog: pytest.LogCaptureFixture, case: str, status: str
+    api: FakeContactBased,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    status: str,
 ) -> None:
+    shorten_export_waits(monkeypatch, stall_timeout_seconds=0.3)
     options = SAME[case]
     config = config_for(api, options)
     same = put_on_api(api, options, status, config)

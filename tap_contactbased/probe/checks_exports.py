@@ -297,12 +297,15 @@ def check_download(obs: Observations) -> Check:
     seen = [shape(body)]
     findings: list[Finding] = []
     url = body.get("url")
-    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # an unbalanced [ of an IPv6 address: no usable URL either
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         findings.append(
             differs(
-                "No absolute url: read_mode csv stops, asking for read_mode pages (which is not "
-                "affected)."
+                "No absolute url that parses: read_mode csv stops, asking for read_mode pages "
+                "(which is not affected)."
             )
         )
     else:

@@ -7,6 +7,7 @@ a forgotten `--probe` must never start a sync, which could create (and bill) exp
 
 from __future__ import annotations
 
+import os
 import sys
 import typing as t
 from pathlib import Path
@@ -17,6 +18,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.probe import ProbeUnavailable, run_probe
 from tap_contactbased.probe.env_config import EnvSettingError, env_config
+from tap_contactbased.redaction import clean
 from tap_contactbased.tap import TapContactBased
 
 REPORT_KEY = "tap_contactbased.probe_report"
@@ -69,32 +71,32 @@ def probe(config: dict[str, t.Any], *, parse_env: bool, report_path: str | None)
         if parse_env:
             config = {**config, **env_config(TapContactBased.config_jsonschema)}
         tap = TapContactBased(config=config, validate_config=True, setup_mapper=False)
-    except EnvSettingError as exc:
-        return cannot_probe(str(exc), None)
+    except (EnvSettingError, ContactBasedError) as exc:
+        return cannot_probe(str(exc))
     except ConfigValidationError as exc:
-        return cannot_probe(f"invalid settings: {'; '.join(exc.errors)}", tap_key(config))
+        return cannot_probe(f"invalid settings: {'; '.join(exc.errors)}")
     try:
         report = run_probe(tap)
     except (ProbeUnavailable, ContactBasedError) as exc:
-        return cannot_probe(str(exc), tap_key(tap.config))
+        return cannot_probe(str(exc))
     click.echo(report.to_table(), nl=False)
     if report_path is not None:
         try:
-            Path(report_path).write_text(report.to_json(), encoding="utf-8")
+            write_private(Path(report_path), report.to_json())
         except OSError as exc:
-            return cannot_probe(f"cannot write {report_path}: {exc.strerror}", None)
+            return cannot_probe(f"cannot write {report_path}: {exc.strerror}")
     return report.exit_code
 
 
-def tap_key(config: t.Mapping[str, t.Any]) -> str | None:
-    """The configured key, so that a message can be cleared of it."""
-    key = config.get("api_key")
-    return str(key) if key not in (None, "") else None
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (0600), an existing one included."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)
 
 
-def cannot_probe(message: str, key: str | None) -> int:
-    """One line on stderr; the probe's exit status for "could not probe"."""
-    if key:
-        message = message.replace(key, "<api_key>")
-    print(f"tap-contactbased: error: probe: {message}", file=sys.stderr)
+def cannot_probe(message: str) -> int:
+    """One line on stderr, redacted; the probe's exit status for "could not probe"."""
+    print(f"tap-contactbased: error: probe: {clean(message)}", file=sys.stderr)
     return EXIT_CANNOT_PROBE

@@ -24,7 +24,6 @@ from tap_contactbased.api_client import (
     ExpiredDownloadUrl,
     check_status,
     describe_transport_error,
-    endpoint_of,
 )
 from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.probe.shapes import is_int, status_key
@@ -118,22 +117,15 @@ class ProbeApi(ContactBasedApi):
         Rate limits and server errors are still retried like any request.
         """
         check_free("POST", path, body)
-        stream = self.stream
 
         def send(request: requests.PreparedRequest, _: t.Any) -> requests.Response:
-            try:
-                response = stream.requests_session.send(
-                    request, timeout=stream.timeout, allow_redirects=False
-                )
-            except requests.RequestException as exc:
-                msg = f"{endpoint_of(request)}: {describe_transport_error(exc)}"
-                raise TransientApiError(msg) from None
+            response = self._send(request, stream=False)
             status = response.status_code
             if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 check_status(response)  # raises a retriable error
             return response
 
-        response = stream.request_decorator(send)(self.prepare("POST", path, body=body), None)
+        response = self.stream.request_decorator(send)(self.prepare("POST", path, body=body), None)
         try:
             return response.status_code, response.json()
         except ValueError:

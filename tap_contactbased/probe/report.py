@@ -1,7 +1,9 @@
 """The probe's result: one check per contract point, a Markdown table and a JSON report.
 
 Checks carry field names, types and relations between values, never the values themselves:
-a report must be safe to paste into an issue.
+a report must be safe to paste into an issue. Every text of a check is cleaned by the tap's
+one redaction when the check is made (no key, userinfo or query string; control characters
+escaped), whatever an error message or a field name of the API brought into it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import enum
 import json
 import typing as t
 from dataclasses import asdict, dataclass
+
+from tap_contactbased.redaction import clean
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -51,6 +55,10 @@ class Check:
     verdict: Verdict
     note: str
 
+    def __post_init__(self) -> None:
+        for name in ("point", "section", "expected", "seen", "note"):
+            object.__setattr__(self, name, clean(getattr(self, name)))
+
     def as_dict(self) -> dict[str, str]:
         """The row as the JSON report writes it."""
         row = asdict(self)
@@ -85,7 +93,7 @@ class ProbeReport:
         return {
             "checks": [c.as_dict() for c in self.checks],
             "tap_version": self.tap_version,
-            "api_host": self.api_host,
+            "api_host": clean(self.api_host),
         }
 
     def to_json(self) -> str:
@@ -101,7 +109,8 @@ class ProbeReport:
         """A Markdown table: readable in a terminal, pasteable into an issue."""
         header = ("Point", "Section", "Contract says", "Seen", "Verdict", "Note")
         lines = [
-            f"ContactBased API probe of {self.api_host} by tap-contactbased {self.tap_version}",
+            f"ContactBased API probe of {clean(self.api_host)} by tap-contactbased "
+            f"{self.tap_version}",
             "",
             _row(header),
             _row(tuple(":--" for _ in header)),

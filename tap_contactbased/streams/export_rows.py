@@ -19,7 +19,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
 
 from tap_contactbased import batch_files, endpoints, schemas
-from tap_contactbased.batch_files import BatchFiles
+from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.coercion import RowTyper
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.job import WaitPolicy
@@ -157,10 +157,14 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
             announce_batch(self, alias, batch_config.encoding, manifest)
             counter.increment()
 
-        self._batch_files = BatchFiles(batch_config, tap_name=self.tap_name, announce=announce)
-        with self.get_record_counter() as self._batch_records:
-            for _ in self._deliver(self._files_of):
-                pass
+        aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
+        with owner_only():
+            self._batch_files = BatchFiles(
+                batch_config, tap_name=self.tap_name, announce=announce, aliases=aliases
+            )
+            with self.get_record_counter() as self._batch_records:
+                for _ in self._deliver(self._files_of):
+                    pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
             f"{self._batch_files.rows:,}",

@@ -67,7 +67,7 @@ def tap_env(api: FakeContactBased, **settings: t.Any) -> dict[str, str]:
         "page_size": 1000,
         "request_timeout_seconds": 20,
         "export_timeout_seconds": 60,
-        "export_stall_timeout_seconds": 30,
+        "export_stall_timeout_seconds": 60,
     }
     values.update(settings)
     return {

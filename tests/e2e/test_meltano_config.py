@@ -65,3 +65,19 @@ def test_prod_reads_the_key_from_the_environment_and_never_prints_it(meltano: Me
     assert config["api_url"] == "https://api.contactbased.com"
     assert config["api_key"] != "cbk_live_do_not_print"  # masked: the setting is sensitive
     assert "cbk_live_do_not_print" not in result.stdout + result.log
+
+
+def test_without_an_environment_a_key_from_the_shell_goes_to_the_https_api_only(
+    meltano: Meltano,
+) -> None:
+    # `local` (http://127.0.0.1:8787) must be chosen by name: a real key exported in the
+    # shell never goes to whatever listens on that port because an environment was forgotten.
+    del meltano.env["MELTANO_ENVIRONMENT"]
+    meltano.set(TAP_CONTACTBASED_API_KEY="cbk_live_from_the_shell")
+
+    result = meltano("invoke", "--dump=config", "tap-contactbased")
+
+    config = json.loads(result.stdout)
+    assert config["api_url"] == "https://api.contactbased.com"
+    assert config["api_key"] == "cbk_live_from_the_shell"
+    assert "Environment 'prod' is active" in result.log

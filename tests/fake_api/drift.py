@@ -17,6 +17,8 @@ The families, and what each reaches:
 - `error`: every JSON error body, and each item of a 422's `detail` list;
 - `payload:<bundle>`: a bundle's `data`, at every depth (the e-mail entries inside
   `data["emails"]` too), in enrichment answers and in `bundle_<key>` export columns.
+
+`Faults.echo_request` makes every error body repeat the request it refuses (`echo_request`).
 """
 
 from __future__ import annotations
@@ -132,6 +134,33 @@ class Drift:
             else v
             for k, v in served.items()
         }
+
+
+ECHO_SHAPES = ("text", "list", "object")
+
+
+def echo_request(
+    body: Any, shape: str, request_line: str, url: str, headers: Mapping[str, str]
+) -> dict[str, Any]:
+    """An error body that repeats the request: key, URL with query string, headers.
+
+    `detail` in the given shape (text, FastAPI-like list, or object), and the same again
+    in `message`, `error` and a field of the API's own (`request`).
+    """
+    if shape not in ECHO_SHAPES:
+        raise ValueError(f"echo_request is one of {ECHO_SHAPES}, not {shape!r}")
+    key = headers.get("X-API-Key", "")
+    said = body.get("detail") if isinstance(body, dict) else None
+    text = f"{said} -- {request_line} {url} with X-API-Key: {key}; headers {dict(headers)}"
+    request = {"url": url, "headers": dict(headers), "api_key": key}
+    detail: Any = {
+        "text": text,
+        "list": [
+            {"loc": ["header", "X-API-Key", key], "msg": text, "type": "echo", "input": request}
+        ],
+        "object": request,
+    }[shape]
+    return {"detail": detail, "message": text, "error": {"request": request}, "request": request}
 
 
 def bundle_text_with_drift(

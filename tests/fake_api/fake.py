@@ -310,7 +310,11 @@ class FakeContactBased:
     def _fate(self, feed_id: str) -> BuildFate:
         f = self.faults
         failing = f.fail_exports or feed_id in f.fail_export_feeds
-        error = "Export build failed: upstream query timed out (injected)" if failing else None
+        error = (
+            (f.build_error or "Export build failed: upstream query timed out (injected)")
+            if failing
+            else None
+        )
         return BuildFate(error, f.stall_exports, f.unknown_status)
 
     def create_export(

@@ -49,9 +49,11 @@ class Faults:
     # "503", "drop" (closed before it is served).
     aimed: dict[str, list[str]] = field(default_factory=dict)
     hold_seconds: float = 0.0
+    malformed_download_urls: bool = False  # signed URLs that cannot be parsed (a lone "[")
     # Builds, fixed when an export is created.
     fail_exports: bool = False  # builds fail at half progress with a build_error
     fail_export_feeds: set[str] = field(default_factory=set)  # ... only for these feed ids
+    build_error: str | None = None  # the build_error text of those failures
     stall_exports: bool = False  # progress stops at 0.4; set `export.stalled = False` to resume
     unknown_status: str | None = None  # reported instead of "ready"; rows stay readable
     # Columns, fixed when an export is created (preview and search counters follow them live).
@@ -72,6 +74,12 @@ class Faults:
     # First row's column -> the text served there instead (pages and CSV): a value that
     # does not fit its column's type, such as "n/a" for intent_score.
     first_row_texts: dict[str, str] = field(default_factory=dict)
+    # Error answers that repeat the request they refuse, as a careless API or proxy does:
+    # "text", "list" or "object" is the shape of `detail`; `message`, `error` and `request`
+    # repeat it too (the key, the URL with its query string, every header). Downloads'
+    # object-storage errors repeat the signed URL in their message.
+    echo_request: str | None = None
+    error_detail: object = None  # any JSON value: the `detail` of every JSON error answer
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)

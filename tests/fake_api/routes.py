@@ -378,6 +378,8 @@ def export_download_url(api: FakeContactBased, req: Request) -> Reply:
     params.update(expires=expires, signature=signature)
     origin = api.download_origin or api.url
     url = f"{origin}/files/{export.export_id}.csv?{urllib.parse.urlencode(params)}"
+    if api.faults.malformed_download_urls:
+        url = url.replace("://", "://[", 1)
     expires_at = iso_timestamp(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
     answer = {"export_id": export.export_id, "url": url, "expires_at": expires_at}
     return ok(api.drift.family("download_url", answer))

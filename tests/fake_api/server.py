@@ -10,9 +10,12 @@ import sys
 import threading
 import time
 import urllib.parse
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
+from .drift import echo_request
 from .exports import csv_chunks
 from .faults import Action, Decision, format_retry_after
 from .routes import (
@@ -182,10 +185,20 @@ class _Handler(BaseHTTPRequestHandler):
         cut = action is Action.CUT
         if isinstance(reply, CsvReply):
             return self._send_csv(api, reply, truncate=cut)
+        echo = api.faults.echo_request
+        url = api.url + self.path
         if isinstance(reply, XmlReply):
+            if echo:
+                reply = replace(reply, message=escape(f"{reply.message} Request: GET {url}"))
             return self._send_xml(reply)
         if reply.status >= 400:
-            reply = JsonReply(reply.status, api.drift.error(reply.payload), reply.headers)
+            payload = api.drift.error(reply.payload)
+            if api.faults.error_detail is not None and isinstance(payload, dict):
+                payload = {**payload, "detail": api.faults.error_detail}
+            if echo:
+                line = f"{request.method} {request.path}"
+                payload = echo_request(payload, echo, line, url, dict(self.headers))
+            reply = JsonReply(reply.status, payload, reply.headers)
         return self._send_json(reply, cut=cut)
 
     # Writers
