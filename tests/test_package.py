@@ -71,7 +71,7 @@ def test_the_metadata_names_the_version_the_license_and_the_readme(
     assert meta.get_all("License-File") == ["LICENSE"]
     assert meta["Requires-Python"] == ">=3.10"
     assert meta["Description-Content-Type"] == "text/markdown"
-    assert meta.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    assert str(meta.get_payload()).strip() == (REPO / "README.md").read_text().strip()
     requires = meta.get_all("Requires-Dist") or []
     assert any(r.startswith("singer-sdk[msgspec]") for r in requires), requires
     assert Path(getattr(dists, which)).name.startswith(f"tap_contactbased-{project_version()}")
