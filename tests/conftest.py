@@ -8,6 +8,7 @@ import typing as t
 import pytest
 
 from tap_contactbased.client import ContactBasedStream
+from tests.distributions import Distributions, build
 from tests.fake_api import FakeContactBased
 
 # Every stream of the tap, in the order a sync runs them.
@@ -101,3 +102,9 @@ def make_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
 def config(api: FakeContactBased) -> dict[str, t.Any]:
     """The default config against the `api` fixture."""
     return make_config(api)
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    """The wheel and the sdist of the repository, built once per session with `uv build`."""
+    return build(tmp_path_factory.mktemp("dist"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.distributions import REPO, Distributions, build, metadata, project_version
+from tests.distributions import REPO, Distributions, metadata, project_version
 
 TAP = Path(sys.executable).with_name("tap-contactbased")
 DIST_INFO = re.compile(r"^tap_contactbased-[^/]+\.dist-info/")
@@ -21,11 +21,6 @@ DIST_INFO = re.compile(r"^tap_contactbased-[^/]+\.dist-info/")
 SDIST_FOLDERS = ("tap_contactbased", "tests", "docs")
 SDIST_FILES = {"pyproject.toml", "PKG-INFO", "README.md", "CHANGELOG.md", "LICENSE", ".gitignore"}
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
-    return build(tmp_path_factory.mktemp("dist"))
 
 
 def source_files(folder: str) -> set[str]:
