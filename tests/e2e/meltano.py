@@ -57,7 +57,7 @@ def stale_plugins() -> list[str]:
     from meltano.core.venv_service import fingerprint  # noqa: PLC0415 (dev-only import)
 
     stale = []
-    for plugin_type in ("extractors", "loaders"):
+    for plugin_type in ("extractors", "loaders", "utilities"):
         for entry in project()["plugins"].get(plugin_type, []):
             venv = REPO / ".meltano" / plugin_type / entry["name"] / "venv"
             executable = venv / "bin" / entry.get("executable", entry["name"])
