@@ -19,7 +19,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
+from tap_contactbased.schemas import BUNDLE_DATA
 from tests.conftest import ALL_STREAMS, API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.kill_harness import Campaign, KillPoint, flights, run_with_kills, since_last_state
@@ -236,3 +238,22 @@ def test_a_status_outside_the_contract_fails_its_accepted_values_test(
     assert run.returncode == 1
     failed = [uid.split(".")[2] for uid, status in statuses(target).items() if status == "fail"]
     assert failed == ["accepted_values_stg_contactbased__exports_status__building__ready__failed"]
+
+
+def scalar_kind(spec: dict[str, t.Any]) -> str | None:
+    """The var's kind of a payload field the tap types as a scalar; None for lists, objects."""
+    kinds = [k for k in spec.get("type", []) if k != "null"]
+    if kinds == ["string"]:
+        return "date" if spec.get("format") == "date" else "string"
+    return kinds[0] if kinds and kinds[0] in {"integer", "number", "boolean"} else None
+
+
+def test_the_unpacked_bundle_fields_are_the_scalars_the_tap_types() -> None:
+    project = yaml.safe_load((PROJECT / "dbt_project.yml").read_text())
+    expected = {}
+    for bundle, payload in BUNDLE_DATA.items():
+        properties = payload.type_dict["properties"]
+        fields = {name: scalar_kind(spec) for name, spec in properties.items()}
+        if scalars := {name: kind for name, kind in fields.items() if kind}:
+            expected[bundle] = scalars
+    assert project["vars"]["contactbased_bundle_fields"] == expected

@@ -31,6 +31,12 @@ MODELS = "analytics"  # the dbt-postgres utility's schema
 PAGE_SIZE = 1000
 ROWS_PER_DAY = 1500  # a snapshot of 2 days, today half done: 2,250 rows a feed, 3 pages
 HOLD_SECONDS = 20
+MODEL_NAMES = (
+    "stg_contactbased__export_rows",
+    "contactbased__signals",
+    "contactbased__latest_snapshot",
+    "contactbased__credit_usage_daily",
+)
 BUNDLE = "individual-core"  # an export bundle whose scalar fields staging unpacks
 SIGNAL_PARTS = (
     "feed_id",
@@ -140,6 +146,10 @@ def days(
         meltano(*BUILD, "dbt-postgres:freshness")
         results.append(run_results(target))
         assert api.created_exports[len(day_one) :] == day_two, "the resumed run created again"
+        with warehouse.connect() as connection:  # shown with pytest -s: what the models hold
+            for model in MODEL_NAMES:
+                count = connection.execute(f"SELECT count(*) FROM {MODELS}.{model}").fetchone()
+                print(f"{model}: {count}")
         yield Days(
             api,
             warehouse,

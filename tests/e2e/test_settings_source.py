@@ -155,7 +155,7 @@ def test_the_plugin_definition_is_in_meltano_hubs_extractor_format() -> None:
 def test_meltano_yml_defines_every_plugin_in_full() -> None:
     # Meltano Hub is out of reach: a plugin needs its own pip_url, executable and namespace.
     plugins = yaml.safe_load(MELTANO_YML.read_text())["plugins"]
-    for entry in (*plugins["extractors"], *plugins["loaders"]):
+    for entry in (*plugins["extractors"], *plugins["loaders"], *plugins["utilities"]):
         assert "variant" not in entry, entry["name"]
         for key in ("namespace", "pip_url", "executable"):
             assert entry.get(key), f"{entry['name']} has no {key}"
