@@ -5,6 +5,8 @@ temporary folder, `meltano add --from-ref` adds the tap from plugin/tap-contactb
 its pip_url pointed at the wheel `uv build` just made, and target-jsonl from a definition
 as complete (Meltano Hub is out of reach). The key and the URL go in with `meltano config
 set`, the rest as TAP_CONTACTBASED_* variables; then `meltano run` against the local API.
+It shares nothing with this repository's Meltano project (.meltano/), so it runs beside the
+tests/e2e process rather than in it (scripts/test).
 """
 
 from __future__ import annotations
