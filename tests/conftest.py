@@ -10,6 +10,7 @@ import pytest
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.job import WaitPolicy
 from tap_contactbased.streams import export_rows
+from tests.distributions import Distributions, build
 from tests.fake_api import FakeContactBased
 from tests.fast_retries import FAST_RETRY_WAITS
 
@@ -116,3 +117,9 @@ def make_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
 def config(api: FakeContactBased) -> dict[str, t.Any]:
     """The default config against the `api` fixture."""
     return make_config(api)
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    """The wheel and the sdist of the repository, built once per session with `uv build`."""
+    return build(tmp_path_factory.mktemp("dist"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -24,6 +25,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MELTANO_YML = REPO / "meltano.yml"
+# The tap's plugin definition for other Meltano projects (`meltano add --from-ref`).
+PLUGIN_DEFINITION = REPO / "plugin" / "tap-contactbased.yml"
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 RUN_TIMEOUT_SECONDS = 300
 ISOLATED_PREFIXES = ("TAP_CONTACTBASED_", "TARGET_", "MELTANO_")
@@ -54,7 +57,7 @@ def stale_plugins() -> list[str]:
     from meltano.core.venv_service import fingerprint  # noqa: PLC0415 (dev-only import)
 
     stale = []
-    for plugin_type in ("extractors", "loaders"):
+    for plugin_type in ("extractors", "loaders", "utilities"):
         for entry in project()["plugins"].get(plugin_type, []):
             venv = REPO / ".meltano" / plugin_type / entry["name"] / "venv"
             executable = venv / "bin" / entry.get("executable", entry["name"])
@@ -142,7 +145,8 @@ class Meltano:
 
     def _log_paths(self, args: tuple[str, ...]) -> tuple[Path, Path]:
         self.runs += 1
-        stem = f"{self.runs:02d}-{'-'.join(a for a in args if not a.startswith('-'))[:60]}"
+        words = "-".join(a for a in args if not a.startswith("-"))
+        stem = f"{self.runs:02d}-{re.sub(r'[^A-Za-z0-9_.:-]+', '_', words)[:60]}"
         return self.work_dir / f"{stem}.out", self.work_dir / f"{stem}.log"
 
     def start(self, *args: str, stdin: Path | None = None) -> Running:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
-import threading
 import typing as t
 
 import pytest
 
 from tests.conftest import API_KEY, TODAY, YESTERDAY
 from tests.e2e.conftest import landed_keys, postgres_env, tap_env
+from tests.e2e.interrupt import PageReads
 from tests.e2e.meltano import Meltano, wait_for
 from tests.e2e.postgres import ConnectionInfo
 from tests.export_checks import delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.fake_api.faults import Decision
 
 RUN = ("run", "tap-contactbased", "target-postgres")
 ROWS_PER_DAY = 1500  # lookback_days 2: 1,500 rows to deliver per feed, in 3 pages of 1,000
@@ -31,37 +29,6 @@ def big_api() -> t.Iterator[FakeContactBased]:
         api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=ROWS_PER_DAY
     ) as server:
         yield server
-
-
-class PageReads:
-    """Counts the page reads the API receives, and holds its answer to one of them.
-
-    Held, the tap is blocked on that answer with its earlier rows and state written out:
-    a precise moment, while the export is being read, to kill it at.
-    """
-
-    def __init__(self, api: FakeContactBased, hold: int, seconds: float) -> None:
-        """Wrap the API's fault engine; the `hold`-th page read waits `seconds` more."""
-        self.count = 0
-        self.held = threading.Event()
-        self._lock = threading.Lock()
-        decide = api.fault_engine.decide
-
-        def deciding(
-            *, download: bool = False, page: bool = False, endpoint: str | None = None
-        ) -> Decision:
-            decision = decide(download=download, page=page, endpoint=endpoint)
-            if not page:
-                return decision
-            with self._lock:
-                self.count += 1
-                number = self.count
-            if number != hold:
-                return decision
-            self.held.set()
-            return dataclasses.replace(decision, delay=decision.delay + seconds)
-
-        api.fault_engine.decide = deciding  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("victim", ["tap", "whole-run"])

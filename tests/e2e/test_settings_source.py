@@ -12,9 +12,19 @@ import yaml
 
 from tap_contactbased.settings import CONFIG_SCHEMA
 from tap_contactbased.tap import TapContactBased
-from tests.e2e.meltano import MELTANO_YML, REPO, plugin
+from tests.e2e.meltano import MELTANO_YML, PLUGIN_DEFINITION, REPO, plugin
 
 README = REPO / "README.md"
+# The top-level keys of an extractor in Meltano Hub's plugin definitions
+# (meltano/hub, schemas/plugin_definitions/extractors.schema.json), and those its common
+# schema requires.
+HUB_EXTRACTOR_KEYS = {
+    "name", "pip_url", "variant", "namespace", "label", "description", "executable",
+    "settings", "docs", "repo", "logo_url", "hidden", "settings_group_validation", "commands",
+    "capabilities", "metadata", "schema", "select", "maintenance_status", "domain_url",
+    "keywords", "requires", "definition", "next_steps", "settings_preamble", "usage", "prereq",
+}  # fmt: skip
+HUB_REQUIRED_KEYS = ("name", "namespace", "variant", "label")
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 # The SDK's own settings that meltano.yml exposes. faker_config is left out: the tap does not
 # ship the `faker` extra, so `fake` is not available to stream maps.
@@ -81,12 +91,11 @@ def test_exposed_builtins_are_settings_the_sdk_gives_the_tap() -> None:
     assert set(EXPOSED_BUILTINS) <= builtin_names()
 
 
-def test_meltano_yml_settings_mirror_the_config_schema() -> None:
-    actual = plugin("extractors", "tap-contactbased")["settings"]
+def assert_settings_mirror_the_schema(actual: list[dict[str, t.Any]], where: Path) -> None:
+    """Fail, printing the settings block to paste, when `actual` differs from the schema's."""
     expected = expected_settings()
-
     hint = (
-        f"{MELTANO_YML} and the tap's config schema disagree. The settings block that "
+        f"{where} and the tap's config schema disagree. The settings block that "
         "mirrors the schema is:\n"
         + yaml.safe_dump(expected, sort_keys=False, width=96, allow_unicode=True)
     )
@@ -96,16 +105,57 @@ def test_meltano_yml_settings_mirror_the_config_schema() -> None:
     assert all(s.get("kind") != "password" for s in actual), "use sensitive: true instead"
 
 
+def definition() -> dict[str, t.Any]:
+    """The plugin definition that `meltano add --from-ref` takes, parsed."""
+    parsed: dict[str, t.Any] = yaml.safe_load(PLUGIN_DEFINITION.read_text())
+    return parsed
+
+
+def test_meltano_yml_settings_mirror_the_config_schema() -> None:
+    actual = plugin("extractors", "tap-contactbased")["settings"]
+    assert_settings_mirror_the_schema(actual, MELTANO_YML)
+
+
 def test_meltano_yml_lists_the_tap_capabilities() -> None:
     declared = plugin("extractors", "tap-contactbased")["capabilities"]
     actual = [str(c) for c in TapContactBased.capabilities]
     assert sorted(declared) == sorted(actual)
 
 
+def test_the_plugin_definition_settings_mirror_the_config_schema() -> None:
+    assert_settings_mirror_the_schema(definition()["settings"], PLUGIN_DEFINITION)
+
+
+def test_the_plugin_definition_declares_what_meltano_yml_does() -> None:
+    mine, project_entry = definition(), plugin("extractors", "tap-contactbased")
+    for key in ("namespace", "executable", "capabilities", "commands", "settings"):
+        assert mine[key] == project_entry[key], key
+    assert sorted(mine["capabilities"]) == sorted(str(c) for c in TapContactBased.capabilities)
+
+
+def test_the_plugin_definition_is_in_meltano_hubs_extractor_format() -> None:
+    mine = definition()
+    assert set(mine) <= HUB_EXTRACTOR_KEYS, set(mine) - HUB_EXTRACTOR_KEYS
+    # Beyond the Hub's required keys, what `meltano add` needs to install and configure it.
+    installable = ("pip_url", "executable", "capabilities", "settings", "description")
+    for key in (*HUB_REQUIRED_KEYS, *installable, "settings_group_validation"):
+        assert mine.get(key), f"{PLUGIN_DEFINITION} has no {key}"
+    assert mine["name"] == TapContactBased.name
+    assert mine["pip_url"] == TapContactBased.package_name
+    for setting in mine["settings"]:
+        assert {"name", "kind", "label", "description"} <= set(setting), setting["name"]
+    # The settings a run cannot do without: the schema's required properties, each sensitive
+    # where the schema says secret.
+    required = set(full_schema().get("required", []))
+    assert mine["settings_group_validation"] == [sorted(required)]
+    secret = {s["name"] for s in mine["settings"] if s.get("sensitive")}
+    assert "api_key" in secret
+
+
 def test_meltano_yml_defines_every_plugin_in_full() -> None:
     # Meltano Hub is out of reach: a plugin needs its own pip_url, executable and namespace.
     plugins = yaml.safe_load(MELTANO_YML.read_text())["plugins"]
-    for entry in (*plugins["extractors"], *plugins["loaders"]):
+    for entry in (*plugins["extractors"], *plugins["loaders"], *plugins["utilities"]):
         assert "variant" not in entry, entry["name"]
         for key in ("namespace", "pip_url", "executable"):
             assert entry.get(key), f"{entry['name']} has no {key}"
