@@ -107,6 +107,33 @@ def run_tap(
     return SyncResult(writer.messages)
 
 
+def tap_command(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    config: dict[str, t.Any] | None = None,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+) -> list[str]:
+    """The `tap-contactbased` command line, its input files written under `tmp_path`."""
+    command = [*TAP_COMMAND, *args]
+    for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
+        if value is not None:
+            path = tmp_path / f"{flag.strip('-')}.json"
+            path.write_text(json.dumps(value))
+            command += [flag, str(path)]
+    return command
+
+
+def command_result(args: list[str], stdout: str, stderr: str, returncode: int) -> SyncResult:
+    """What a run of the command wrote."""
+    messages = []
+    # Discovery prints a catalog and the probe a table: neither writes Singer messages.
+    if "--discover" not in args and not any(a.startswith("--probe") for a in args):
+        messages = [json.loads(line) for line in stdout.splitlines() if line]
+    return SyncResult(messages, stdout, stderr, returncode)
+
+
 def run_command(
     args: list[str],
     tmp_path: Path,
@@ -118,12 +145,7 @@ def run_command(
     timeout: float = 120,
 ) -> SyncResult:
     """Run `tap-contactbased` as a process, the way Meltano does."""
-    command = [*TAP_COMMAND, *args]
-    for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
-        if value is not None:
-            path = tmp_path / f"{flag.strip('-')}.json"
-            path.write_text(json.dumps(value))
-            command += [flag, str(path)]
+    command = tap_command(args, tmp_path, config=config, state=state, catalog=catalog)
     completed = subprocess.run(
         command,
         capture_output=True,
@@ -133,8 +155,22 @@ def run_command(
         env={**os.environ, **(env or {})},
         check=False,
     )
-    messages = []
-    # Discovery prints a catalog and the probe a table: neither writes Singer messages.
-    if "--discover" not in args and not any(a.startswith("--probe") for a in args):
-        messages = [json.loads(line) for line in completed.stdout.splitlines() if line]
-    return SyncResult(messages, completed.stdout, completed.stderr, completed.returncode)
+    return command_result(args, completed.stdout, completed.stderr, completed.returncode)
+
+
+def run_command_measured(
+    args: list[str], tmp_path: Path, *, config: dict[str, t.Any]
+) -> tuple[SyncResult, int]:
+    """Run the command as `run_command` does; also its peak RSS in bytes (of that process).
+
+    `os.wait4` reports the resources of that one child, not of every child this test
+    process ever waited for.
+    """
+    command = tap_command(args, tmp_path, config=config)
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    result = command_result(args, out.read_text(), err.read_text(), process.returncode)
+    return result, usage.ru_maxrss * 1024  # Linux counts ru_maxrss in KiB

@@ -439,10 +439,20 @@ def as_objects(columns: Sequence[str], values: Iterable[Row]) -> list[dict[str, 
     return [dict(zip(columns, [v or None for v in row], strict=True)) for row in values]
 
 
-def spoil_first_row(row: Row, columns: Sequence[str], *, nul: bool, huge_bytes: int) -> Row:
-    """Apply the `nul_in_csv` and `huge_field_bytes` knobs to an export's first row."""
+def spoil_first_row(
+    row: Row,
+    columns: Sequence[str],
+    *,
+    nul: bool,
+    huge_bytes: int,
+    bundle_text: str | None = None,
+) -> Row:
+    """Apply the `nul_in_csv`, `huge_field_bytes` and `bundle_cell_text` knobs to a first row."""
     target = columns.index("company_name") if "company_name" in columns else len(columns) - 1
     values = list(row)
+    bundles = [i for i, name in enumerate(columns) if name.startswith("bundle_")]
+    if bundle_text is not None and bundles:
+        values[bundles[0]] = bundle_text
     if huge_bytes > 0:
         values[target] = ("Huge " * (huge_bytes // 5 + 1))[:huge_bytes]
     if nul:
@@ -459,16 +469,19 @@ def csv_chunks(
     first_row_is_export_start: bool,
     nul: bool = False,
     huge_bytes: int = 0,
+    bundle_text: str | None = None,
 ) -> Iterator[bytes]:
     """Yield the CSV of export rows [start, stop), header first, in encoded batches."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(export.columns)
     values = export.iter_values(start, stop)
-    if first_row_is_export_start and (nul or huge_bytes):
+    if first_row_is_export_start and (nul or huge_bytes or bundle_text is not None):
         first = next(values, None)
         if first is not None:
-            spoiled = spoil_first_row(first, export.columns, nul=nul, huge_bytes=huge_bytes)
+            spoiled = spoil_first_row(
+                first, export.columns, nul=nul, huge_bytes=huge_bytes, bundle_text=bundle_text
+            )
             values = itertools.chain([spoiled], values)
     while True:
         batch = list(itertools.islice(values, CSV_BATCH_ROWS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import gzip
 import json
 import socket
 import sys
@@ -13,6 +14,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .drift import encode_json
 from .exports import csv_chunks
 from .faults import Action, Decision, format_retry_after
 from .routes import (
@@ -210,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         return status
 
     def _send_json(self, reply: JsonReply, *, cut: bool = False) -> int:
-        data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
+        data = encode_json(reply.payload)
         return self._send_bytes(reply.status, "application/json", data, reply.headers, cut=cut)
 
     def _send_xml(self, reply: XmlReply) -> int:
@@ -222,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_csv(self, api: FakeContactBased, reply: CsvReply, *, truncate: bool) -> int:
         export, page = reply.export, reply.page
+        endless = api.faults.gzip_endless_line_bytes
+        if endless > 0 and api.drift.hostile(export.feed_id):
+            return self._send_endless_line(export.columns, endless)
         start, stop = export.page_bounds(page)
         faults = api.faults
         if truncate:
@@ -234,6 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             first_row_is_export_start=start == 0,
             nul=faults.nul_in_csv,
             huge_bytes=faults.huge_field_bytes,
+            bundle_text=faults.bundle_cell_text,
         )
         name = export.export_id if page is None else f"{export.export_id}-page-{page}"
         self.send_response(200)
@@ -251,6 +257,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-file
         return 200
+
+    def _send_endless_line(self, columns: list[str], size: int) -> int:
+        """A gzip CSV: the header, then one line of `size` bytes that never ends.
+
+        Members of 1 MiB each, compressed once: about 1 KB a member on the wire.
+        """
+        header = (",".join(columns) + "\r\n").encode()
+        member = gzip.compress(b"x" * MIB)
+        body = gzip.compress(header) + member * -(-size // MIB)
+        return self._send_bytes(200, "text/csv; charset=utf-8", body, {"Content-Encoding": "gzip"})
+
+
+MIB = 1024 * 1024
 
 
 def _error_reply(decision: Decision, *, download: bool) -> Reply | None:
