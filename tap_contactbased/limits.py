@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import typing as t
 
-MIB = 1024 * 1024
+KIB = 1024
+MIB = 1024 * KIB
 
 # A page answer (POST /intent/feeds/exports/page): 5x the largest page measured.
 MAX_PAGE_BYTES = 512 * MIB
@@ -54,4 +55,7 @@ def deeper_than(value: t.Any, limit: int) -> bool:
 
 def size_text(size: int) -> str:
     """`8 MiB` for a cap in messages."""
-    return f"{size / MIB:g} MiB" if size >= MIB else f"{size:,} bytes"
+    for unit, name in ((MIB, "MiB"), (KIB, "KiB")):
+        if size >= unit:
+            return f"{size / unit:g} {name}"
+    return f"{size:,} bytes"

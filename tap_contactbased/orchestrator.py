@@ -373,7 +373,10 @@ class ExportRun:
                     # The records pass through here one by one: no extra generator between.
                     yield from read(ready)
                 except (ExportError, ApiError, ContractError) as exc:
-                    ready.fail(str(exc).rstrip("."))
+                    reason = str(exc).rstrip(".")
+                    if ready.export_id and ready.export_id not in reason:  # names a request
+                        reason = f"{ready.describe()}: {reason}"
+                    ready.fail(reason)
                     continue
                 self._delivered(ready)
                 continue

@@ -159,14 +159,18 @@ def run_command(
 
 
 def run_command_measured(
-    args: list[str], tmp_path: Path, *, config: dict[str, t.Any]
+    args: list[str],
+    tmp_path: Path,
+    *,
+    config: dict[str, t.Any],
+    catalog: dict[str, t.Any] | None = None,
 ) -> tuple[SyncResult, int]:
     """Run the command as `run_command` does; also its peak RSS in bytes (of that process).
 
     `os.wait4` reports the resources of that one child, not of every child this test
     process ever waited for.
     """
-    command = tap_command(args, tmp_path, config=config)
+    command = tap_command(args, tmp_path, config=config, catalog=catalog)
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPO)

@@ -64,6 +64,7 @@ class Faults:
     hostile_feeds: set[str] = field(default_factory=set)
     bundle_cell_text: str | None = None  # first row's first bundle_ column (pages and CSV)
     gzip_endless_line_bytes: int = 0  # CSV downloads: gzip, the header, then a line this long
+    json_without_length: bool = False  # JSON answers sent chunked, without Content-Length
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)

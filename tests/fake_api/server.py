@@ -213,6 +213,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, reply: JsonReply, *, cut: bool = False) -> int:
         data = encode_json(reply.payload)
+        if self.server.api.faults.json_without_length and not cut:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
+            return reply.status
         return self._send_bytes(reply.status, "application/json", data, reply.headers, cut=cut)
 
     def _send_xml(self, reply: XmlReply) -> int:
