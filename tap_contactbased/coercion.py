@@ -78,8 +78,9 @@ check_timestamp: Check = (
 def to_object(text: str) -> dict[str, t.Any]:
     """A JSON object from its text (the bundle columns), nested at most `MAX_JSON_DEPTH`.
 
-    A number beyond a float (`1e999`) fails to decode; the depth is walked only in text
-    long enough to hold that many levels, so a common cell costs one comparison more.
+    A number beyond a float (`1e999`) fails to decode. Nesting N levels takes 2N characters,
+    so the depth is looked at only in a text longer than twice the cap: a common cell
+    costs one comparison, not a walk.
     """
     try:
         value = _json_decoder.decode(text)
@@ -88,7 +89,8 @@ def to_object(text: str) -> dict[str, t.Any]:
     if not isinstance(value, dict):
         msg = "not a JSON object nested at most MAX_JSON_DEPTH levels"
         raise ValueError(msg)
-    if len(text) > 2 * limits.MAX_JSON_DEPTH and limits.deeper_than(value, limits.MAX_JSON_DEPTH):
+    depth = limits.MAX_JSON_DEPTH
+    if len(text) > 2 * depth and limits.deeper_than(value, depth):
         msg = "a JSON object nested deeper than MAX_JSON_DEPTH"
         raise ValueError(msg)
     return value

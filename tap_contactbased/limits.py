@@ -29,8 +29,11 @@ MAX_ANSWER_BYTES = 64 * MIB
 MAX_CSV_LINE_BYTES = 8 * MIB
 # One CSV field, in characters; a quoted field may span lines.
 MAX_CSV_FIELD_CHARS = 8 * MIB
-# Levels of nested arrays and objects in an answer or a bundle cell.
-MAX_JSON_DEPTH = 64
+# Levels of nested arrays and objects in an answer or a bundle cell: 40x the deepest answer,
+# yet far from Python's recursion limit, so that the recursive code downstream (the SDK's
+# stream maps and flattening took 250 levels) copes; a bundle cell of up to 512 characters
+# cannot nest this deep and is never walked to find out.
+MAX_JSON_DEPTH = 256
 
 
 def deeper_than(value: t.Any, limit: int) -> bool:

@@ -25,7 +25,7 @@ from tests.singer_run import SyncResult, run_command_measured, run_tap, selected
 DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
 DEEP_OBJECT = '{"a":' * 100_000 + "1" + "}" * 100_000
 HUGE_NUMBER = "1e999"
-NESTED = "nests JSON deeper than 64 levels (MAX_JSON_DEPTH)"
+NESTED = "nests JSON deeper than 256 levels (MAX_JSON_DEPTH)"
 OUT_OF_RANGE = "holds a value the tap cannot read (Number out of range"
 MEMORY_BOUND = 150 * 1024 * 1024
 BAD_VALUES = [
@@ -199,9 +199,9 @@ def test_a_count_past_a_cap_stops_only_its_feed(
     [
         (f'[{{"company_name": {DEEP_ARRAY}}}]', NESTED),
         (f'[{{"company_name": {HUGE_NUMBER}}}]', OUT_OF_RANGE),
-        ('[{"company_name": ' + '{"a":' * 100 + "1" + "}" * 100 + "}]", NESTED),
+        ('[{"company_name": ' + '{"a":' * 300 + "1" + "}" * 300 + "}]", NESTED),
     ],
-    ids=["nested past the recursion limit", "1e999", "nested 100 levels"],
+    ids=["nested past the recursion limit", "1e999", "nested 300 levels"],
 )
 def test_a_page_past_a_cap_is_asked_for_once_and_stops_only_its_feed(
     api: FakeContactBased, rows: str, verdict: str
