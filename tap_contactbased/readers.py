@@ -429,8 +429,8 @@ class CsvReader:
             except CSV_READ_ERRORS as exc:
                 if isinstance(exc, csv.Error) and FIELD_LIMIT_ERROR in str(exc):
                     raise self._refusal(
-                        f"has a field longer than {limits.size_text(limits.MAX_CSV_FIELD_CHARS)} "
-                        "characters (MAX_CSV_FIELD_CHARS)"
+                        f"has a field longer than {limits.MAX_CSV_FIELD_CHARS:,} characters "
+                        "(MAX_CSV_FIELD_CHARS)"
                     ) from None
                 problem = describe_read_error(exc)
             retrier.failed(next_row, problem)

@@ -9,14 +9,17 @@ that feed.
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 from pathlib import Path
 
 import pytest
 
 from tap_contactbased import endpoints, limits
+from tap_contactbased.api_client import RetryPolicy
 from tap_contactbased.cli import EXPECTED_FAILURES
 from tap_contactbased.errors import RefusedAnswerError
+from tap_contactbased.readers import ExportToRead, PageReader
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -28,6 +31,7 @@ HUGE_NUMBER = "1e999"
 NESTED = "nests JSON deeper than 256 levels (MAX_JSON_DEPTH)"
 OUT_OF_RANGE = "holds a value the tap cannot read (Number out of range"
 MEMORY_BOUND = 150 * 1024 * 1024
+POLICY = RetryPolicy(initial_wait=0.001, max_wait=0.01, max_tries=8)
 BAD_VALUES = [
     pytest.param(DEEP_ARRAY, NESTED, id="nested"),
     pytest.param(HUGE_NUMBER, OUT_OF_RANGE, id="1e999"),
@@ -102,6 +106,19 @@ def test_an_endless_csv_line_is_refused_in_bounded_memory_after_one_download(
     records = result.records("export_rows")
     assert {r["feed_id"] for r in records} == {healthy}
     assert by_key(records) == feed_rows(api, healthy)
+
+
+def test_a_csv_field_past_its_cap_is_refused_after_one_download(api: FakeContactBased) -> None:
+    # Short lines, one quoted field: only the field cap can stop it.
+    api.faults.bundle_cell_text = "x\n" * (limits.MAX_CSV_FIELD_CHARS // 2 + 1)
+    config = make_config(api, feed_ids=api.feed_ids[:1], read_mode="csv", export_bundles=["emails"])
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    line = one_line(result.error)
+    assert f"The CSV of export {api.created_exports[0]}" in line
+    assert "has a field longer than 8,388,608 characters (MAX_CSV_FIELD_CHARS)" in line
+    assert sum(1 for r in api.requests if r.path.startswith("/files/")) == 1
 
 
 def pages_of(api: FakeContactBased, export_id: str) -> list[int]:
@@ -217,7 +234,9 @@ def test_a_page_past_a_cap_is_asked_for_once_and_stops_only_its_feed(
 
 @pytest.mark.parametrize("read_mode", ["csv", "pages"])
 @pytest.mark.parametrize(
-    "cell", [DEEP_OBJECT, '{"emails": [{"score": 1e999}]}'], ids=["nested", "1e999"]
+    "cell",
+    [DEEP_OBJECT, '{"a":' * 300 + "1" + "}" * 300, '{"emails": [{"score": 1e999}]}'],
+    ids=["nested past the recursion limit", "nested 300 levels", "1e999"],
 )
 def test_a_bad_bundle_cell_is_a_misfit_value_run_after_run(
     api: FakeContactBased, read_mode: str, cell: str
@@ -244,3 +263,33 @@ def test_a_bad_bundle_cell_is_a_misfit_value_run_after_run(
         assert by_key(rest) == {key: row for key, row in expected.items() if key[1] > 1}
         assert len(rest) == len(expected) - 1
     assert len(api.created_exports) == 1
+
+
+class PagesWithARefusedSecond:
+    """The reader's view of an API whose second page is refused (a unit test of the reader)."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def prepare(self, _method: str, _path: str, *, body: dict[str, t.Any]) -> int:
+        return int(body["page"])
+
+    def with_own_session(self) -> PagesWithARefusedSecond:
+        return self
+
+    def send_decoded(self, page: int, _decode: t.Any) -> tuple[list[dict[str, t.Any]], int]:
+        self.asked.append(page)
+        if page == 2:
+            raise RefusedAnswerError("POST /intent/feeds/exports/page: the answer is too large")
+        return [{"contact_id": None}] * 1000, 0
+
+
+def test_a_prefetched_page_past_a_cap_is_not_asked_for_again() -> None:
+    api = PagesWithARefusedSecond()
+    export = ExportToRead("exp_1", "export exp_1", 1000, 3000, 3, ())
+    reader = PageReader(t.cast("t.Any", api), export, logging.getLogger("test"), policy=POLICY)
+
+    with pytest.raises(RefusedAnswerError):
+        [list(chunk.rows) for chunk in reader.chunks(1)]
+
+    assert api.asked == [1, 2]  # page 2 was fetched ahead, once
