@@ -123,8 +123,8 @@ def api_detail(response: requests.Response) -> str:
     them repeat the signature of the request they refuse.
     """
     try:
-        body = response.json()
-    except ValueError:
+        body = decode_answer(response.content)
+    except (ValueError, BadAnswer):
         return ""
     detail = None
     if isinstance(body, dict):

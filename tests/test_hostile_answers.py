@@ -199,6 +199,21 @@ def test_a_list_or_credits_answer_past_a_cap_is_one_line_and_creates_nothing(
     assert api.created_exports == []
 
 
+@pytest.mark.parametrize("value", [DEEP_ARRAY, HUGE_NUMBER], ids=["nested", "1e999"])
+def test_an_error_answer_past_a_cap_is_still_retried_like_any_other(
+    api: FakeContactBased, value: str
+) -> None:
+    api.faults.raw_json = {"error": {"detail": value}}
+    api.faults.rate_limit_every = 2
+    api.faults.retry_after = 0.01
+
+    result = run_tap(make_config(api), streams=["credits", "feeds"])
+
+    assert len(result.records("feeds")) == len(api.feeds)
+    assert len(result.records("credits")) == 1
+    assert any(r.status == 429 for r in api.requests)
+
+
 @pytest.mark.parametrize(("value", "verdict"), BAD_VALUES)
 def test_a_count_past_a_cap_stops_only_its_feed(
     api: FakeContactBased, value: str, verdict: str

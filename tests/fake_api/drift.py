@@ -159,7 +159,10 @@ class Drift:
         return self.family("envelope", envelope)
 
     def error(self, body: Any) -> Any:
-        """Serve an error body, and the items of a 422 list."""
+        """Serve an error body, and the items of a 422 list; then the `raw_json` values."""
+        raw = self.faults.raw_json.get("error")
+        if raw and isinstance(body, dict):
+            body = {**body, **{key: RawJson(text) for key, text in raw.items()}}
         renames = self.faults.drift.get("error")
         if not renames or not isinstance(body, dict):
             return body
