@@ -205,11 +205,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if cut:
             # Promise the full length, send half, hang up: the client sees a short body.
-            self.wfile.write(data[: len(data) // 2])
+            self._write_body(data[: len(data) // 2])
             self.close_connection = True
         else:
-            self.wfile.write(data)
+            self._write_body(data)
         return status
+
+    def _write_body(self, data: bytes) -> None:
+        """Write a body; a client that hangs up first (it refused the body) ends the connection."""
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _send_json(self, reply: JsonReply, *, cut: bool = False) -> int:
         data = encode_json(reply.payload)
@@ -220,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
+            self._write_body(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
             return reply.status
         return self._send_bytes(reply.status, "application/json", data, reply.headers, cut=cut)
 
