@@ -562,8 +562,9 @@ class ExportRun:
         """Whether to read a ready job: an export resumed while it built is checked now."""
         assert job.flight is not None
         assert job.summary is not None
+        where = f"bookmarks.export_rows, feed {job.feed_id}, in_flight"
         if job.origin is Origin.RESUMED and (
-            late := flight_misfits(job.flight, job.summary, f"the state of feed {job.feed_id}")
+            late := flight_misfits(job.flight, job.summary, where)
         ):
             job.fail(f"{job.describe()} does not fit the state: {'; '.join(late)}")
             return False

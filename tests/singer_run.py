@@ -17,6 +17,7 @@ from tap_contactbased.tap import TapContactBased
 
 REPO = Path(__file__).resolve().parent.parent
 TAP_COMMAND = [sys.executable, "-m", "tap_contactbased"]
+LAUNCHER = REPO / "bench" / "launch.py"  # runs a command, writes its own resource use
 
 
 class CollectingWriter(MsgSpecWriter):
@@ -165,16 +166,21 @@ def run_command_measured(
     config: dict[str, t.Any],
     catalog: dict[str, t.Any] | None = None,
 ) -> tuple[SyncResult, int]:
-    """Run the command as `run_command` does; also its peak RSS in bytes (of that process).
+    """Run the command as `run_command` does; also its peak RSS in bytes.
 
-    `os.wait4` reports the resources of that one child, not of every child this test
-    process ever waited for.
+    Through the benchmark's launcher: a process this (large) test process spawned itself
+    would count this one's memory in its own peak.
     """
     command = tap_command(args, tmp_path, config=config, catalog=catalog)
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    result = command_result(args, out.read_text(), err.read_text(), process.returncode)
-    return result, usage.ru_maxrss * 1024  # Linux counts ru_maxrss in KiB
+    figures_path = tmp_path / "figures.json"
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", str(LAUNCHER), str(figures_path), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    figures = json.loads(figures_path.read_text())
+    result = command_result(args, completed.stdout, completed.stderr, figures["exit_code"])
+    return result, int(figures["maxrss_kib"]) * 1024  # Linux counts ru_maxrss in KiB
