@@ -19,7 +19,9 @@ from http import HTTPStatus
 
 import requests
 
-from tap_contactbased.errors import ApiError, ConfigError, TransientApiError
+from tap_contactbased import endpoints, limits
+from tap_contactbased.answers import BadAnswer, BodyCap, decode_answer, too_deep
+from tap_contactbased.errors import ApiError, ConfigError, RefusedAnswerError, TransientApiError
 from tap_contactbased.redaction import api_text, register_url_secrets
 from tap_contactbased.spelling import normalise_id_spelling
 
@@ -59,6 +61,8 @@ UNSENDABLE = (
     requests.exceptions.InvalidHeader,
     ValueError,
 )
+PAGE_ADVICE = "Read this export with read_mode csv, or lower page_size for the next exports."
+ANSWER_ADVICE = "No answer of the contract comes near it: report this difference."
 
 
 def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
@@ -66,6 +70,36 @@ def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "reque
     if request is None or request.path_url is None:
         return fallback
     return f"{request.method} {request.path_url.split('?', 1)[0]}"
+
+
+def body_cap(request: requests.PreparedRequest) -> BodyCap:
+    """The most of an answer to `request` the tap reads: a page may be larger than the rest."""
+    what = endpoint_of(request)
+    if what.startswith("POST ") and what.endswith(endpoints.EXPORTS_PAGE):
+        return BodyCap(limits.MAX_PAGE_BYTES, what, PAGE_ADVICE)
+    return BodyCap(limits.MAX_ANSWER_BYTES, what, ANSWER_ADVICE)
+
+
+def refused(what: str, verdict: BadAnswer) -> RefusedAnswerError:
+    """The one line for an answer past a cap of `limits`."""
+    return RefusedAnswerError(
+        f"{what}: the answer {verdict}; it is not asked for again. {ANSWER_ADVICE}"
+    )
+
+
+def decoded_answer(response: requests.Response) -> t.Any:
+    """The JSON of an answer: a body that is not JSON is retried, one past a cap refused."""
+    what = endpoint_of(response.request)
+    try:
+        return decode_answer(response.content)
+    except BadAnswer as verdict:
+        raise refused(what, verdict) from None
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "no content type")
+        msg = (
+            f"{what}: answered {response.status_code} with a body that is not JSON ({content_type})"
+        )
+        raise TransientApiError(msg, response) from None
 
 
 def api_detail(response: requests.Response) -> str:
@@ -77,8 +111,8 @@ def api_detail(response: requests.Response) -> str:
     an API or a proxy may repeat there what it was sent, key and signed URL included.
     """
     try:
-        body = response.json()
-    except ValueError:
+        body = decode_answer(response.content)
+    except (ValueError, BadAnswer):
         return ""
     # FastAPI's `detail` [assumed, docs/contactbased-api.md].
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -251,6 +285,10 @@ class ContactBasedApi:
                 response.close()
             try:
                 return decode(content)
+            except BadAnswer as verdict:
+                raise refused(endpoint_of(request), verdict) from None
+            except RecursionError:
+                raise refused(endpoint_of(request), too_deep()) from None
             except ValueError as exc:
                 reason = str(exc) if isinstance(exc, UnreadableBodyError) else type(exc).__name__
                 msg = f"{endpoint_of(request)}: the answer could not be read ({reason})"
@@ -285,8 +323,14 @@ class ContactBasedApi:
             raise ApiError(msg) from None
 
     def _json(self, prepared: requests.PreparedRequest, *, retry: bool) -> t.Any:
-        send = self._stream.request_decorator(self._send_checked) if retry else self._send_checked
-        return normalise_id_spelling(send(prepared, None).json())
+        def attempt(request: requests.PreparedRequest, _: Context | None) -> t.Any:
+            response = self._send(request, stream=False)
+            check_status(response)
+            return decoded_answer(response)
+
+        # The SDK types its retry decorator for responses; it returns what the function does.
+        send = self._stream.request_decorator(t.cast("Sender", attempt)) if retry else attempt
+        return normalise_id_spelling(send(prepared, None))
 
     def _send(self, prepared: requests.PreparedRequest, *, stream: bool) -> requests.Response:
         try:
@@ -305,13 +349,6 @@ class ContactBasedApi:
         except requests.RequestException as exc:
             msg = f"{endpoint_of(prepared)}: {describe_transport_error(exc)}"
             raise TransientApiError(msg) from None
-
-    def _send_checked(
-        self, prepared: requests.PreparedRequest, _: Context | None
-    ) -> requests.Response:
-        response = self._send(prepared, stream=False)
-        self._stream.validate_response(response)
-        return response
 
     def _send_download(self, prepared: requests.PreparedRequest, what: str) -> requests.Response:
         """Send, following redirects by hand: never from https to a plain connection."""

@@ -3,7 +3,8 @@
 A background thread reads the body in chunks into a bounded queue while the stream parses
 and emits what came before; at most `depth` chunks wait in memory, so a body of any size
 costs a few megabytes. NUL bytes are dropped on the way (in UTF-8 a NUL byte is only ever
-the NUL character): they have no place in text and break warehouse loads.
+the NUL character): they have no place in text and break warehouse loads. With a line limit,
+a line longer than that stops the reading: whoever reads lines would hold it whole.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import io
 import queue
 import threading
 import typing as t
+
+from tap_contactbased import limits
+from tap_contactbased.answers import BadAnswer
 
 CHUNK_BYTES = 256 * 1024
 DEPTH = 8
@@ -23,12 +27,19 @@ class ReadAhead(io.RawIOBase):
     """A readable binary stream over `source`, filled by a background thread."""
 
     def __init__(
-        self, source: t.Any, *, chunk_bytes: int = CHUNK_BYTES, depth: int = DEPTH
+        self,
+        source: t.Any,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        depth: int = DEPTH,
+        line_limit: int | None = None,
     ) -> None:
         """Start reading `source` (anything with `read(n)`) ahead of the reader."""
         super().__init__()
         self._source = source
         self._chunk_bytes = chunk_bytes
+        self._line_limit = line_limit
+        self._line_bytes = 0  # of the line not yet ended, read so far
         self._queue: queue.Queue[t.Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._pending = memoryview(b"")
@@ -45,11 +56,21 @@ class ReadAhead(io.RawIOBase):
                 data = self._source.read(self._chunk_bytes)
                 if not data:
                     break
+                if self._line_limit is not None:
+                    self._check_line(data, self._line_limit)
                 self._put(data)
         except BaseException as exc:  # handed to the reader, which decides what it means
             self._put(exc)
             return
         self._put(_END)
+
+    def _check_line(self, data: bytes, limit: int) -> None:
+        """Count the bytes since the last line end (CR or LF), at C speed per chunk."""
+        end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        self._line_bytes = self._line_bytes + len(data) if end < 0 else len(data) - end - 1
+        if self._line_bytes > limit:
+            msg = f"has a line longer than {limits.size_text(limit)} (MAX_CSV_LINE_BYTES)"
+            raise BadAnswer(msg)
 
     def _put(self, item: t.Any) -> None:
         while not self._stop.is_set():

@@ -21,12 +21,14 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from tap_contactbased.api_client import (
     ContactBasedApi,
     RetryPolicy,
+    body_cap,
     check_status,
+    decoded_answer,
     endpoint_of,
     status_error_message,
 )
 from tap_contactbased.batch_files import owner_only
-from tap_contactbased.errors import ConfigError, TransientApiError
+from tap_contactbased.errors import ConfigError
 from tap_contactbased.sdk_internals import (
     mapped_records,
     passes_records_unchanged,
@@ -105,18 +107,17 @@ class ContactBasedStream(RESTStream[t.Any]):
             yield from super().generate_child_contexts(record, context)
 
     @override
+    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
+        """Every request of the tap, the SDK's included, reads at most a capped answer."""
+        prepared = super().build_prepared_request(*args, **kwargs)
+        prepared.hooks["response"].append(body_cap(prepared))
+        return prepared
+
+    @override
     def validate_response(self, response: requests.Response) -> None:
-        """Check the status, then that the body is JSON, so a garbled answer is retried."""
+        """Check the status, then the JSON: a garbled answer is retried, one past a cap not."""
         check_status(response)
-        try:
-            response.json()
-        except ValueError:
-            content_type = response.headers.get("Content-Type", "no content type")
-            msg = (
-                f"{endpoint_of(response.request)}: answered {response.status_code} with a "
-                f"body that is not JSON ({content_type})"
-            )
-            raise TransientApiError(msg, response) from None
+        decoded_answer(response)
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:

@@ -17,6 +17,7 @@ from collections import Counter
 
 import msgspec
 
+from tap_contactbased import limits
 from tap_contactbased.schemas import CONTACT_ID_ALIASES, EXTRA_COLUMNS
 
 if t.TYPE_CHECKING:
@@ -75,12 +76,32 @@ check_timestamp: Check = (
 
 
 def to_object(text: str) -> dict[str, t.Any]:
-    """A JSON object from its text (the bundle columns)."""
-    value = _json_decoder.decode(text)
+    """A JSON object from its text (the bundle columns), nested at most `MAX_JSON_DEPTH`.
+
+    A number beyond a float (`1e999`) fails to decode. Nesting N levels takes 2N characters,
+    so the depth is looked at only in a text longer than twice the cap: a common cell
+    costs one comparison, not a walk.
+    """
+    try:
+        value = _json_decoder.decode(text)
+    except RecursionError:
+        value = None
     if not isinstance(value, dict):
-        msg = "not a JSON object"
+        msg = "not a JSON object nested at most MAX_JSON_DEPTH levels"
+        raise ValueError(msg)
+    depth = limits.MAX_JSON_DEPTH
+    if len(text) > 2 * depth and limits.deeper_than(value, depth):
+        msg = "a JSON object nested deeper than MAX_JSON_DEPTH"
         raise ValueError(msg)
     return value
+
+
+def _text_of(value: t.Any) -> str:
+    """The JSON text of a page value that is not text, for `extra_columns`."""
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
 
 
 def check_for(property_schema: Mapping[str, t.Any]) -> Check | None:
@@ -216,7 +237,7 @@ class RowTyper:
             if text is not None:
                 try:
                     record[name] = convert(text)
-                except (ValueError, msgspec.DecodeError):
+                except (ValueError, TypeError):  # TypeError: a page value that is not text
                     extra = self._set_aside(record, name, text, extra)
         if extra:
             record[EXTRA_COLUMNS] = extra
@@ -233,5 +254,5 @@ class RowTyper:
         self.invalid_values[name] += 1
         record[name] = None
         extra = extra if extra is not None else {}
-        extra[name] = text
+        extra[name] = text if isinstance(text, str) else _text_of(text)
         return extra

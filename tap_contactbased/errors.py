@@ -41,3 +41,7 @@ class ExportError(ContactBasedError):
 
 class CreditError(ContactBasedError):
     """Creating an export would spend more records credits than are left or allowed."""
+
+
+class RefusedAnswerError(ContractError):
+    """An answer beyond a cap of `limits` (size, nesting, a number): asked for only once."""

@@ -79,6 +79,14 @@ def check_date(value: t.Any, where: str) -> str:
     return str(value)
 
 
+def day_or_none(value: str | None) -> str | None:
+    """`value` if it is a date YYYY-MM-DD, else None."""
+    try:
+        return datetime.date.fromisoformat(value).isoformat() if value else None
+    except ValueError:
+        return None
+
+
 def _count(value: t.Any, where: str, *, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
@@ -247,10 +255,12 @@ class ExportJob:
         if self.flight is None:
             assert self.window is not None
             through = self.window.deliver_through
+            # The export's own window where it says it: a create after midnight (UTC) on the
+            # API ends a day later than planned, and a resume checks the window it names.
             self.flight = InFlight(
                 export_id=summary.export_id,
-                start_date=self.window.start_date.isoformat(),
-                end_date=self.window.end_date.isoformat(),
+                start_date=day_or_none(summary.start_date) or self.window.start_date.isoformat(),
+                end_date=day_or_none(summary.end_date) or self.window.end_date.isoformat(),
                 deliver_through=None if through is None else through.isoformat(),
                 expected_rows=self.expected_rows,
                 page_size=self.options.page_size if self.options else None,

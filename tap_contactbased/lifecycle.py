@@ -65,7 +65,7 @@ def _int_or_none(value: t.Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return None
 
 
@@ -149,6 +149,16 @@ class ExportLifecycle:
             summary = summary_of(item, f"POST {endpoints.EXPORTS_LIST}")
             if feed_id is None or summary.feed_id in (None, feed_id.lower()):
                 yield summary
+
+    def is_export_of(self, summary: ExportSummary, feed_id: str) -> bool:
+        """Whether an export is one of the feed's: as its summary says, else as the feed's list.
+
+        A summary without `feed_id` [assumed, docs/contactbased-api.md] is looked for among
+        the exports the API lists for the feed (all of them, if it ignores that filter).
+        """
+        if summary.feed_id is not None:
+            return summary.feed_id == feed_id.lower()
+        return any(other.export_id == summary.export_id for other in self.exports_of(feed_id))
 
     def candidates(
         self,

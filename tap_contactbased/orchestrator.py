@@ -26,12 +26,14 @@ from http import HTTPStatus
 from tap_contactbased.errors import (
     ApiError,
     ConfigError,
+    ContractError,
     CreditError,
     ExportError,
     TransientApiError,
 )
 from tap_contactbased.job import WAITING, ExportJob, InFlight, Origin, Phase
 from tap_contactbased.lifecycle import describe_counts
+from tap_contactbased.state import StateMismatchError, flight_misfits, future_bookmark
 from tap_contactbased.summary import ExportOptions, ExportStatus
 from tap_contactbased.windows import SNAPSHOT, Window, plan_window
 
@@ -43,6 +45,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.lifecycle import ExportLifecycle
     from tap_contactbased.run import RunContext
     from tap_contactbased.settings import Settings
+    from tap_contactbased.summary import ExportSummary
 
     Record = dict[str, t.Any]
 
@@ -89,11 +92,12 @@ class ExportRun:
     # 1. Plan
 
     def plan(self) -> list[ExportJob]:
-        """Every job of the run, or a `ConfigError` naming every offending setting."""
+        """Every job of the run, or a `ConfigError` naming every offending setting or state."""
         settings = self.settings
         feeds = self.check_settings()
-        resumed = self._resume_in_flight()
         today = self._lifecycle.api_today(settings.feed_ids[0])
+        resumed = self._resume_in_flight(today)
+        self._run.check_pending_enrichment(self._api)
         for feed_id in settings.feed_ids:
             earlier = resumed.get(feed_id)
             if earlier is not None:
@@ -141,17 +145,34 @@ class ExportRun:
         cap = (feed or {}).get("max_lookback_days")
         return int(cap) if isinstance(cap, int) and cap > 0 else self.settings.lookback_days
 
-    def _resume_in_flight(self) -> dict[str, ExportJob]:
-        """Jobs for the exports earlier runs left in flight, looked up in one request."""
-        flights = {}
+    def _resume_in_flight(self, today: datetime.date) -> dict[str, ExportJob]:
+        """Jobs for the exports earlier runs left in flight, looked up in one request.
+
+        Before any of them is resumed, the state is checked against the API: each export
+        in flight must be its feed's, of the window and size the state says, and no day
+        delivered after the API's today. A `StateMismatchError` names every misfit.
+        """
+        flights: dict[str, InFlight] = {}
+        problems: list[str | None] = []
         for feed_id in self.settings.feed_ids:
             state = self._state_of(feed_id)
+            where = f"bookmarks.export_rows, feed {feed_id}"
             if "in_flight" in state:
-                where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
-                flights[feed_id] = InFlight.from_state(state["in_flight"], where)
-        if not flights:
-            return {}
+                flight = InFlight.from_state(state["in_flight"], f"{where}, in_flight")
+                flights[feed_id] = flight
+                through = flight.deliver_through
+                problems.append(
+                    future_bookmark(through, today, f"{where}, in_flight.deliver_through")
+                )
+            through = state.get("delivered_through")
+            problems.append(future_bookmark(through, today, f"{where}, delivered_through"))
         summaries = self._lifecycle.summaries([f.export_id for f in flights.values()])
+        for feed_id, flight in flights.items():
+            summary = summaries.get(flight.export_id)
+            if summary is not None and summary.status is not ExportStatus.FAILED:
+                problems.extend(self._misfits(feed_id, flight, summary))
+        if any(problems):
+            raise StateMismatchError([p for p in problems if p])
         jobs = {}
         for feed_id, flight in flights.items():
             summary = summaries.get(flight.export_id)
@@ -179,6 +200,18 @@ class ExportRun:
                 job.summary = summary
             jobs[feed_id] = job
         return jobs
+
+    def _misfits(self, feed_id: str, flight: InFlight, summary: ExportSummary) -> list[str]:
+        """What the API contradicts in a feed's export in flight, the feed's own included."""
+        where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
+        problems = flight_misfits(flight, summary, where)
+        if not self._lifecycle.is_export_of(summary, feed_id):
+            problems.insert(
+                0,
+                f"{where} names export {flight.export_id}, an export of feed "
+                f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry",
+            )
+        return problems
 
     def _plan_window(
         self, feed_id: str, cap: int, today: datetime.date, earlier: ExportJob | None
@@ -238,7 +271,11 @@ class ExportRun:
             self._run.receipt.exports_reused.append(reusable.export_id)
             job.observe(reusable, self._wait, self._clock())
             return
-        count = self._lifecycle.count(options)
+        try:
+            count = self._lifecycle.count(options)
+        except ContractError as exc:  # an answer beyond use stops only its feed
+            job.fail(f"counting the export of feed {feed_id} failed: {exc}")
+            return
         job.records_required, job.expected_rows = count.cost, count.total_rows
 
     # 2. Preflight
@@ -330,12 +367,16 @@ class ExportRun:
                 self._checkpoint()
             ready = next((job for job in self.jobs if job.phase is Phase.READY), None)
             if ready is not None:
-                self._before_reading(ready)
+                if not self._before_reading(ready):
+                    continue
                 try:
                     # The records pass through here one by one: no extra generator between.
                     yield from read(ready)
-                except (ExportError, ApiError) as exc:
-                    ready.fail(str(exc).rstrip("."))
+                except (ExportError, ApiError, ContractError) as exc:
+                    reason = str(exc).rstrip(".")
+                    if ready.export_id and ready.export_id not in reason:  # names a request
+                        reason = f"{ready.describe()}: {reason}"
+                    ready.fail(reason)
                     continue
                 self._delivered(ready)
                 continue
@@ -517,10 +558,18 @@ class ExportRun:
         jittered = self._interval * (0.75 + random.random() / 2)  # noqa: S311 - not crypto
         self._next_poll = now + jittered
 
-    def _before_reading(self, job: ExportJob) -> None:
-        if job.deliver_through_clamped is None:
-            return
+    def _before_reading(self, job: ExportJob) -> bool:
+        """Whether to read a ready job: an export resumed while it built is checked now."""
         assert job.flight is not None
+        assert job.summary is not None
+        where = f"bookmarks.export_rows, feed {job.feed_id}, in_flight"
+        if job.origin is Origin.RESUMED and (
+            late := flight_misfits(job.flight, job.summary, where)
+        ):
+            job.fail(f"{job.describe()} does not fit the state: {'; '.join(late)}")
+            return False
+        if job.deliver_through_clamped is None:
+            return True
         self._logger.warning(
             "%s ends before the window planned for it: it delivers through %s, not %s; "
             "the next run exports the days after.",
@@ -531,6 +580,7 @@ class ExportRun:
         for later in self.jobs:
             if later.after is job and later.phase is Phase.PLANNED:
                 self.jobs.remove(later)
+        return True
 
     def _delivered(self, job: ExportJob) -> None:
         job.read()

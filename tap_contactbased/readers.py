@@ -30,10 +30,11 @@ import msgspec
 import requests
 import urllib3.exceptions
 
-from tap_contactbased import endpoints
+from tap_contactbased import endpoints, limits
+from tap_contactbased.answers import BadAnswer, too_deep
 from tap_contactbased.api_client import ExpiredDownloadUrl, UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.errors import ApiError, ExportError
+from tap_contactbased.errors import ApiError, ExportError, RefusedAnswerError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -42,9 +43,9 @@ if t.TYPE_CHECKING:
     from tap_contactbased.summary import ExportSummary
 
 URL_RENEWALS = 3
-# A field larger than this is refused with a clear error rather than buffered without end.
-MAX_FIELD_BYTES = 64 * 1024 * 1024
 MAX_READ_TRIES = 6
+# The csv module's words for a field past its limit: a verdict on the file, not a cut.
+FIELD_LIMIT_ERROR = "field larger than field limit"
 
 # What a cut or garbled CSV raises while it is read, after the response has started.
 CSV_READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -191,23 +192,55 @@ class Retrier:
 
 
 class PageBody(msgspec.Struct):
-    """The part of a page answer the reader needs; the summary fields are skipped unread."""
+    """The part of a page answer the reader needs; the summary fields are skipped unread.
+
+    Every value of a row is text or null, as the contract says: nothing in it can nest.
+    """
+
+    rows: list[dict[str, str | None]] | None = None
+
+
+class LoosePageBody(msgspec.Struct):
+    """A page whose rows hold other values too (numbers, objects): read, then checked."""
 
     rows: list[dict[str, t.Any]] | None = None
 
 
 _page_decoder = msgspec.json.Decoder(PageBody)
+_loose_page_decoder = msgspec.json.Decoder(LoosePageBody)
 
 
 def decode_page(body: bytes) -> tuple[list[dict[str, t.Any]], int]:
-    """The rows of a page answer, and how many NUL bytes were dropped from it."""
+    """The rows of a page answer, and how many NUL bytes were dropped from it.
+
+    A body that is not JSON is a `ValueError` (read again); valid JSON past a cap of
+    `limits` (nesting, a number beyond a float) is a `BadAnswer`.
+    """
     nul_bytes = body.count(b"\x00")
     if nul_bytes:
         body = body.replace(b"\x00", b"")
-    rows = _page_decoder.decode(body).rows
+    rows: list[dict[str, t.Any]] | None
+    try:
+        rows = _page_decoder.decode(body).rows
+    except msgspec.ValidationError:
+        rows = _loose_rows(body)
+    except RecursionError:
+        raise too_deep() from None
     if rows is None:
         raise UnreadableBodyError("the page answer has no rows")
     return rows, nul_bytes
+
+
+def _loose_rows(body: bytes) -> list[dict[str, t.Any]] | None:
+    try:
+        rows = _loose_page_decoder.decode(body).rows
+    except msgspec.ValidationError as exc:
+        raise BadAnswer(f"holds a value the tap cannot read ({exc})") from None
+    except RecursionError:
+        raise too_deep() from None
+    if rows is not None and limits.deeper_than(rows, limits.MAX_JSON_DEPTH):
+        raise too_deep()
+    return rows
 
 
 class PageReader:
@@ -298,6 +331,8 @@ class PageReader:
         if prefetched is not None and prefetched[0] == page:
             try:
                 return prefetched[1].result()
+            except RefusedAnswerError:
+                raise  # the same answer would come again
             except Exception:  # noqa: S110 - asked again below, which retries and reports
                 pass
         return self._api.send_decoded(self._request(page), decode_page)
@@ -349,7 +384,7 @@ class CsvReader:
         self._sleep = sleep
         self.header: list[str] | None = None
         self.nul_bytes = 0
-        csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
+        csv.field_size_limit(limits.MAX_CSV_FIELD_CHARS)
 
     def chunks(self, start_row: int) -> Iterator[Chunk]:
         """Chunks of up to a page of rows, from `start_row` until the file ends."""
@@ -373,7 +408,7 @@ class CsvReader:
             try:
                 response = self._open()
                 response.raw.decode_content = True
-                body = ReadAhead(response.raw)
+                body = ReadAhead(response.raw, line_limit=limits.MAX_CSV_LINE_BYTES)
                 try:
                     reader = csv.reader(text_stream(body))
                     header = next(reader, None)
@@ -391,9 +426,23 @@ class CsvReader:
                 problem = export.count_problem(next_row - 1)
                 if problem is None:
                     return
+            except BadAnswer as verdict:
+                raise self._refusal(str(verdict)) from None
             except CSV_READ_ERRORS as exc:
+                if isinstance(exc, csv.Error) and FIELD_LIMIT_ERROR in str(exc):
+                    raise self._refusal(
+                        f"has a field longer than {limits.MAX_CSV_FIELD_CHARS:,} characters "
+                        "(MAX_CSV_FIELD_CHARS)"
+                    ) from None
                 problem = describe_read_error(exc)
             retrier.failed(next_row, problem)
+
+    def _refusal(self, problem: str) -> RefusedAnswerError:
+        return RefusedAnswerError(
+            f"The CSV of {self._export.name} {problem}, which the tap does not hold; it is not "
+            "downloaded again. Rows up to the last confirmed page are saved; report this "
+            "difference"
+        )
 
     def _check_header(self, header: list[str]) -> None:
         if self.header is None:

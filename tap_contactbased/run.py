@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from tap_contactbased import endpoints
 from tap_contactbased.errors import ConfigError, ContractError, ExportError
+from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.pagination import envelope_items
+from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, MutableMapping
@@ -122,12 +124,17 @@ class PendingEnrichment:
     The export stream adds an export when it has delivered all of its rows; the enrichment
     stream removes it once every contact of it is enriched. A run killed in between finds
     the export here, and reads its contact ids again from the API (free, exports are
-    frozen) because the ids themselves are never stored.
+    frozen) because the ids themselves are never stored. Each entry carries a proof that
+    this tap wrote it (`state.pending_proof`), checked before anything is spent.
     """
 
-    def __init__(self, enrichment_state: Callable[[], MutableMapping[str, t.Any]]) -> None:
-        """Work on the state dict that `enrichment_state` returns."""
+    def __init__(
+        self, enrichment_state: Callable[[], MutableMapping[str, t.Any]], proof_key: bytes
+    ) -> None:
+        """Work on the state dict that `enrichment_state` returns; prove entries with the key."""
         self._state = enrichment_state
+        self._key = proof_key
+        self.checked = False
 
     def _entries(self) -> list[dict[str, t.Any]]:
         entries: list[dict[str, t.Any]] = self._state().setdefault("pending_exports", [])
@@ -137,9 +144,43 @@ class PendingEnrichment:
         """Remember a delivered export until its contacts are enriched."""
         entries = self._entries()
         if all(e["export_id"] != export_id for e in entries):
+            proof = pending_proof(self._key, export_id, feed_id, deliver_through)
             entries.append(
-                {"export_id": export_id, "feed_id": feed_id, "deliver_through": deliver_through}
+                {
+                    "export_id": export_id,
+                    "feed_id": feed_id,
+                    "deliver_through": deliver_through,
+                    "proof": proof,
+                }
             )
+
+    def check(
+        self,
+        api: ContactBasedApi,
+        feed_ids: t.Sequence[str],
+        last_export_id: Callable[[str], str | None],
+    ) -> None:
+        """Refuse, once per run and before anything is spent, entries this tap did not write.
+
+        The API is asked (free) whose export each entry names.
+        """
+        if self.checked:
+            return
+        self.checked = True
+        entries = self.entries()
+        if not entries:
+            return
+        lifecycle = ExportLifecycle(api, logging.getLogger(LOGGER))
+        problems = pending_misfits(
+            entries,
+            feed_ids=feed_ids,
+            key=self._key,
+            last_export_id=last_export_id,
+            summaries=lifecycle.summaries([entry["export_id"] for entry in entries]),
+            is_export_of=lifecycle.is_export_of,
+        )
+        if problems:
+            raise StateMismatchError(problems)
 
     def entries(self) -> list[dict[str, t.Any]]:
         """The exports waiting, oldest first."""
@@ -163,17 +204,26 @@ class RunContext:
         settings: Settings,
         enrichment_state: Callable[[], MutableMapping[str, t.Any]],
         enrichment_selected: Callable[[], bool],
+        *,
+        proof_key: bytes = b"",
+        last_export_id: Callable[[str], str | None] = lambda _: None,
     ) -> None:
-        """Share `settings`; the callables reach the enrichment stream once it exists."""
+        """Share `settings`; the callables reach the streams once they exist."""
         self.settings = settings
+        self._last_export_id = last_export_id
         self.receipt = Receipt()
         self.contacts = ContactLedger()
-        self.pending_enrichment = PendingEnrichment(enrichment_state)
+        self.pending_enrichment = PendingEnrichment(enrichment_state, proof_key)
         self._enrichment_selected = enrichment_selected
         self._feeds: dict[str, dict[str, t.Any]] | None = None
         self._enabled_bundles: list[str] | None = None
         self.connection_test = CONNECTION_TEST.get()
         self.export_failures: list[str] = []
+
+    def check_pending_enrichment(self, api: ContactBasedApi) -> None:
+        """Refuse the state's pending enrichment entries this tap did not write (free, once)."""
+        if self.enrichment_active:
+            self.pending_enrichment.check(api, self.settings.feed_ids, self._last_export_id)
 
     @property
     def enrichment_active(self) -> bool:

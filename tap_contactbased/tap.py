@@ -24,7 +24,7 @@ from tap_contactbased.settings import (
     json_kind,
     secret_settings,
 )
-from tap_contactbased.state import check_state
+from tap_contactbased.state import check_state, proof_key
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream
 from tap_contactbased.streams.exports_list import ExportsStream
@@ -49,6 +49,7 @@ if t.TYPE_CHECKING:
     import click
 
 ENRICHMENT = "enrichment"
+EXPORT_ROWS = "export_rows"
 
 
 def without_secret_values(
@@ -135,7 +136,15 @@ class TapContactBased(Tap):
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,
             enrichment_selected=lambda: self.streams[ENRICHMENT].selected,
+            proof_key=proof_key(self.config.get("api_key")),
+            last_export_id=self.last_export_id,
         )
+
+    def last_export_id(self, feed_id: str) -> str | None:
+        """The export the state says a feed delivered last."""
+        state = self.streams[EXPORT_ROWS].get_context_state({"feed_id": feed_id})
+        value = state.get("last_export_id")
+        return None if value is None else str(value)
 
     def _enrichment_state(self) -> MutableMapping[str, t.Any]:
         bookmarks: dict[str, t.Any] = self.state.setdefault("bookmarks", {})

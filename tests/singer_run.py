@@ -17,6 +17,7 @@ from tap_contactbased.tap import TapContactBased
 
 REPO = Path(__file__).resolve().parent.parent
 TAP_COMMAND = [sys.executable, "-m", "tap_contactbased"]
+LAUNCHER = REPO / "bench" / "launch.py"  # runs a command, writes its own resource use
 
 
 class CollectingWriter(MsgSpecWriter):
@@ -107,6 +108,35 @@ def run_tap(
     return SyncResult(writer.messages)
 
 
+def command_line(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    config: dict[str, t.Any] | None = None,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+    program: t.Sequence[str] = TAP_COMMAND,
+) -> list[str]:
+    """The `tap-contactbased` command line, its input files written under `tmp_path`."""
+    command = [*program, *args]
+    for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
+        if value is not None:
+            path = tmp_path / f"{flag.strip('-')}.json"
+            path.write_text(json.dumps(value))
+            command += [flag, str(path)]
+    return command
+
+
+def command_result(args: list[str], stdout: str, stderr: str, returncode: int) -> SyncResult:
+    """What a run of the command wrote."""
+    messages = []
+    # Discovery prints a catalog and the probe a table: neither writes Singer messages.
+    if "--discover" not in args and not any(a.startswith("--probe") for a in args):
+        # Lines end in "\n" only: `splitlines` would also split at a U+2028 inside a value.
+        messages = [json.loads(line) for line in stdout.split("\n") if line]
+    return SyncResult(messages, stdout, stderr, returncode)
+
+
 def run_command(
     args: list[str],
     tmp_path: Path,
@@ -119,12 +149,9 @@ def run_command(
     tap_command: t.Sequence[str] = TAP_COMMAND,
 ) -> SyncResult:
     """Run `tap-contactbased` (or `tap_command`) as a process, the way Meltano does."""
-    command = [*tap_command, *args]
-    for flag, value in (("--config", config), ("--state", state), ("--catalog", catalog)):
-        if value is not None:
-            path = tmp_path / f"{flag.strip('-')}.json"
-            path.write_text(json.dumps(value))
-            command += [flag, str(path)]
+    command = command_line(
+        args, tmp_path, config=config, state=state, catalog=catalog, program=tap_command
+    )
     completed = subprocess.run(
         command,
         capture_output=True,
@@ -134,9 +161,31 @@ def run_command(
         env={**os.environ, **(env or {})},
         check=False,
     )
-    messages = []
-    # Discovery prints a catalog and the probe a table: neither writes Singer messages.
-    if "--discover" not in args and not any(a.startswith("--probe") for a in args):
-        # Lines end in "\n" only: `splitlines` would also split at a U+2028 inside a value.
-        messages = [json.loads(line) for line in completed.stdout.split("\n") if line]
-    return SyncResult(messages, completed.stdout, completed.stderr, completed.returncode)
+    return command_result(args, completed.stdout, completed.stderr, completed.returncode)
+
+
+def run_command_measured(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    config: dict[str, t.Any],
+    catalog: dict[str, t.Any] | None = None,
+) -> tuple[SyncResult, int]:
+    """Run the command as `run_command` does; also its peak RSS in bytes.
+
+    Through the benchmark's launcher: a process this (large) test process spawned itself
+    would count this one's memory in its own peak.
+    """
+    command = command_line(args, tmp_path, config=config, catalog=catalog)
+    figures_path = tmp_path / "figures.json"
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", str(LAUNCHER), str(figures_path), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    figures = json.loads(figures_path.read_text())
+    result = command_result(args, completed.stdout, completed.stderr, figures["exit_code"])
+    return result, int(figures["maxrss_kib"]) * 1024  # Linux counts ru_maxrss in KiB

@@ -283,7 +283,7 @@ def test_a_download_url_that_cannot_be_parsed_is_one_line_that_never_shows_it(
 def test_the_http_libraries_are_required_past_their_known_cves() -> None:
     # For installs without the lock: requests < 2.32.4 sends .netrc credentials to the wrong
     # host (CVE-2024-47081); urllib3 < 2.5 follows redirects it was told not to
-    # (CVE-2025-50181).
+    # (CVE-2025-50181), and before 2.7 may decompress a whole body a read did not ask for.
     required = {
         (r := Requirement(line)).name: r.specifier
         for line in importlib.metadata.requires("tap-contactbased") or []
@@ -293,4 +293,5 @@ def test_the_http_libraries_are_required_past_their_known_cves() -> None:
     assert "2.32.4" in required["requests"]
     assert "2.4.0" not in required["urllib3"]
     assert "1.26.20" not in required["urllib3"]
-    assert "2.5.0" in required["urllib3"]
+    assert "2.6.3" not in required["urllib3"]
+    assert "2.7.0" in required["urllib3"]

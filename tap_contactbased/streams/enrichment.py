@@ -96,6 +96,7 @@ class EnrichmentStream(RunStream):
         if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return
+        self.run.check_pending_enrichment(self.api)
         pending = self.run.pending_enrichment.entries()
         ids = self._wanted_ids(pending)
         try:

@@ -24,7 +24,9 @@ The families, and what each reaches:
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,6 +54,30 @@ FAMILIES = frozenset(
 )
 PAYLOAD_PREFIX = "payload:"
 CANONICAL_ID = "contact_id"
+
+
+@dataclass(frozen=True)
+class RawJson:
+    """A value served as this JSON text, verbatim (the `raw_json` knob)."""
+
+    text: str
+
+
+def encode_json(payload: Any) -> bytes:
+    """The JSON of an answer, each `RawJson` in it written as its text."""
+    raws: dict[str, str] = {}
+
+    def placeholder(value: Any) -> str:
+        if not isinstance(value, RawJson):
+            raise TypeError(type(value).__name__)
+        token = f"raw-json-{secrets.token_hex(8)}"
+        raws[token] = value.text
+        return token
+
+    text = json.dumps(payload, ensure_ascii=False, default=placeholder)
+    for token, raw in raws.items():
+        text = text.replace(f'"{token}"', raw)
+    return text.encode("utf-8")
 
 
 def unknown_families(drift: Mapping[str, Any]) -> list[str]:
@@ -97,9 +123,21 @@ class Drift:
         """Read the knobs of these faults."""
         self.faults = faults
 
-    def family(self, name: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Respell one object of a family."""
-        return respell(obj, self.faults.drift.get(name) or {})
+    def family(self, name: str, obj: dict[str, Any], feed_id: str | None = None) -> dict[str, Any]:
+        """Respell one object of a family, then put the family's `raw_json` values in it.
+
+        `feed_id` names the feed the answer is about, for `hostile_feeds`.
+        """
+        served = respell(obj, self.faults.drift.get(name) or {})
+        raw = self.faults.raw_json.get(name)
+        hostile = self.faults.hostile_feeds
+        if raw and (not hostile or feed_id in hostile):
+            served = {**served, **{key: RawJson(text) for key, text in raw.items()}}
+        return served
+
+    def hostile(self, feed_id: str) -> bool:
+        """Whether the hostile knobs reach answers about this feed."""
+        return not self.faults.hostile_feeds or feed_id in self.faults.hostile_feeds
 
     def payload(self, bundle: str, data: Any) -> Any:
         """Respell a bundle's data, nested entries included."""
@@ -123,7 +161,10 @@ class Drift:
         return self.family("envelope", envelope)
 
     def error(self, body: Any) -> Any:
-        """Serve an error body, and the items of a 422 list."""
+        """Serve an error body, and the items of a 422 list; then the `raw_json` values."""
+        raw = self.faults.raw_json.get("error")
+        if raw and isinstance(body, dict):
+            body = {**body, **{key: RawJson(text) for key, text in raw.items()}}
         renames = self.faults.drift.get("error")
         if not renames or not isinstance(body, dict):
             return body

@@ -446,16 +446,20 @@ def spoil_first_row(
     nul: bool,
     huge_bytes: int,
     texts: Mapping[str, str] | None = None,
+    bundle_text: str | None = None,
 ) -> Row:
     """Apply the row knobs of the faults to an export's first row.
 
-    They are `nul_in_csv`, `huge_field_bytes` and `first_row_texts`.
+    They are `nul_in_csv`, `huge_field_bytes`, `first_row_texts` and `bundle_cell_text`.
     """
     target = columns.index("company_name") if "company_name" in columns else len(columns) - 1
     values = list(row)
     for column, text in (texts or {}).items():
         if column in columns:
             values[columns.index(column)] = text
+    bundles = [i for i, name in enumerate(columns) if name.startswith("bundle_")]
+    if bundle_text is not None and bundles:
+        values[bundles[0]] = bundle_text
     if huge_bytes > 0:
         values[target] = ("Huge " * (huge_bytes // 5 + 1))[:huge_bytes]
     if nul:
@@ -473,17 +477,23 @@ def csv_chunks(
     nul: bool = False,
     huge_bytes: int = 0,
     texts: Mapping[str, str] | None = None,
+    bundle_text: str | None = None,
 ) -> Iterator[bytes]:
     """Yield the CSV of export rows [start, stop), header first, in encoded batches."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(export.columns)
     values = export.iter_values(start, stop)
-    if first_row_is_export_start and (nul or huge_bytes or texts):
+    if first_row_is_export_start and (nul or huge_bytes or texts or bundle_text is not None):
         first = next(values, None)
         if first is not None:
             spoiled = spoil_first_row(
-                first, export.columns, nul=nul, huge_bytes=huge_bytes, texts=texts
+                first,
+                export.columns,
+                nul=nul,
+                huge_bytes=huge_bytes,
+                texts=texts,
+                bundle_text=bundle_text,
             )
             values = itertools.chain([spoiled], values)
     while True:

@@ -80,6 +80,14 @@ class Faults:
     # object-storage errors repeat the signed URL in their message.
     echo_request: str | None = None
     error_detail: object = None  # any JSON value: the `detail` of every JSON error answer
+    # Hostile answers. `raw_json`: family (drift.py) -> {field: JSON text served as its value,
+    # verbatim, e.g. "1e999" or a deep nesting}; `hostile_feeds`, when not empty, keeps it,
+    # and the two knobs below, to answers about those feeds' exports (count, page, CSV).
+    raw_json: dict[str, dict[str, str]] = field(default_factory=dict)
+    hostile_feeds: set[str] = field(default_factory=set)
+    bundle_cell_text: str | None = None  # first row's first bundle_ column (pages and CSV)
+    gzip_endless_line_bytes: int = 0  # CSV downloads: gzip, the header, then a line this long
+    json_without_length: bool = False  # JSON answers sent chunked, without Content-Length
     # Fields a newer API adds to every organization object (feeds, credits, feed limit,
     # bundles, filter fields) and to the export summaries of /exports/list.
     new_fields: dict[str, object] = field(default_factory=dict)

@@ -283,7 +283,7 @@ def export_count(api: FakeContactBased, req: Request) -> Reply:
         id_field(api.faults, "rows_with_contact_id"): rows_with_contact(api.dataset, plan),
         "records_required": plan.total,
     }
-    return ok(api.drift.family("count", answer))
+    return ok(api.drift.family("count", answer, options.feed_id))
 
 
 def export_create(api: FakeContactBased, req: Request) -> Reply:
@@ -351,12 +351,14 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
         stop -= 1
     values = list(export.iter_values(start, stop))
     huge, texts = api.faults.huge_field_bytes, api.faults.first_row_texts
-    if start == 0 and values and (huge > 0 or texts):
+    cell = api.faults.bundle_cell_text
+    if start == 0 and values and (huge > 0 or texts or cell is not None):
         values[0] = spoil_first_row(
-            values[0], export.columns, nul=False, huge_bytes=huge, texts=texts
+            values[0], export.columns, nul=False, huge_bytes=huge, texts=texts, bundle_text=cell
         )
     rows = as_objects(export.columns, values)
-    return ok({**summary, **drift.family("page", {"page": page, "rows": rows})})
+    served = drift.family("page", {"page": page, "rows": rows}, export.feed_id)
+    return ok({**summary, **served})
 
 
 def export_download_url(api: FakeContactBased, req: Request) -> Reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import gzip
 import json
 import socket
 import sys
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from .drift import echo_request
+from .drift import echo_request, encode_json
 from .exports import csv_chunks
 from .faults import Action, Decision, format_retry_after
 from .routes import (
@@ -222,14 +223,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if cut:
             # Promise the full length, send half, hang up: the client sees a short body.
-            self.wfile.write(data[: len(data) // 2])
+            self._write_body(data[: len(data) // 2])
             self.close_connection = True
         else:
-            self.wfile.write(data)
+            self._write_body(data)
         return status
 
+    def _write_body(self, data: bytes) -> None:
+        """Write a body; a client that hangs up first (it refused the body) ends the connection."""
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _send_json(self, reply: JsonReply, *, cut: bool = False) -> int:
-        data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
+        data = encode_json(reply.payload)
+        if self.server.api.faults.json_without_length and not cut:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self._write_body(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
+            return reply.status
         return self._send_bytes(reply.status, "application/json", data, reply.headers, cut=cut)
 
     def _send_xml(self, reply: XmlReply) -> int:
@@ -241,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_csv(self, api: FakeContactBased, reply: CsvReply, *, truncate: bool) -> int:
         export, page = reply.export, reply.page
+        endless = api.faults.gzip_endless_line_bytes
+        if endless > 0 and api.drift.hostile(export.feed_id):
+            return self._send_endless_line(export.columns, endless)
         start, stop = export.page_bounds(page)
         faults = api.faults
         if truncate:
@@ -254,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             nul=faults.nul_in_csv,
             huge_bytes=faults.huge_field_bytes,
             texts=faults.first_row_texts,
+            bundle_text=faults.bundle_cell_text,
         )
         name = export.export_id if page is None else f"{export.export_id}-page-{page}"
         self.send_response(200)
@@ -271,6 +292,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-file
         return 200
+
+    def _send_endless_line(self, columns: list[str], size: int) -> int:
+        """A gzip CSV: the header, then one line of `size` bytes that never ends.
+
+        Members of 1 MiB each, compressed once: about 1 KB a member on the wire.
+        """
+        header = (",".join(columns) + "\r\n").encode()
+        member = gzip.compress(b"x" * MIB)
+        body = gzip.compress(header) + member * -(-size // MIB)
+        return self._send_bytes(200, "text/csv; charset=utf-8", body, {"Content-Encoding": "gzip"})
+
+
+MIB = 1024 * 1024
 
 
 def _error_reply(decision: Decision, *, download: bool) -> Reply | None:

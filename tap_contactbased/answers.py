@@ -1,0 +1,110 @@
+"""What the tap takes of an answer's body: no more bytes, depth or digits than `limits` allow.
+
+Every API request carries a `BodyCap` (a response hook, so the SDK's own requests are held
+to it too), which refuses a body past its cap before and while it is read. JSON answers are
+decoded by `decode_answer`. Past a cap an answer is refused in one line and not asked for
+again: the same request would get the same answer.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import msgspec
+
+from tap_contactbased import limits
+from tap_contactbased.errors import RefusedAnswerError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import requests
+    from urllib3 import HTTPResponse
+
+_decoder = msgspec.json.Decoder()
+
+
+class BadAnswer(Exception):  # noqa: N818 - a verdict on the answer, turned into an error above
+    """A body beyond a cap; the message says which one, the caller names the request."""
+
+
+def too_deep() -> BadAnswer:
+    """The verdict on JSON nested past `MAX_JSON_DEPTH`."""
+    return BadAnswer(
+        f"nests JSON deeper than {limits.MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH), which no "
+        "answer of the contract comes near"
+    )
+
+
+def decode_answer(content: bytes) -> t.Any:
+    """A JSON answer; `ValueError` when it is not JSON, `BadAnswer` past a cap.
+
+    A number beyond a float (`1e999`) is a `BadAnswer` here, not an infinity later.
+    """
+    try:
+        value = _decoder.decode(content)
+    except msgspec.ValidationError as exc:
+        raise BadAnswer(f"holds a value the tap cannot read ({exc})") from None
+    except RecursionError:
+        raise too_deep() from None
+    if limits.deeper_than(value, limits.MAX_JSON_DEPTH):
+        raise too_deep()
+    return value
+
+
+class BodyCap:
+    """A response hook that refuses a body of more than `limit` bytes, decompressed."""
+
+    def __init__(self, limit: int, what: str, advice: str) -> None:
+        """Hold the body of the request named `what` to `limit`; `advice` says what to do."""
+        self.limit = limit
+        self.what = what
+        self.advice = advice
+
+    def __call__(self, response: requests.Response, *_: t.Any, **__: t.Any) -> requests.Response:
+        """Refuse an announced length past the cap; count what is read of any other body."""
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.limit:
+            response.close()
+            raise self.refusal()
+        response.raw = t.cast("HTTPResponse", CappedBody(response.raw, self))
+        return response
+
+    def refusal(self) -> RefusedAnswerError:
+        """The one line for a body past the cap."""
+        return RefusedAnswerError(
+            f"{self.what}: the answer is larger than {limits.size_text(self.limit)}, which "
+            f"the tap does not hold; it is not asked for again. {self.advice}"
+        )
+
+
+class CappedBody:
+    """A response's `raw`, counting the decompressed bytes requests reads from it."""
+
+    def __init__(self, raw: t.Any, cap: BodyCap) -> None:
+        """Count what is read of `raw` against `cap`."""
+        self._raw = raw
+        self._cap = cap
+        self._seen = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._seen += len(data)
+        if self._seen > self._cap.limit:
+            self._raw.close()
+            raise self._cap.refusal()
+        return data
+
+    def stream(
+        self, amt: int | None = 2**16, decode_content: bool | None = None
+    ) -> Iterator[bytes]:
+        """The body in chunks, as requests reads it."""
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            yield self._count(chunk)
+
+    def read(self, *args: t.Any, **kwargs: t.Any) -> bytes:
+        """Part of the body."""
+        return self._count(self._raw.read(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> t.Any:
+        """Everything else of the response's `raw` (closing, releasing the connection)."""
+        return getattr(self._raw, name)
