@@ -84,6 +84,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="N",
         help="mutants run at once (default: 2, or 1 on a single core)",
     )
+    parser.add_argument(
+        "--every-variant",
+        action="store_true",
+        help=(
+            "run every variant of a parametrized test (by default, of the variants that ran "
+            "the very same lines of the mutated module only the fastest runs); use it to "
+            "confirm a survivor before listing it"
+        ),
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--show", metavar="ID", help="print the diff of the mutant ID, run nothing")
     parser.add_argument(
@@ -237,8 +246,10 @@ def main(argv: Sequence[str]) -> int:
     traced = "reused" if trace.reused else f"took {trace.took:.0f} s"
     print(f"Tests traced ({traced}): {len(trace.seconds)} tests; {len(mutants)} mutants to run.")
     preload(trace.imported)
-    progress = Progress(len(mutants))
-    outcomes = run_mutants(mutants, trace, trees, progress.note)
+    journal = WORK / "results.jsonl"
+    journal.write_text("")
+    progress = Progress(len(mutants), journal)
+    outcomes = run_mutants(mutants, trace, trees, progress.note, every_variant=args.every_variant)
     write_results(outcomes)
     complete = args.only is None and args.max_mutants is None
     survivors = [o for o in outcomes if o.status in {SURVIVED, UNCOVERED}]

@@ -23,9 +23,14 @@ MODULES = (
 
 # The test files whose tests may be chosen: the suite without the Meltano runs of tests/e2e
 # (they run the tap installed in Meltano's own environment, which a mutant does not reach)
-# and without the tests of the local API and of the benchmark, which run no tap code.
+# and without the tests of the local API, of the benchmark and of this tool, which run no tap
+# code.
 TEST_FILES = "tests/test_*.py"
-IGNORED_TEST_FILES = ("tests/test_fake_api.py", "tests/test_bench_batch.py")
+IGNORED_TEST_FILES = (
+    "tests/test_fake_api.py",
+    "tests/test_bench_batch.py",
+    "tests/test_mutation_tool.py",
+)
 
 # A mutant's tests are stopped after TIMEOUT_BASE_SECONDS plus TIMEOUT_FACTOR times what they
 # took on the unmutated tree (measured while tracing, so already slower than a plain run).

@@ -11,8 +11,9 @@ second is `#2`.
 
 What is not mutated: docstrings and other strings (messages), f-strings, annotations,
 decorators, `assert` statements (type narrowing; a flip always fails), `if TYPE_CHECKING:`
-blocks, comparisons with `sys.version_info` (interpreter switches), log calls at debug and
-info level, and every line with `# pragma: no mutate`.
+blocks, comparisons with `sys.version_info` (interpreter switches), log calls (their
+removal, like a changed message, is for the tests that read the log, which check its text),
+and every line with `# pragma: no mutate`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LINE, FUNCTION, MODULE = "line", "function", "module"  # how a mutant's tests ar
 PRAGMA = "# pragma: no mutate"
 DISPLAY_CONTEXT = 32  # characters kept on each side of a difference in a mutant's name
 DISPLAY_DIFFERENCE = 48  # characters kept of a long difference
-QUIET_LOG_CALLS = frozenset({"debug", "info"})
+LOG_CALLS = frozenset({"debug", "info", "warning", "error", "exception", "critical", "log"})
 # Statements short enough to name a constant of theirs in full.
 CONTEXT_STATEMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return)
 
@@ -96,6 +97,9 @@ class Mutant:
     # code of `module` (MODULE: code run on import, at module level or in a class body).
     selection: str
     lines: tuple[int, int]  # first and last line of the statement (or header) around it
+    # For MODULE: the names its module-level statement binds (a class: the class's name),
+    # through which the functions that use them see the mutant.
+    names: tuple[str, ...] = ()
     occurrence: int = 1
 
     @property
@@ -127,6 +131,18 @@ def narrowed(before: str, after: str) -> tuple[str, str]:
         return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
     return cut(before), cut(after)
+
+
+def bound_names(node: ast.stmt) -> tuple[str, ...]:
+    """The names a module-level statement binds."""
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return (node.name,)
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    return tuple(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
 
 
 def statement_lines(node: ast.stmt) -> tuple[int, int]:
@@ -161,8 +177,8 @@ def _is_docstring(node: ast.AST) -> bool:
     )
 
 
-def _is_quiet_log_call(call: ast.Call) -> bool:
-    return isinstance(call.func, ast.Attribute) and call.func.attr in QUIET_LOG_CALLS
+def _is_log_call(call: ast.Call) -> bool:
+    return isinstance(call.func, ast.Attribute) and call.func.attr in LOG_CALLS
 
 
 class _Finder:
@@ -174,6 +190,7 @@ class _Finder:
         self.found: list[Mutant] = []
         self._scope: list[tuple[str, bool]] = []  # (name, is a function)
         self._lines: tuple[int, int] = (0, 0)  # of the innermost statement (or header)
+        self._names: tuple[str, ...] = ()  # bound by the module-level statement around
         self._in_defaults = False
 
     def visit(self, node: ast.AST, path: Path, parent: ast.AST | None) -> None:
@@ -183,12 +200,16 @@ class _Finder:
             return
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             return
+        if isinstance(node, ast.Compare) and _mentions_version_info(node):
+            return
         named = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self._scope.append((node.name, not isinstance(node, ast.ClassDef)))
         outer_lines, outer_defaults = self._lines, self._in_defaults
         if isinstance(node, ast.stmt):
             self._lines = statement_lines(node)
+            if len(path) == 1:
+                self._names = bound_names(node)
         self._in_defaults = outer_defaults or isinstance(node, ast.arguments)
         self._mutate(node, path, parent)
         for field, value in ast.iter_fields(node):
@@ -234,6 +255,7 @@ class _Finder:
                 statement=statement,
                 selection=self._selection(),
                 lines=self._lines,
+                names=self._names if self._selection() == MODULE else (),
             )
         )
 
@@ -307,7 +329,7 @@ class _Finder:
         elif (
             isinstance(node, ast.Expr)
             and isinstance(node.value, ast.Call)
-            and not _is_quiet_log_call(node.value)
+            and not _is_log_call(node.value)
         ):
             self._add("drop-call", node, path, ast.Pass())
         elif isinstance(node, ast.Delete):
@@ -325,7 +347,7 @@ class _Finder:
 def expression_mutations(node: ast.expr) -> list[tuple[str, ast.expr]]:
     """The operators that apply to an expression (constants aside), and what each makes of it."""
     found: list[tuple[str, ast.expr]] = []
-    if isinstance(node, ast.Compare) and not _mentions_version_info(node):
+    if isinstance(node, ast.Compare):
         for index, op in enumerate(node.ops):
             compare = copy.deepcopy(node)
             compare.ops[index] = COMPARE_SWAPS[type(op)]()
@@ -436,3 +458,39 @@ def function_spans(source: str) -> list[tuple[str, int, int]]:
 
     visit(ast.parse(source), ())
     return spans
+
+
+def references(source: str) -> dict[str, set[str]]:
+    """The names each function uses (its nested functions' included), by qualified name.
+
+    A method uses its class's name too: `cls(...)` builds the class like its name does.
+    """
+    used: dict[str, set[str]] = {}
+
+    def visit(
+        node: ast.AST, scope: tuple[str, ...], functions: list[str], classes: set[str]
+    ) -> None:
+        for field, child in _children(node):
+            if field in {"decorator_list", "annotation", "returns"}:
+                continue
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = ".".join((*scope, child.name))
+                used.setdefault(name, set()).update(classes)
+                visit(child, (*scope, child.name), [*functions, name], classes)
+            elif isinstance(child, ast.ClassDef):
+                visit(child, (*scope, child.name), functions, {*classes, child.name})
+            else:
+                if isinstance(child, ast.Name):
+                    for function in functions:
+                        used[function].add(child.id)
+                visit(child, scope, functions, classes)
+
+    visit(ast.parse(source), (), [], set())
+    return used
+
+
+def _children(node: ast.AST) -> t.Iterator[tuple[str, ast.AST]]:
+    for field, value in ast.iter_fields(node):
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, ast.AST):
+                yield field, child

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.mutation import config
-from tests.mutation.mutants import FUNCTION, LINE, Mutant, apply, function_spans
+from tests.mutation.mutants import FUNCTION, LINE, Mutant, apply, function_spans, references
 from tests.mutation.trace import (
     OUT_VARIABLE,
     REPORT_VARIABLE,
@@ -48,8 +49,6 @@ REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".work" / "mutation"
 KILLED, TIMEOUT, SURVIVED, UNCOVERED, ERROR = "killed", "timeout", "survived", "uncovered", "error"
 POLL_SECONDS = 0.02
-# The files of the tool that decide what a trace holds: a change to them traces again.
-TRACE_INPUTS = frozenset({"tests/mutation/trace.py", "tests/mutation/config.py"})
 
 
 @dataclass
@@ -92,26 +91,56 @@ class Trace:
     imported: list[str]
     took: float = 0.0
     reused: bool = False
+    # (nodeid, module) -> the lines of the module the test ran
+    signatures: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+    # A name -> "module | function" of the functions of mutated modules that use it.
+    used_by: dict[str, set[str]] = field(default_factory=dict)
+    # Names the package's other modules mention: what they do with them is not traced.
+    foreign: frozenset[str] = frozenset()
 
-    def tests_for(self, mutant: Mutant) -> list[str]:
-        """The tests that ran the mutated code, fastest first."""
+    def tests_for(self, mutant: Mutant, *, every_variant: bool = False) -> list[str]:
+        """The tests that ran the mutated code, fastest first.
+
+        Of the variants of one parametrized test that ran the very same lines of the mutated
+        module, only the fastest is chosen unless `every_variant`: they drive the module the
+        same way and check it with the same assertions.
+        """
+        chosen = self._choose(mutant)
+        ordered = sorted(chosen, key=lambda nodeid: (self.seconds[nodeid], nodeid))
+        if every_variant:
+            return ordered
+        seen: set[tuple[str, frozenset[int]]] = set()
+        kept = []
+        for nodeid in ordered:
+            ran = self.signatures.get((nodeid, mutant.module), frozenset())
+            variant = (nodeid.split("[", 1)[0], ran)
+            if variant not in seen:
+                seen.add(variant)
+                kept.append(nodeid)
+        return kept
+
+    def _choose(self, mutant: Mutant) -> set[str]:
         if mutant.selection == LINE:
             first, last = mutant.lines
-            chosen = set()
+            chosen: set[str] = set()
             for line in range(first, last + 1):
                 chosen |= self.lines.get((mutant.module, line), set())
-        elif mutant.selection == FUNCTION:
-            chosen = self.functions.get(f"{mutant.module} | {mutant.function}", set())
-        else:
-            chosen = self.modules.get(mutant.module, set())
-        return sorted(chosen, key=lambda nodeid: (self.seconds[nodeid], nodeid))
+            return chosen
+        if mutant.selection == FUNCTION:
+            return self.functions.get(f"{mutant.module} | {mutant.function}", set())
+        # Run on import: seen through the functions that use what the statement binds.
+        if not mutant.names or any(name in self.foreign for name in mutant.names):
+            return self.modules.get(mutant.module, set())
+        users = set().union(*(self.used_by.get(name, set()) for name in mutant.names))
+        return set().union(*(self.functions.get(user, set()) for user in users))
 
 
 @dataclass
 class Progress:
-    """A line per finished mutant, and the tally so far."""
+    """A line per finished mutant, and the tally so far; each outcome kept as it comes."""
 
     total: int
+    journal: Path | None = None  # one JSON line per outcome, written at once
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -121,6 +150,9 @@ class Progress:
         self.done += 1
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         elapsed = time.monotonic() - self.started
+        if self.journal is not None:
+            with self.journal.open("a", encoding="utf-8") as journal:
+                journal.write(json.dumps(outcome.to_json()) + "\n")
         m = outcome.mutant
         print(
             f"[{self.done}/{self.total} {elapsed:5.0f}s] {outcome.status:9} "
@@ -151,15 +183,21 @@ def make_copy(tree: Path, files: Sequence[str]) -> None:
 
 
 def fingerprint(files: Sequence[str]) -> str:
-    """A hash of the package, the tests and the interpreter: when it changes, trace again.
+    """A hash of what a trace depends on: when it changes, the tests are traced again.
 
-    The mutation tool itself counts only by the files that decide what a trace holds.
+    The package, the tests that may be chosen and their helpers, the tracer, the settings
+    of the run that decide what is traced, and the interpreter.
     """
     digest = hashlib.sha256(sys.version.encode())
+    digest.update(repr((config.MODULES, config.TEST_FILES, config.IGNORED_TEST_FILES)).encode())
     for name in files:
-        tool = name.startswith("tests/mutation/")
-        if name.startswith(("tap_contactbased/", "tests/")) and (not tool or name in TRACE_INPUTS):
+        if name.startswith("tap_contactbased/") or (
+            name.startswith("tests/")
+            and not name.startswith(("tests/e2e/", "tests/mutation/"))
+            and name not in config.IGNORED_TEST_FILES
+        ):
             digest.update(name.encode() + b"\0" + (REPO / name).read_bytes() + b"\0")
+    digest.update((REPO / "tests/mutation/trace.py").read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -258,25 +296,34 @@ def run_traced(trees: Sequence[Path], tests: Sequence[str]) -> dict[str, t.Any]:
 
 def read_trace(findings: dict[str, t.Any], trees: Sequence[Path], took: float) -> Trace:
     """The trace of `findings`, its files mapped back to modules and functions."""
-    spans = {m: function_spans((REPO / m).read_text(encoding="utf-8")) for m in config.MODULES}
+    sources = {m: (REPO / m).read_text(encoding="utf-8") for m in config.MODULES}
+    spans = {m: function_spans(source) for m, source in sources.items()}
     module_of = {str(tree / m): m for tree in trees for m in config.MODULES}
-    functions: dict[str, set[str]] = {}
-    modules: dict[str, set[str]] = {}
-    lines: dict[tuple[str, int], set[str]] = {}
-    seconds = {}
+    trace = Trace({}, {}, {}, {}, findings["imported"], took, reused=took == 0.0)
     for nodeid, test in findings["tests"].items():
-        seconds[nodeid] = test["seconds"]
+        trace.seconds[nodeid] = test["seconds"]
+        ran: dict[str, set[int]] = {}
         for file, line in test["hits"]:
             module = module_of.get(file)
             if module is None:  # traced in a copy this run does not have
                 module = next(m for m in config.MODULES if file.endswith(f"/{m}"))
-            modules.setdefault(module, set()).add(nodeid)
+            trace.modules.setdefault(module, set()).add(nodeid)
             if line < 0:  # a function started
                 name = function_at(spans[module], -line)
-                functions.setdefault(f"{module} | {name}", set()).add(nodeid)
+                trace.functions.setdefault(f"{module} | {name}", set()).add(nodeid)
             else:
-                lines.setdefault((module, line), set()).add(nodeid)
-    return Trace(seconds, functions, modules, lines, findings["imported"], took, reused=took == 0.0)
+                trace.lines.setdefault((module, line), set()).add(nodeid)
+                ran.setdefault(module, set()).add(line)
+        for module, lines in ran.items():
+            trace.signatures[nodeid, module] = frozenset(lines)
+    for module, source in sources.items():
+        for function, names in references(source).items():
+            for name in names:
+                trace.used_by.setdefault(name, set()).add(f"{module} | {function}")
+    others = set(REPO.glob("tap_contactbased/**/*.py")) - {REPO / m for m in config.MODULES}
+    words = (re.findall(r"\w+", path.read_text(encoding="utf-8")) for path in others)
+    trace.foreign = frozenset(word for text in words for word in text)
+    return trace
 
 
 class RunError(Exception):
@@ -372,6 +419,8 @@ def run_mutants(
     trees: Sequence[Path],
     note: Callable[[Outcome], None],
     work: Path = WORK,
+    *,
+    every_variant: bool = False,
 ) -> list[Outcome]:
     """Run every mutant, as many at once as there are copies; logs go to `work`."""
     outcomes: list[Outcome] = []
@@ -385,7 +434,7 @@ def run_mutants(
         while queue or busy:
             for slot in slots:
                 if slot.pid == 0 and queue:
-                    outcome = start(slot, queue.pop(0), trace)
+                    outcome = start(slot, queue.pop(0), trace, every_variant=every_variant)
                     if outcome is not None:
                         outcomes.append(outcome)
                         note(outcome)
@@ -416,9 +465,9 @@ def run_mutants(
     return outcomes
 
 
-def start(slot: Slot, mutant: Mutant, trace: Trace) -> Outcome | None:
+def start(slot: Slot, mutant: Mutant, trace: Trace, *, every_variant: bool) -> Outcome | None:
     """Start `mutant` in `slot`; an outcome at once when no test runs its code."""
-    nodeids = trace.tests_for(mutant)
+    nodeids = trace.tests_for(mutant, every_variant=every_variant)
     if not nodeids:
         return Outcome(mutant, UNCOVERED, detail="no selectable test runs this code")
     path = slot.tree / mutant.module
