@@ -118,6 +118,7 @@ def run_sample_mutants(tmp_path: Path) -> dict[str, dict[str, t.Any]]:
             modules={{"sample.py": {{nodeid}}}},
             lines={{("sample.py", 8): {{nodeid}}}},
             imported=[],
+            used_by={{"LIMIT": {{"sample.py | is_adult"}}}},
         )
         mutants = find_mutants("sample.py", (tree / "sample.py").read_text())
         outcomes = run_mutants(mutants, trace, [tree], lambda _: None, work=tree.parent)
