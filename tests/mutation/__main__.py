@@ -93,6 +93,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             "confirm a survivor before listing it"
         ),
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "keep the outcomes .work/mutation/results.jsonl holds from an interrupted run on "
+            "the same tree, and run only the other mutants"
+        ),
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--show", metavar="ID", help="print the diff of the mutant ID, run nothing")
     parser.add_argument(
@@ -247,9 +255,17 @@ def main(argv: Sequence[str]) -> int:
     print(f"Tests traced ({traced}): {len(trace.seconds)} tests; {len(mutants)} mutants to run.")
     preload(trace.imported)
     journal = WORK / "results.jsonl"
-    journal.write_text("")
-    progress = Progress(len(mutants), journal)
-    outcomes = run_mutants(mutants, trace, trees, progress.note, every_variant=args.every_variant)
+    earlier = resumed(journal, trace.key, mutants) if args.resume else []
+    if not args.resume:
+        journal.write_text("")
+    done = {o.mutant.ident for o in earlier}
+    if earlier:
+        print(f"Resuming: {len(earlier)} mutants have an outcome on this tree already.")
+    progress = Progress(len(mutants) - len(earlier), journal, trace.key)
+    to_run = [m for m in mutants if m.ident not in done]
+    outcomes = earlier + run_mutants(
+        to_run, trace, trees, progress.note, every_variant=args.every_variant
+    )
     write_results(outcomes)
     complete = args.only is None and args.max_mutants is None
     survivors = [o for o in outcomes if o.status in {SURVIVED, UNCOVERED}]
@@ -264,6 +280,21 @@ def main(argv: Sequence[str]) -> int:
     print(f"Run time {elapsed / 60:.1f} min with {len(trees)} job(s); load {load()}.")
     print(f"Outcomes: {(WORK / 'results.json').relative_to(REPO)}")
     return 0 if all_listed and not errors else 1
+
+
+def resumed(journal: Path, trace_key: str, mutants: Sequence[Mutant]) -> list[Outcome]:
+    """The outcomes the journal holds for `mutants` on the same tree (the same trace)."""
+    by_ident = {m.ident: m for m in mutants}
+    outcomes = {}
+    lines = journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []
+    for line in lines:
+        row = json.loads(line)
+        mutant = by_ident.get(row["id"])
+        if mutant is not None and row.get("trace") == trace_key:
+            outcomes[mutant.ident] = Outcome(
+                mutant, row["status"], row["seconds"], row["tests"], row["killed_by"], row["detail"]
+            )
+    return list(outcomes.values())
 
 
 def load() -> str:

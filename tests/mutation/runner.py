@@ -91,6 +91,7 @@ class Trace:
     imported: list[str]
     took: float = 0.0
     reused: bool = False
+    key: str = ""  # the fingerprint of the tree it was made on
     # (nodeid, module) -> the lines of the module the test ran
     signatures: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     # A name -> "module | function" of the functions of mutated modules that use it.
@@ -141,6 +142,7 @@ class Progress:
 
     total: int
     journal: Path | None = None  # one JSON line per outcome, written at once
+    trace_key: str = ""  # the tree the outcomes hold for
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -152,7 +154,7 @@ class Progress:
         elapsed = time.monotonic() - self.started
         if self.journal is not None:
             with self.journal.open("a", encoding="utf-8") as journal:
-                journal.write(json.dumps(outcome.to_json()) + "\n")
+                journal.write(json.dumps({"trace": self.trace_key, **outcome.to_json()}) + "\n")
         m = outcome.mutant
         print(
             f"[{self.done}/{self.total} {elapsed:5.0f}s] {outcome.status:9} "
@@ -242,7 +244,9 @@ def trace_tests(trees: Sequence[Path], files: Sequence[str], *, fresh: bool) -> 
             old.unlink()
         report.write_text(json.dumps(findings), encoding="utf-8")
     findings = json.loads(report.read_text(encoding="utf-8"))
-    return read_trace(findings, trees, took)
+    trace = read_trace(findings, trees, took)
+    trace.key = report.stem.removeprefix("trace-")
+    return trace
 
 
 def run_traced(trees: Sequence[Path], tests: Sequence[str]) -> dict[str, t.Any]:
