@@ -311,3 +311,10 @@ if __name__ == "__main__":
     except (RunError, ListError) as exc:
         print(f"scripts/mutation: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            "scripts/mutation: interrupted; the outcomes so far are in "
+            ".work/mutation/results.jsonl, and --resume goes on from them",
+            file=sys.stderr,
+        )
+        sys.exit(130)
