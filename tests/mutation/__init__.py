@@ -1,0 +1,1 @@
+"""The mutation run of scripts/mutation: the mutants, the traced choice of tests, the runner."""

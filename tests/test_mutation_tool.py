@@ -1,0 +1,175 @@
+"""The mutation tool itself (scripts/mutation): it finds, applies and judges mutants rightly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import typing as t
+
+import pytest
+
+from tests.mutation.lists import format_item, read_list
+from tests.mutation.mutants import apply, find_mutants
+from tests.singer_run import REPO
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+SAMPLE = textwrap.dedent(
+    '''\
+    """A sample module: a guard whose boundary no test checks, and code no test runs."""
+
+    LIMIT = 18
+
+
+    def is_adult(age: int) -> bool:
+        """Whether `age` is at least the limit."""
+        return not age < LIMIT
+
+
+    def unused(value: int) -> int:
+        return value * 2
+    '''
+)
+SAMPLE_TEST = textwrap.dedent(
+    """\
+    from sample import is_adult
+
+
+    def test_adults_and_children():
+        assert is_adult(30)
+        assert not is_adult(3)
+    """
+)
+
+
+def mutant_named(key: str) -> t.Any:
+    return next(m for m in find_mutants("sample.py", SAMPLE) if m.key == key)
+
+
+def test_mutants_are_named_by_what_they_change_and_keep_line_numbers() -> None:
+    keys = [m.key for m in find_mutants("sample.py", SAMPLE)]
+
+    assert keys == [
+        "<module> | constant | LIMIT = 18 -> LIMIT = 19",
+        "is_adult | drop-return | return not age < LIMIT -> return None",
+        "is_adult | drop-not | not age < LIMIT -> age < LIMIT",
+        "is_adult | compare | age < LIMIT -> age <= LIMIT",
+        "unused | drop-return | return value * 2 -> return None",
+        "unused | arithmetic | value * 2 -> value / 2",
+        "unused | constant | value * 2 -> value * 3",
+    ]
+    mutated = apply(SAMPLE, mutant_named("is_adult | compare | age < LIMIT -> age <= LIMIT"))
+    assert mutated.splitlines()[7] == "    return not (age <= LIMIT)"
+    assert len(mutated.splitlines()) == len(SAMPLE.splitlines())
+
+
+def test_an_edit_elsewhere_in_the_function_keeps_the_names() -> None:
+    edited = SAMPLE.replace(
+        '    """Whether `age` is at least the limit."""\n',
+        '    """Whether `age` is at least the limit."""\n    print("checking")\n',
+    )
+    before = {m.key for m in find_mutants("sample.py", SAMPLE)}
+    after = {m.key for m in find_mutants("sample.py", edited)}
+
+    assert before <= after
+    assert after - before == {"is_adult | drop-call | print('checking') -> pass"}
+
+
+def test_what_no_test_could_tell_apart_is_left_alone() -> None:
+    source = textwrap.dedent(
+        """\
+        import logging
+        import typing as t
+        if t.TYPE_CHECKING:
+            X = 1
+        def f(x: int = 2) -> str:
+            assert x > 0
+            logging.getLogger().info("x is %d", x)
+            return f"{x + 1}"  # pragma: no mutate
+        """
+    )
+
+    keys = [m.key for m in find_mutants("m.py", source)]
+
+    assert keys == ["f | constant | x=2 -> x=3"]
+
+
+def run_sample_mutants(tmp_path: Path) -> dict[str, dict[str, t.Any]]:
+    """Run every mutant of the sample in a copy at `tmp_path`, in a process of its own."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "sample.py").write_text(SAMPLE)
+    (tree / "test_sample.py").write_text(SAMPLE_TEST)
+    nodeid = "test_sample.py::test_adults_and_children"
+    script = textwrap.dedent(
+        f"""\
+        import json
+        from pathlib import Path
+        from tests.mutation.mutants import find_mutants
+        from tests.mutation.runner import Trace, run_mutants
+        tree, nodeid = Path({str(tree)!r}), {nodeid!r}
+        trace = Trace(
+            seconds={{nodeid: 0.01}},
+            functions={{"sample.py | is_adult": {{nodeid}}}},
+            modules={{"sample.py": {{nodeid}}}},
+            lines={{("sample.py", 8): {{nodeid}}}},
+            imported=[],
+            used_by={{"LIMIT": {{"sample.py | is_adult"}}}},
+        )
+        mutants = find_mutants("sample.py", (tree / "sample.py").read_text())
+        outcomes = run_mutants(mutants, trace, [tree], lambda _: None, work=tree.parent)
+        print(json.dumps({{o.mutant.key: o.to_json() for o in outcomes}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # The sample's test needs no plugin: the SDK's and Hypothesis's would only be slow.
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        check=True,
+    )
+    return t.cast("dict[str, dict[str, t.Any]]", json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_the_run_tells_killed_survived_and_uncovered_mutants_apart(tmp_path: Path) -> None:
+    outcomes = run_sample_mutants(tmp_path)
+
+    assert {key: o["status"] for key, o in outcomes.items()} == {
+        "is_adult | drop-return | return not age < LIMIT -> return None": "killed",
+        "is_adult | drop-not | not age < LIMIT -> age < LIMIT": "killed",
+        # Is 18 an adult? The test does not ask, so the boundary survives.
+        "<module> | constant | LIMIT = 18 -> LIMIT = 19": "survived",
+        "is_adult | compare | age < LIMIT -> age <= LIMIT": "survived",
+        "unused | drop-return | return value * 2 -> return None": "uncovered",
+        "unused | arithmetic | value * 2 -> value / 2": "uncovered",
+        "unused | constant | value * 2 -> value * 3": "uncovered",
+    }
+    dropped = outcomes["is_adult | drop-not | not age < LIMIT -> age < LIMIT"]
+    assert dropped["killed_by"] == "test_sample.py::test_adults_and_children"
+    # The copy holds the unmutated module again.
+    assert (tmp_path / "tree" / "sample.py").read_text() == SAMPLE
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["f | compare | a < b -> a <= b", "f | drop-call | print(`x`) -> pass"],
+    ids=["plain", "with a backtick"],
+)
+def test_a_listed_mutant_reads_back_with_its_reason(tmp_path: Path, key: str) -> None:
+    listed = tmp_path / "survivors.md"
+    listed.write_text(
+        f"# Survivors\n\n## m.py\n\n{format_item(key, 'equivalent: the bound is')}\n"
+        "  never reached.\n"
+    )
+
+    entries = read_list(listed)
+
+    assert list(entries) == [f"m.py | {key}"]
+    assert entries[f"m.py | {key}"].reason == "equivalent: the bound is never reached."
