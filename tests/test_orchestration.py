@@ -21,6 +21,7 @@ from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api.exports import ExportOptions
+from tests.run_checks import listed
 from tests.singer_run import SyncResult, run_command, run_tap
 
 BUILD_SECONDS = 3.0
@@ -260,6 +261,46 @@ def test_a_state_written_by_the_previous_release_resumes_its_exports(tmp_path: P
         assert all("in_flight" not in p for p in final)
         assert all(p["delivered_through"] == YESTERDAY.isoformat() for p in final)
         assert delivered["delivered_through"] == YESTERDAY.isoformat()
+
+
+@pytest.mark.parametrize("read_mode", ["csv", "pages"])
+def test_a_state_without_page_size_resumes_where_the_api_does_not_echo_it(
+    tmp_path: Path, read_mode: str
+) -> None:
+    # 0.1 recorded no page_size in flight: the CSV is read to its end with the setting's
+    # size for its chunks; pages cannot be numbered without it, so that feed stops in one line.
+    old = json.loads(STATE_FROM_0_1.read_text())
+    partitions = old["state"]["bookmarks"]["export_rows"]["partitions"]
+    reading = next(p for p in partitions if "in_flight" in p)
+    flight = reading["in_flight"]
+    with FakeContactBased(
+        api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=(250, 400)
+    ) as api:
+        api.faults.drift = {"summary": {"page_size": None}}
+        api.make_ready_export(
+            reading["context"]["feed_id"], 7, page_size=1000, export_id=flight["export_id"]
+        )
+        config = make_config(
+            api, feed_ids=[reading["context"]["feed_id"]], lookback_days=7, read_mode=read_mode
+        )
+        assert "page_size" not in listed(api, flight["export_id"])
+
+        result = run_command([], tmp_path, config=config, state=old["state"])
+
+        assert api.created_exports == []
+        final = result.states[-1]["bookmarks"]["export_rows"]["partitions"]
+        if read_mode == "csv":
+            assert result.returncode == 0, result.stderr
+            expected = delivered_rows(api, flight["export_id"], YESTERDAY)
+            rest = {k: v for k, v in expected.items() if k[1] > flight["rows_done"]}
+            assert by_key(result.records("export_rows")) == rest
+            assert final[-1]["delivered_through"] == YESTERDAY.isoformat()
+        else:
+            assert result.returncode == 1
+            assert "neither the state nor the API says its page size" in result.stderr
+            assert "read_mode csv" in result.stderr.splitlines()[-1]
+            assert result.records("export_rows") == []
+            assert final[-1]["in_flight"]["export_id"] == flight["export_id"]
 
 
 def test_an_api_that_ignores_the_export_ids_filter_still_gives_the_exports_asked_for(

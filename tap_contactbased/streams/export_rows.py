@@ -21,7 +21,7 @@ from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
 from tap_contactbased import batch_files, endpoints, schemas
 from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.coercion import RowTyper
-from tap_contactbased.errors import ContactBasedError
+from tap_contactbased.errors import ContactBasedError, ExportError
 from tap_contactbased.job import WaitPolicy
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.orchestrator import ExportRun
@@ -277,7 +277,15 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         assert job.summary is not None
         assert job.flight is not None
         page_size = job.page_size
-        assert page_size is not None
+        if page_size is None:
+            # A state written before it recorded page_size, and an API that does not echo it.
+            if self.settings.read_mode == "pages":
+                msg = (
+                    f"{job.describe()}: neither the state nor the API says its page size, "
+                    "which reading it by pages needs; run with read_mode csv to finish it"
+                )
+                raise ExportError(msg)
+            page_size = self.settings.page_size  # the CSV is read to its end whatever the size
         export = ExportToRead.of(
             job.summary, job.describe(), page_size=page_size, at_least=job.expected_rows
         )
