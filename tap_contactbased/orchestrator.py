@@ -31,9 +31,9 @@ from tap_contactbased.errors import (
     ExportError,
     TransientApiError,
 )
-from tap_contactbased.job import WAITING, ExportJob, InFlight, Origin, Phase
+from tap_contactbased.job import WAITING, ExportJob, Origin, Phase
 from tap_contactbased.lifecycle import describe_counts
-from tap_contactbased.state import StateMismatchError, flight_misfits, future_bookmark
+from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
 from tap_contactbased.summary import ExportOptions, ExportStatus
 from tap_contactbased.windows import SNAPSHOT, Window, plan_window
 
