@@ -115,8 +115,27 @@ class BuildClock:
         return None
 
 
+def start_bookmark(state: MutableMapping[str, t.Any], day: str) -> None:
+    """Start a feed's bookmark at `day`: a new feed with no complete day to export yet."""
+    state["delivered_through"] = day
+
+
+@dataclass
+class CreateTries:
+    """The creates sent for a job's export, and when and how the next one may go."""
+
+    sent: int = 0
+    first_sent: float | None = None
+    look_first: bool = True  # an identical export may exist by now
+    not_before: float = 0.0
+
+
 class ExportJob:
-    """One feed's export in one run, and the feed's entry in the state."""
+    """One feed's export in one run, and the feed's entry in the state.
+
+    The job is the only writer of its fields and of that entry: the run tells it what
+    happened (`counted`, `create_sent`, `start`, `observe`, ...) and reads its views.
+    """
 
     def __init__(
         self,
@@ -143,10 +162,7 @@ class ExportJob:
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
         self.error: str | None = None
-        self.create_attempts = 0
-        self.create_started: float | None = None
-        self.look_before_create = True  # an identical export may exist by now
-        self.create_not_before = 0.0
+        self._create = CreateTries()
         self.deliver_through_clamped: str | None = None
         self.read_from_start = False  # every row of the export is read in this run
 
@@ -160,6 +176,67 @@ class ExportJob:
         job.origin = Origin.RESUMED
         job.expected_rows = flight.expected_rows
         return job
+
+    # Planning and creating
+
+    def counted(self, total_rows: int | None, records_required: int | None) -> None:
+        """The count before the create: the rows expected and the records credits reserved."""
+        self.expected_rows, self.records_required = total_rows, records_required
+
+    def would_use(self, summary: ExportSummary) -> None:
+        """The export a plan_only run would resume or reuse for this job; nothing starts."""
+        self.summary = summary
+
+    def drop_flight(self) -> None:
+        """Forget the export an earlier run left in flight: the API lost it or it failed."""
+        self.flight = None
+        del self.state["in_flight"]
+
+    def reuse_exclusions(self) -> set[str]:
+        """Exports never reused for this job: the feed's last delivered and its earlier job's."""
+        last = self.state.get("last_export_id")
+        exclude = {last} if last else set()
+        if self.after is not None and self.after.export_id:
+            exclude.add(self.after.export_id)
+        return exclude
+
+    def create_sent(self, now: float) -> None:
+        """A create of this job's export is sent at `now`."""
+        self._create.sent += 1
+        if self._create.first_sent is None:
+            self._create.first_sent = now
+
+    def create_failed(self, now: float, wait: float, *, refused: bool) -> None:
+        """The create failed: try again after `wait` s, looking first unless it was refused.
+
+        A refusal created nothing; any other failure may have created the export.
+        """
+        self._create.look_first = not refused
+        self._create.not_before = now + wait
+
+    def may_create(self, now: float) -> bool:
+        """Whether the wait after a failed create is over at `now`."""
+        return now >= self._create.not_before
+
+    @property
+    def next_create_at(self) -> float:
+        """When the next create may be sent (0 before any failed)."""
+        return self._create.not_before
+
+    @property
+    def looks_before_create(self) -> bool:
+        """Whether an identical export may exist by now, so it is looked for first."""
+        return self._create.look_first
+
+    @property
+    def create_tries(self) -> int:
+        """The creates sent so far."""
+        return self._create.sent
+
+    def create_elapsed(self, now: float) -> float:
+        """Seconds since the first create was sent (0 before)."""
+        first = self._create.first_sent
+        return 0.0 if first is None else now - first
 
     # Transitions
 
