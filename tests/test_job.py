@@ -288,9 +288,9 @@ def test_a_failed_create_waits_and_looks_for_the_export_first_unless_refused() -
     assert job.create_tries == 2
     assert job.create_elapsed(45.0) == 35.0  # from the first create sent, not the last
     assert job.next_create_at == 40.0
-    assert job.looks_before_create
+    looked = job.looks_before_create
     job.create_failed(40.0, 5.0, refused=True)  # a 409: nothing was created
-    assert not job.looks_before_create
+    assert (looked, job.looks_before_create) == (True, False)
     assert (job.may_create(44.9), job.may_create(45.0)) == (False, True)
 
 
