@@ -28,11 +28,6 @@ class ExportStatus(enum.Enum):
     READY = "ready"
     FAILED = "failed"
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the build has ended (the status will not change any more)."""
-        return self is not ExportStatus.BUILDING
-
     @classmethod
     def parse(cls, raw: t.Any) -> ExportStatus | None:
         """The status a text means, ignoring case and surrounding spaces; None if unknown."""
