@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime
 import enum
 import typing as t
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from tap_contactbased.errors import ConfigError
 from tap_contactbased.redaction import api_text
+from tap_contactbased.state import InFlight, day_or_none
 from tap_contactbased.summary import ExportStatus
 
 if t.TYPE_CHECKING:
@@ -26,8 +26,6 @@ if t.TYPE_CHECKING:
 
     from tap_contactbased.summary import ExportOptions, ExportSummary
     from tap_contactbased.windows import Window
-
-STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
 
 
 class Phase(enum.Enum):
@@ -60,82 +58,6 @@ class Origin(enum.Enum):
     CREATED = "created"  # by this run
     REUSED = "reused"  # found on the API with the same options and window
     RESUMED = "resumed"  # named in the state by an earlier run
-
-
-class StateError(ConfigError):
-    """A state this tap could not have written."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        """Say where the state is wrong and what was expected there."""
-        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
-
-
-def check_date(value: t.Any, where: str) -> str:
-    """`value` if it is a date YYYY-MM-DD."""
-    try:
-        datetime.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise StateError(where, f"expected a date YYYY-MM-DD, found {value!r}") from None
-    return str(value)
-
-
-def day_or_none(value: str | None) -> str | None:
-    """`value` if it is a date YYYY-MM-DD, else None."""
-    try:
-        return datetime.date.fromisoformat(value).isoformat() if value else None
-    except ValueError:
-        return None
-
-
-def _count(value: t.Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise StateError(where, f"expected a count of rows, found {value!r}")
-    return value
-
-
-@dataclass
-class InFlight:
-    """The export a feed's state names while it is delivered: the record the next run resumes.
-
-    `expected_rows` (the count before creation) and `page_size` are newer than the other
-    fields: states written before them resume without them.
-    """
-
-    export_id: str
-    start_date: str | None
-    end_date: str | None
-    deliver_through: str | None
-    rows_done: int = 0
-    expected_rows: int | None = None
-    page_size: int | None = None
-
-    @classmethod
-    def from_state(cls, value: t.Any, where: str) -> InFlight:
-        """Read and check an in-flight record; raise `StateError` naming a wrong value."""
-        if not isinstance(value, dict) or not isinstance(value.get("export_id"), str):
-            raise StateError(where, "expected an object with an export_id")
-        dates = {}
-        for name in ("start_date", "end_date", "deliver_through"):
-            raw = value.get(name)
-            dates[name] = None if raw is None else check_date(raw, f"{where}.{name}")
-        rows_done = _count(value.get("rows_done"), f"{where}.rows_done")
-        assert rows_done is not None
-        return cls(
-            export_id=value["export_id"],
-            rows_done=rows_done,
-            expected_rows=_count(
-                value.get("expected_rows"), f"{where}.expected_rows", optional=True
-            ),
-            page_size=_count(value.get("page_size"), f"{where}.page_size", optional=True),
-            **dates,
-        )
-
-    def to_state(self) -> dict[str, t.Any]:
-        """The record as the state holds it (fields without a value are left out)."""
-        always = {"export_id", "start_date", "end_date", "deliver_through", "rows_done"}
-        return {k: v for k, v in asdict(self).items() if v is not None or k in always}
 
 
 @dataclass(frozen=True)
@@ -193,8 +115,27 @@ class BuildClock:
         return None
 
 
+def start_bookmark(state: MutableMapping[str, t.Any], day: str) -> None:
+    """Start a feed's bookmark at `day`: a new feed with no complete day to export yet."""
+    state["delivered_through"] = day
+
+
+@dataclass
+class CreateTries:
+    """The creates sent for a job's export, and when and how the next one may go."""
+
+    sent: int = 0
+    first_sent: float | None = None
+    look_first: bool = True  # an identical export may exist by now
+    not_before: float = 0.0
+
+
 class ExportJob:
-    """One feed's export in one run, and the feed's entry in the state."""
+    """One feed's export in one run, and the feed's entry in the state.
+
+    The job is the only writer of its fields and of that entry: the run tells it what
+    happened (`counted`, `create_sent`, `start`, `observe`, ...) and reads its views.
+    """
 
     def __init__(
         self,
@@ -221,10 +162,7 @@ class ExportJob:
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
         self.error: str | None = None
-        self.create_attempts = 0
-        self.create_started: float | None = None
-        self.look_before_create = True  # an identical export may exist by now
-        self.create_not_before = 0.0
+        self._create = CreateTries()
         self.deliver_through_clamped: str | None = None
         self.read_from_start = False  # every row of the export is read in this run
 
@@ -238,6 +176,67 @@ class ExportJob:
         job.origin = Origin.RESUMED
         job.expected_rows = flight.expected_rows
         return job
+
+    # Planning and creating
+
+    def counted(self, total_rows: int | None, records_required: int | None) -> None:
+        """The count before the create: the rows expected and the records credits reserved."""
+        self.expected_rows, self.records_required = total_rows, records_required
+
+    def would_use(self, summary: ExportSummary) -> None:
+        """The export a plan_only run would resume or reuse for this job; nothing starts."""
+        self.summary = summary
+
+    def drop_flight(self) -> None:
+        """Forget the export an earlier run left in flight: the API lost it or it failed."""
+        self.flight = None
+        del self.state["in_flight"]
+
+    def reuse_exclusions(self) -> set[str]:
+        """Exports never reused for this job: the feed's last delivered and its earlier job's."""
+        last = self.state.get("last_export_id")
+        exclude = {last} if last else set()
+        if self.after is not None and self.after.export_id:
+            exclude.add(self.after.export_id)
+        return exclude
+
+    def create_sent(self, now: float) -> None:
+        """A create of this job's export is sent at `now`."""
+        self._create.sent += 1
+        if self._create.first_sent is None:
+            self._create.first_sent = now
+
+    def create_failed(self, now: float, wait: float, *, refused: bool) -> None:
+        """The create failed: try again after `wait` s, looking first unless it was refused.
+
+        A refusal created nothing; any other failure may have created the export.
+        """
+        self._create.look_first = not refused
+        self._create.not_before = now + wait
+
+    def may_create(self, now: float) -> bool:
+        """Whether the wait after a failed create is over at `now`."""
+        return now >= self._create.not_before
+
+    @property
+    def next_create_at(self) -> float:
+        """When the next create may be sent (0 before any failed)."""
+        return self._create.not_before
+
+    @property
+    def looks_before_create(self) -> bool:
+        """Whether an identical export may exist by now, so it is looked for first."""
+        return self._create.look_first
+
+    @property
+    def create_tries(self) -> int:
+        """The creates sent so far."""
+        return self._create.sent
+
+    def create_elapsed(self, now: float) -> float:
+        """Seconds since the first create was sent (0 before)."""
+        first = self._create.first_sent
+        return 0.0 if first is None else now - first
 
     # Transitions
 

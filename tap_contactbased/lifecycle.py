@@ -16,6 +16,7 @@ from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import envelope_items, listed_items
 from tap_contactbased.summary import ExportStatus, ExportSummary, Match
+from tap_contactbased.values import optional_int
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -58,15 +59,6 @@ class Candidate:
     summary: ExportSummary
     match: Match
     unechoed: Sequence[str] = ()
-
-
-def _int_or_none(value: t.Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
-        return None
 
 
 class ExportLifecycle:
@@ -223,22 +215,22 @@ class ExportLifecycle:
         answer = self._api.post(endpoints.EXPORTS_COUNT, options.body())
         answer = answer if isinstance(answer, dict) else {}
         return Count(
-            total_rows=_int_or_none(answer.get("total_rows")),
-            records_required=_int_or_none(answer.get("records_required")),
+            total_rows=optional_int(answer.get("total_rows")),
+            records_required=optional_int(answer.get("records_required")),
         )
 
     def credits_remaining(self) -> int | None:
         """Records credits left in the organization's pool, when the API says."""
         credits = self._api.get(endpoints.CREDITS)
         credits = credits if isinstance(credits, dict) else {}
-        remaining = _int_or_none(credits.get("records_remaining"))
+        remaining = optional_int(credits.get("records_remaining"))
         if remaining is not None:
             return remaining
-        total = _int_or_none(credits.get("records_total"))
+        total = optional_int(credits.get("records_total"))
         if total is None:
             return None
-        used = _int_or_none(credits.get("records_used")) or 0
-        reserved = _int_or_none(credits.get("records_reserved")) or 0
+        used = optional_int(credits.get("records_used")) or 0
+        reserved = optional_int(credits.get("records_reserved")) or 0
         return total - used - reserved
 
     def create(self, options: ExportOptions) -> ExportSummary:

@@ -31,9 +31,9 @@ from tap_contactbased.errors import (
     ExportError,
     TransientApiError,
 )
-from tap_contactbased.job import WAITING, ExportJob, InFlight, Origin, Phase
+from tap_contactbased.job import WAITING, ExportJob, Origin, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts
-from tap_contactbased.state import StateMismatchError, flight_misfits, future_bookmark
+from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
 from tap_contactbased.summary import ExportOptions, ExportStatus
 from tap_contactbased.windows import SNAPSHOT, Window, plan_window
 
@@ -176,6 +176,7 @@ class ExportRun:
         jobs = {}
         for feed_id, flight in flights.items():
             summary = summaries.get(flight.export_id)
+            job = ExportJob.resumed(feed_id, self._state_of(feed_id), flight)
             if summary is None or summary.status is ExportStatus.FAILED:
                 self._logger.warning(
                     "The export %s left in flight for feed %s by an earlier run is %s; "
@@ -184,9 +185,8 @@ class ExportRun:
                     feed_id,
                     "gone" if summary is None else "failed",
                 )
-                del self._state_of(feed_id)["in_flight"]
+                job.drop_flight()
                 continue
-            job = ExportJob.resumed(feed_id, self._state_of(feed_id), flight)
             if not self.settings.plan_only:
                 job.start(summary, Origin.RESUMED, self._clock())
                 job.observe(summary, self._wait, self._clock())
@@ -197,7 +197,7 @@ class ExportRun:
                 )
                 self._run.receipt.exports_reused.append(flight.export_id)
             else:
-                job.summary = summary
+                job.would_use(summary)
             jobs[feed_id] = job
         return jobs
 
@@ -232,7 +232,7 @@ class ExportRun:
         yesterday = (today - datetime.timedelta(days=1)).isoformat()
         if window is None:
             if delivered is None and earlier is None and not settings.plan_only:
-                state["delivered_through"] = yesterday
+                start_bookmark(state, yesterday)
             if earlier is None:
                 self._logger.info(
                     "Feed %s is delivered through %s: no complete day to export before %s.",
@@ -252,17 +252,14 @@ class ExportRun:
                 window.start_date,
             )
         options = ExportOptions.from_settings(settings, feed_id, window.lookback_days)
-        exclude = {state["last_export_id"]} if state.get("last_export_id") else set()
-        if earlier is not None and earlier.export_id:
-            exclude.add(earlier.export_id)
-        reusable = self._lifecycle.find_reusable(
-            options, window.start_date, window.end_date, exclude=exclude
-        )
         job = ExportJob(feed_id, state, window=window, options=options, after=earlier)
+        reusable = self._lifecycle.find_reusable(
+            options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
+        )
         self.jobs.append(job)
         if reusable is not None and earlier is None:
             if settings.plan_only:
-                job.summary = reusable
+                job.would_use(reusable)
                 return
             job.start(reusable, Origin.REUSED, self._clock())
             self._logger.info(
@@ -276,7 +273,7 @@ class ExportRun:
         except ContractError as exc:  # an answer beyond use stops only its feed
             job.fail(f"counting the export of feed {feed_id} failed: {exc}")
             return
-        job.records_required, job.expected_rows = count.cost, count.total_rows
+        job.counted(count.total_rows, count.cost)
 
     # 2. Preflight
 
@@ -412,7 +409,7 @@ class ExportRun:
                 continue
             if sum(1 for other in self.jobs if other.phase in WAITING) >= limit:
                 break
-            if self._clock() < job.create_not_before:
+            if not job.may_create(self._clock()):
                 continue
             started |= self._create(job)
         return started
@@ -422,13 +419,9 @@ class ExportRun:
         assert job.options is not None
         assert job.window is not None
         options, window = job.options, job.window
-        if job.look_before_create:
-            state = job.state
-            exclude = {state["last_export_id"]} if state.get("last_export_id") else set()
-            if job.after is not None and job.after.export_id:
-                exclude.add(job.after.export_id)
+        if job.looks_before_create:
             appeared = self._lifecycle.find_reusable(
-                options, window.start_date, window.end_date, exclude=exclude
+                options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
             )
             if appeared is not None:
                 job.start(appeared, Origin.REUSED, self._clock())
@@ -440,9 +433,7 @@ class ExportRun:
                 self._run.receipt.exports_reused.append(appeared.export_id)
                 job.observe(appeared, self._wait, self._clock())
                 return True
-        job.create_attempts += 1
-        if job.create_started is None:
-            job.create_started = self._clock()
+        job.create_sent(self._clock())
         try:
             summary = self._lifecycle.create(options)
         except TransientApiError as exc:
@@ -487,19 +478,18 @@ class ExportRun:
         status = getattr(response, "status_code", None)
         limited = refused or status in {HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.CONFLICT}
         refused = limited or status == HTTPStatus.SERVICE_UNAVAILABLE
-        too_many = not limited and job.create_attempts >= self._retry.max_tries
-        too_long = now - (job.create_started or now) >= self._wait.timeout_seconds
+        too_many = not limited and job.create_tries >= self._retry.max_tries
+        too_long = job.create_elapsed(now) >= self._wait.timeout_seconds
         if too_many or too_long:
             job.fail(
-                f"creating the export of feed {job.feed_id} failed {job.create_attempts} "
+                f"creating the export of feed {job.feed_id} failed {job.create_tries} "
                 f"time(s): {problem}"
             )
             return
-        wait = self._retry.jitter(self._retry.wait(job.create_attempts, response))
+        wait = self._retry.jitter(self._retry.wait(job.create_tries, response))
         if not refused:
             wait = max(wait, float(self.settings.request_timeout_seconds))
-        job.look_before_create = not refused
-        job.create_not_before = now + wait
+        job.create_failed(now, wait, refused=refused)
         self._logger.warning(
             "Creating the export of feed %s did not work (%s); %s in %.1f s.",
             job.feed_id,
@@ -529,7 +519,7 @@ class ExportRun:
     def _pause(self, waiting: list[ExportJob], planned: list[ExportJob]) -> None:
         """Sleep until the next poll, the next create try or the first deadline."""
         now = self._clock()
-        moments = [job.create_not_before for job in planned if job.create_not_before > now]
+        moments = [job.next_create_at for job in planned if job.next_create_at > now]
         if waiting:
             moments.append(self._next_poll)
             moments.extend(job.clock.deadline(self._wait) for job in waiting if job.clock)

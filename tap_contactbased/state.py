@@ -1,4 +1,4 @@
-"""Checks of the state handed to the tap: its shape first, then its values against the API.
+"""The state's format (`InFlight`, a feed's export in flight) and the checks of a state.
 
 A state is what a target echoed from an earlier run. If it does not have the shape this tap
 writes, resuming from it could skip or repeat days, so the run stops and says which value is
@@ -11,21 +11,97 @@ delivered for a configured feed. Nothing is delivered or enriched on the state's
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import typing as t
+from dataclasses import asdict, dataclass
 
 from tap_contactbased.errors import ConfigError
-from tap_contactbased.job import InFlight, StateError, check_date, day_or_none
+from tap_contactbased.values import date_or_none, is_int
 
 if t.TYPE_CHECKING:
-    import datetime
     from collections.abc import Callable, Mapping, Sequence
 
     from tap_contactbased.summary import ExportSummary
 
+STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
 PENDING_WHERE = "bookmarks.enrichment.pending_exports"
 PROOF_LENGTH = 32
+
+
+class StateError(ConfigError):
+    """A state this tap could not have written."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        """Say where the state is wrong and what was expected there."""
+        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
+
+
+def check_date(value: t.Any, where: str) -> str:
+    """`value` if it is a date YYYY-MM-DD."""
+    try:
+        datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise StateError(where, f"expected a date YYYY-MM-DD, found {value!r}") from None
+    return str(value)
+
+
+def day_or_none(value: str | None) -> str | None:
+    """`value` if it is a date YYYY-MM-DD, else None."""
+    day = date_or_none(value)
+    return None if day is None else day.isoformat()
+
+
+def _count(value: t.Any, where: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if not is_int(value) or value < 0:
+        raise StateError(where, f"expected a count of rows, found {value!r}")
+    return value
+
+
+@dataclass
+class InFlight:
+    """The export a feed's state names while it is delivered: the record the next run resumes.
+
+    `expected_rows` (the count before creation) and `page_size` are newer than the other
+    fields: states written before them resume without them.
+    """
+
+    export_id: str
+    start_date: str | None
+    end_date: str | None
+    deliver_through: str | None
+    rows_done: int = 0
+    expected_rows: int | None = None
+    page_size: int | None = None
+
+    @classmethod
+    def from_state(cls, value: t.Any, where: str) -> InFlight:
+        """Read and check an in-flight record; raise `StateError` naming a wrong value."""
+        if not isinstance(value, dict) or not isinstance(value.get("export_id"), str):
+            raise StateError(where, "expected an object with an export_id")
+        dates = {}
+        for name in ("start_date", "end_date", "deliver_through"):
+            raw = value.get(name)
+            dates[name] = None if raw is None else check_date(raw, f"{where}.{name}")
+        rows_done = _count(value.get("rows_done"), f"{where}.rows_done")
+        assert rows_done is not None
+        return cls(
+            export_id=value["export_id"],
+            rows_done=rows_done,
+            expected_rows=_count(
+                value.get("expected_rows"), f"{where}.expected_rows", optional=True
+            ),
+            page_size=_count(value.get("page_size"), f"{where}.page_size", optional=True),
+            **dates,
+        )
+
+    def to_state(self) -> dict[str, t.Any]:
+        """The record as the state holds it (fields without a value are left out)."""
+        always = {"export_id", "start_date", "end_date", "deliver_through", "rows_done"}
+        return {k: v for k, v in asdict(self).items() if v is not None or k in always}
 
 
 class StateMismatchError(ConfigError):

@@ -13,6 +13,8 @@ import json
 import typing as t
 from dataclasses import dataclass
 
+from tap_contactbased.values import optional_int
+
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -26,11 +28,6 @@ class ExportStatus(enum.Enum):
     READY = "ready"
     FAILED = "failed"
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the build has ended (the status will not change any more)."""
-        return self is not ExportStatus.BUILDING
-
     @classmethod
     def parse(cls, raw: t.Any) -> ExportStatus | None:
         """The status a text means, ignoring case and surrounding spaces; None if unknown."""
@@ -40,15 +37,6 @@ class ExportStatus(enum.Enum):
             return cls(raw.strip().lower())
         except ValueError:
             return None
-
-
-def _optional_int(value: t.Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
-        return None
 
 
 @dataclass(frozen=True)
@@ -101,17 +89,17 @@ class ExportSummary:
     @property
     def total_rows(self) -> int | None:
         """Rows of a ready export, when the API says."""
-        return _optional_int(self.raw.get("total_rows"))
+        return optional_int(self.raw.get("total_rows"))
 
     @property
     def total_pages(self) -> int | None:
         """Pages of a ready export, when the API says."""
-        return _optional_int(self.raw.get("total_pages"))
+        return optional_int(self.raw.get("total_pages"))
 
     @property
     def page_size(self) -> int | None:
         """Rows per page, when the API echoes it."""
-        return _optional_int(self.raw.get("page_size"))
+        return optional_int(self.raw.get("page_size"))
 
     @property
     def columns(self) -> list[str]:
@@ -122,7 +110,7 @@ class ExportSummary:
     @property
     def records_reserved(self) -> int | None:
         """Records credits the export reserved when it was created."""
-        return _optional_int(self.raw.get("records_reserved"))
+        return optional_int(self.raw.get("records_reserved"))
 
     @property
     def created_at(self) -> str | None:
@@ -227,9 +215,9 @@ class ExportOptions:
         ):
             (sent if value != empty else unset)[name] = value
         echoed: dict[str, t.Callable[[t.Any], t.Any]] = {
-            "lookback_days": _optional_int,
-            "page_size": _optional_int,
-            "max_rows": _optional_int,
+            "lookback_days": optional_int,
+            "page_size": optional_int,
+            "max_rows": optional_int,
             "require_contact_id": _optional_bool,
             "consumer_filters": _echoed_filters,
             "enrichment_bundles": _echoed_bundles,

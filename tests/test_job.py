@@ -9,10 +9,11 @@ import typing as t
 import pytest
 
 from tap_contactbased.api_client import RetryPolicy
-from tap_contactbased.job import ExportJob, InFlight, Origin, Phase, StateError, WaitPolicy
+from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
 from tap_contactbased.orchestrator import ExportRun
 from tap_contactbased.run import RunContext
 from tap_contactbased.settings import Settings
+from tap_contactbased.state import InFlight, StateError
 from tap_contactbased.summary import ExportSummary
 from tap_contactbased.windows import Window
 
@@ -274,3 +275,39 @@ def test_a_stalled_export_is_given_up_at_its_deadline_not_after_a_whole_interval
     # Progress was first seen at the first poll; the wait ends 30 s later to the dot.
     assert time.now == pytest.approx(exports.polls[0] + POLICY.stall_timeout_seconds)
     assert exports.polls[-1] == time.now
+
+
+def test_a_failed_create_waits_and_looks_for_the_export_first_unless_refused() -> None:
+    job = ExportJob("feed", {}, window=WINDOW)
+    assert (job.may_create(0.0), job.looks_before_create, job.create_tries) == (True, True, 0)
+
+    job.create_sent(10.0)
+    job.create_failed(10.0, 30.0, refused=False)  # a timeout: the export may exist
+    job.create_sent(40.0)
+
+    assert job.create_tries == 2
+    assert job.create_elapsed(45.0) == 35.0  # from the first create sent, not the last
+    assert job.next_create_at == 40.0
+    looked = job.looks_before_create
+    job.create_failed(40.0, 5.0, refused=True)  # a 409: nothing was created
+    assert (looked, job.looks_before_create) == (True, False)
+    assert (job.may_create(44.9), job.may_create(45.0)) == (False, True)
+
+
+def test_a_job_never_reuses_the_feeds_last_export_nor_its_earlier_jobs() -> None:
+    earlier = started_job({"last_export_id": "exp_0"})
+    job = ExportJob("feed", earlier.state, window=WINDOW, after=earlier)
+
+    assert job.reuse_exclusions() == {"exp_0", "exp_1"}
+    assert ExportJob("feed", {}, window=WINDOW).reuse_exclusions() == set()
+
+
+def test_a_dropped_flight_leaves_the_feed_to_a_new_export() -> None:
+    flight = InFlight("exp_1", "2026-11-21", "2026-11-27", "2026-11-26", rows_done=10)
+    state: dict[str, t.Any] = {"in_flight": flight.to_state(), "delivered_through": "2026-11-20"}
+    job = ExportJob.resumed("feed", state, flight)
+
+    job.drop_flight()
+
+    assert state == {"delivered_through": "2026-11-20"}
+    assert (job.export_id, job.next_row) == (None, 1)
