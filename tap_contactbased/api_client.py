@@ -9,19 +9,21 @@ name the endpoint by method and path only: never a query string, a header or a s
 
 from __future__ import annotations
 
-import email.utils
-import random
-import time
 import typing as t
 import urllib.parse
-from dataclasses import dataclass
 from http import HTTPStatus
 
 import requests
 
 from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, BodyCap, decode_answer, too_deep
-from tap_contactbased.errors import ApiError, ConfigError, RefusedAnswerError, TransientApiError
+from tap_contactbased.errors import (
+    ApiError,
+    ConfigError,
+    ExpiredDownloadUrl,
+    RefusedAnswerError,
+    TransientApiError,
+)
 from tap_contactbased.redaction import api_text, register_url_secrets
 from tap_contactbased.spelling import normalise_id_spelling
 
@@ -50,7 +52,6 @@ STATUS_ADVICE: Mapping[int, str] = {
     HTTPStatus.UNPROCESSABLE_ENTITY: "the API rejected the request: check the settings named",
 }
 
-MAX_RETRY_AFTER_SECONDS = 300.0
 MAX_DOWNLOAD_REDIRECTS = 5
 # Errors of a request that cannot even be sent (a URL or header value requests or
 # http.client refuses): sending it again cannot help, and their text holds the value.
@@ -146,50 +147,6 @@ def status_error_message(endpoint: str, response: requests.Response) -> str:
     if advice := STATUS_ADVICE.get(status):
         message += f": {advice}"
     return message
-
-
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds asked for by a `Retry-After` header (delta or HTTP date), capped."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait before trying again, and how often: one policy for every retry.
-
-    Requests, re-reads of a cut body and repeated creates all wait this way.
-    """
-
-    initial_wait: float
-    max_wait: float
-    max_tries: int
-
-    def wait(self, attempt: int, response: requests.Response | None = None) -> float:
-        """Seconds before the try after failed try number `attempt` (from 1).
-
-        What `Retry-After` asks for, else an exponential wait up to `max_wait`.
-        """
-        asked = retry_after_seconds(response)
-        if asked is not None:
-            return asked
-        return min(self.max_wait, self.initial_wait * 2.0 ** (attempt - 1))
-
-    @staticmethod
-    def jitter(seconds: float) -> float:
-        """Spread retries by up to a quarter of the wait, never below what was asked."""
-        return seconds * (1 + random.random() / 4)  # noqa: S311 - jitter, not cryptography
 
 
 def describe_transport_error(exc: requests.RequestException) -> str:
@@ -391,7 +348,3 @@ class ContactBasedApi:
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise TransientApiError(f"{what}: {status} {reason}", response)
         raise ApiError(f"{what}: {status} {reason}", status)
-
-
-class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user
-    """The signed URL no longer works; ask the API for a new one."""

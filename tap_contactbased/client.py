@@ -20,7 +20,6 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 
 from tap_contactbased.api_client import (
     ContactBasedApi,
-    RetryPolicy,
     body_cap,
     check_status,
     decoded_answer,
@@ -29,12 +28,13 @@ from tap_contactbased.api_client import (
 )
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
+from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.sdk_internals import (
     mapped_records,
     passes_records_unchanged,
     records_to_batch,
 )
-from tap_contactbased.settings import api_key_of
+from tap_contactbased.settings import Settings, api_key_of
 from tap_contactbased.spelling import normalise_id_spelling
 
 if sys.version_info >= (3, 12):
@@ -67,7 +67,12 @@ class ContactBasedStream(RESTStream[t.Any]):
     @property
     def retry_policy(self) -> RetryPolicy:
         """The retry policy of every request and re-read of this stream."""
-        return RetryPolicy(self.retry_initial_wait, self.retry_max_wait, self.retry_max_tries)
+        return RetryPolicy(
+            self.retry_initial_wait,
+            self.retry_max_wait,
+            self.retry_max_tries,
+            Settings.from_config(self.config).retry_max_seconds,
+        )
 
     @property
     @override

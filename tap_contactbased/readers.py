@@ -32,14 +32,15 @@ import urllib3.exceptions
 
 from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, too_deep
-from tap_contactbased.api_client import ExpiredDownloadUrl, UnreadableBodyError
+from tap_contactbased.api_client import UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.errors import ApiError, ExportError, RefusedAnswerError
+from tap_contactbased.errors import ApiError, ExpiredDownloadUrl, ExportError, RefusedAnswerError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_contactbased.api_client import ContactBasedApi, RetryPolicy
+    from tap_contactbased.api_client import ContactBasedApi
+    from tap_contactbased.retry import RetryPolicy
     from tap_contactbased.summary import ExportSummary
 
 URL_RENEWALS = 3

@@ -7,7 +7,7 @@ import typing as t
 import pytest
 import requests
 
-from tap_contactbased.api_client import ContactBasedApi, retry_after_seconds
+from tap_contactbased.api_client import ContactBasedApi
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.tap import TapContactBased
@@ -85,13 +85,6 @@ def test_retry_waits_honour_retry_after_and_fall_back_to_exponential(
         stream.retry_initial_wait * 4,
         min(stream.retry_max_wait, stream.retry_initial_wait * 8),
     )
-
-
-def test_retry_after_accepts_an_http_date() -> None:
-    response = requests.Response()
-    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
-
-    assert retry_after_seconds(response) == 0.0
 
 
 def test_retries_are_bounded(api: FakeContactBased, config: dict[str, t.Any]) -> None:

@@ -19,13 +19,13 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_contactbased.api_client import (
-    ContactBasedApi,
+from tap_contactbased.api_client import ContactBasedApi, check_status, describe_transport_error
+from tap_contactbased.errors import (
+    ApiError,
+    ContactBasedError,
     ExpiredDownloadUrl,
-    check_status,
-    describe_transport_error,
+    TransientApiError,
 )
-from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.probe.shapes import is_int, status_key
 from tap_contactbased.summary import ExportOptions
 
