@@ -42,7 +42,13 @@ class TransientApiError(RetriableAPIError):
         """The error that ends the retries: this failure, with the tries it took."""
         spent = f"{tried(tries)} in {seconds:.0f} s"
         message = f"{self} ({why}; {spent})" if why else f"{self} ({spent})"
-        return TransientApiError(message, self.response)
+        return self.hiding_the_same_cause(TransientApiError(message, self.response))
+
+    def hiding_the_same_cause(self, error: Exception) -> Exception:
+        """`error`, chained to what this failure hides (what requests raised, say)."""
+        error.__context__ = self.__context__
+        error.__suppress_context__ = True
+        return error
 
 
 class ContractError(ContactBasedError):
@@ -79,9 +85,11 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
     def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
         """The feed's failure once the part was read as often as the budget allows."""
         problem = f"{self}; {why}" if why else str(self)
-        return ExportError(
-            f"Could not read {self.what}: {problem} ({tried(tries)} in {seconds:.0f} s). Rows "
-            "up to the last confirmed page are saved; the next run resumes there"
+        return self.hiding_the_same_cause(
+            ExportError(
+                f"Could not read {self.what}: {problem} ({tried(tries)} in {seconds:.0f} s). "
+                "Rows up to the last confirmed page are saved; the next run resumes there"
+            )
         )
 
 

@@ -119,6 +119,8 @@ class Attempts:
         """Count a failed try that got as far as `position`; wait, or raise once spent.
 
         A failure further along than the last one starts a fresh budget: progress was made.
+        The error raised hides what `exc` hides (what requests raised): call this outside
+        the `except` block that caught `exc`, or Python chains `exc` itself instead.
         """
         policy, now = self._policy, self._clock.monotonic()
         if position > self._position:
@@ -151,4 +153,5 @@ def retrying(attempts: Attempts, attempt: Callable[[], T]) -> T:
         try:
             return attempt()
         except TransientApiError as exc:
-            attempts.failed(exc)
+            failure = exc
+        attempts.failed(failure)

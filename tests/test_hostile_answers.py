@@ -289,8 +289,8 @@ class PagesWithARefusedSecond:
     def prepare(self, _method: str, _path: str, *, body: dict[str, t.Any]) -> int:
         return int(body["page"])
 
-    def with_own_session(self) -> PagesWithARefusedSecond:
-        return self
+    def retrying(self, _what: str, attempt: t.Callable[[], t.Any]) -> t.Any:
+        return attempt()
 
     def send_decoded(self, page: int, _decode: t.Any) -> tuple[list[dict[str, t.Any]], int]:
         self.asked.append(page)

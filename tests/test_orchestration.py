@@ -289,13 +289,13 @@ def test_an_api_that_ignores_the_export_ids_filter_still_gives_the_exports_asked
     made = [api.make_ready_export(feed, 3) for feed in api.feed_ids]
     stream = TapContactBased(config=make_config(api)).streams["export_rows"]
     assert isinstance(stream, ContactBasedStream)
-    post = stream.api.post
+    post = stream.client.post
 
     def without_filter(path: str, body: t.Any, **kwargs: t.Any) -> t.Any:
         return post(path, {k: v for k, v in body.items() if k != "export_ids"}, **kwargs)
 
-    monkeypatch.setattr(stream.api, "post", without_filter)
-    lifecycle = ExportLifecycle(stream.api, logging.getLogger("test"))
+    monkeypatch.setattr(stream.client, "post", without_filter)
+    lifecycle = ExportLifecycle(stream.client, logging.getLogger("test"))
 
     # The list is newest first and a page holds as many as were asked for: the oldest
     # export is on the second page of the unfiltered list.

@@ -193,7 +193,8 @@ def test_a_policy_from_the_settings_reads_the_waits_when_it_is_built(
 ) -> None:
     settings = Settings.from_config({"retry_max_seconds": 30})
     monkeypatch.setattr(retry, "INITIAL_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(retry, "MAX_WAIT_SECONDS", 40.0)
 
-    assert RetryPolicy.from_settings(settings) == RetryPolicy(0.5, 60.0, 8, 30.0)
+    assert RetryPolicy.from_settings(settings) == RetryPolicy(0.5, 40.0, 8, 30.0)
     assert RetryPolicy.from_settings(settings, max_tries=3).max_tries == 3
     assert Settings.from_config({}).retry_max_seconds == 120.0
