@@ -1,9 +1,11 @@
 """What the tap takes of an answer's body: no more bytes, depth or digits than `limits` allow.
 
-Every API request carries a `BodyCap` (a response hook, so the SDK's own requests are held
-to it too), which refuses a body past its cap before and while it is read. JSON answers are
-decoded by `decode_answer`. Past a cap an answer is refused in one line and not asked for
-again: the same request would get the same answer.
+Every API request carries a `BodyCap` (`with_body_cap`: a response hook, so the SDK's own
+requests are held to it too), which refuses a body past its cap before and while it is
+read. JSON answers are decoded by `decode_answer` (`decoded_answer` for a response, whose
+body, when it is not JSON, is asked for again). Past a cap an answer is refused in one line
+and not asked for again: the same request would get the same answer. Messages name a
+request by `endpoint_of`: method and path, never a query string.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import typing as t
 
 import msgspec
 
-from tap_contactbased import limits
-from tap_contactbased.errors import RefusedAnswerError
+from tap_contactbased import endpoints, limits
+from tap_contactbased.errors import RefusedAnswerError, TransientApiError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,6 +24,8 @@ if t.TYPE_CHECKING:
     from urllib3 import HTTPResponse
 
 _decoder = msgspec.json.Decoder()
+PAGE_ADVICE = "Read this export with read_mode csv, or lower page_size for the next exports."
+ANSWER_ADVICE = "No answer of the contract comes near it: report this difference."
 
 
 class BadAnswer(Exception):  # noqa: N818 - a verdict on the answer, turned into an error above
@@ -108,3 +112,46 @@ class CappedBody:
     def __getattr__(self, name: str) -> t.Any:
         """Everything else of the response's `raw` (closing, releasing the connection)."""
         return getattr(self._raw, name)
+
+
+def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
+    """Name a request by method and path, never by its query string or host."""
+    if request is None or request.path_url is None:
+        return fallback
+    return f"{request.method} {request.path_url.split('?', 1)[0]}"
+
+
+def body_cap(request: requests.PreparedRequest) -> BodyCap:
+    """The most of an answer to `request` the tap reads: a page may be larger than the rest."""
+    what = endpoint_of(request)
+    if what.startswith("POST ") and what.endswith(endpoints.EXPORTS_PAGE):
+        return BodyCap(limits.MAX_PAGE_BYTES, what, PAGE_ADVICE)
+    return BodyCap(limits.MAX_ANSWER_BYTES, what, ANSWER_ADVICE)
+
+
+def refused(what: str, verdict: BadAnswer) -> RefusedAnswerError:
+    """The one line for an answer past a cap of `limits`."""
+    return RefusedAnswerError(
+        f"{what}: the answer {verdict}; it is not asked for again. {ANSWER_ADVICE}"
+    )
+
+
+def decoded_answer(response: requests.Response) -> t.Any:
+    """The JSON of an answer: a body that is not JSON is retried, one past a cap refused."""
+    what = endpoint_of(response.request)
+    try:
+        return decode_answer(response.content)
+    except BadAnswer as verdict:
+        raise refused(what, verdict) from None
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "no content type")
+        msg = (
+            f"{what}: answered {response.status_code} with a body that is not JSON ({content_type})"
+        )
+        raise TransientApiError(msg, response) from None
+
+
+def with_body_cap(prepared: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The request, reading at most a capped answer (see `answers.BodyCap`)."""
+    prepared.hooks["response"].append(body_cap(prepared))
+    return prepared

@@ -1,39 +1,48 @@
-"""The HTTP client of the tap: one request path, one retry policy, one-line errors.
+"""The HTTP client of the tap, built from the settings alone: `ApiClient`.
 
-Every request of the tap goes through the same policies, whether the SDK drives it (the
-paginated organization streams) or the export and enrichment code does (through
-`ContactBasedApi`): the same `X-API-Key` auth, the same bounded retries that honour
-`Retry-After`, the same classification of answers, and the same one-line errors. Messages
-name the endpoint by method and path only: never a query string, a header or a signed URL.
+Every request of the tap goes through it, whether the SDK drives it (the paginated
+organization streams send on its session, with its auth, and retry in its loop) or the
+export, enrichment and probe code does: the same `X-API-Key` auth, the same answer caps,
+the same classification of answers (retriable, refused in one line, or fine), the same
+one retry loop (`retry.Attempts`), and the same one-line errors. Messages name the
+endpoint by method and path only: never a query string, a header or a signed URL.
 """
 
 from __future__ import annotations
 
-import email.utils
-import random
-import time
+import logging
+import threading
 import typing as t
 import urllib.parse
-from dataclasses import dataclass
 from http import HTTPStatus
 
 import requests
+import requests.auth
 
-from tap_contactbased import endpoints, limits
-from tap_contactbased.answers import BadAnswer, BodyCap, decode_answer, too_deep
-from tap_contactbased.errors import ApiError, ConfigError, RefusedAnswerError, TransientApiError
+from tap_contactbased import retry
+from tap_contactbased.answers import (
+    BadAnswer,
+    decode_answer,
+    decoded_answer,
+    endpoint_of,
+    refused,
+    too_deep,
+    with_body_cap,
+)
+from tap_contactbased.errors import ApiError, ConfigError, ExpiredDownloadUrl, TransientApiError
 from tap_contactbased.redaction import api_text, register_url_secrets
+from tap_contactbased.retry import Attempts, RetryPolicy
 from tap_contactbased.spelling import normalise_id_spelling
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from singer_sdk.helpers.types import Context
-
-    from tap_contactbased.client import ContactBasedStream
+    from tap_contactbased.retry import Clock
+    from tap_contactbased.settings import Settings
 
 T = t.TypeVar("T")
-Sender = t.Callable[[requests.PreparedRequest, "Context | None"], requests.Response]
+LOGGER = "tap-contactbased"
+API_KEY_HEADER = "X-API-Key"
 
 # What a user should do about each refusal; the API's own `detail` is added to it.
 STATUS_ADVICE: Mapping[int, str] = {
@@ -50,7 +59,6 @@ STATUS_ADVICE: Mapping[int, str] = {
     HTTPStatus.UNPROCESSABLE_ENTITY: "the API rejected the request: check the settings named",
 }
 
-MAX_RETRY_AFTER_SECONDS = 300.0
 MAX_DOWNLOAD_REDIRECTS = 5
 # Errors of a request that cannot even be sent (a URL or header value requests or
 # http.client refuses): sending it again cannot help, and their text holds the value.
@@ -61,45 +69,6 @@ UNSENDABLE = (
     requests.exceptions.InvalidHeader,
     ValueError,
 )
-PAGE_ADVICE = "Read this export with read_mode csv, or lower page_size for the next exports."
-ANSWER_ADVICE = "No answer of the contract comes near it: report this difference."
-
-
-def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
-    """Name a request by method and path, never by its query string or host."""
-    if request is None or request.path_url is None:
-        return fallback
-    return f"{request.method} {request.path_url.split('?', 1)[0]}"
-
-
-def body_cap(request: requests.PreparedRequest) -> BodyCap:
-    """The most of an answer to `request` the tap reads: a page may be larger than the rest."""
-    what = endpoint_of(request)
-    if what.startswith("POST ") and what.endswith(endpoints.EXPORTS_PAGE):
-        return BodyCap(limits.MAX_PAGE_BYTES, what, PAGE_ADVICE)
-    return BodyCap(limits.MAX_ANSWER_BYTES, what, ANSWER_ADVICE)
-
-
-def refused(what: str, verdict: BadAnswer) -> RefusedAnswerError:
-    """The one line for an answer past a cap of `limits`."""
-    return RefusedAnswerError(
-        f"{what}: the answer {verdict}; it is not asked for again. {ANSWER_ADVICE}"
-    )
-
-
-def decoded_answer(response: requests.Response) -> t.Any:
-    """The JSON of an answer: a body that is not JSON is retried, one past a cap refused."""
-    what = endpoint_of(response.request)
-    try:
-        return decode_answer(response.content)
-    except BadAnswer as verdict:
-        raise refused(what, verdict) from None
-    except ValueError:
-        content_type = response.headers.get("Content-Type", "no content type")
-        msg = (
-            f"{what}: answered {response.status_code} with a body that is not JSON ({content_type})"
-        )
-        raise TransientApiError(msg, response) from None
 
 
 def api_detail(response: requests.Response) -> str:
@@ -148,50 +117,6 @@ def status_error_message(endpoint: str, response: requests.Response) -> str:
     return message
 
 
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds asked for by a `Retry-After` header (delta or HTTP date), capped."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait before trying again, and how often: one policy for every retry.
-
-    Requests, re-reads of a cut body and repeated creates all wait this way.
-    """
-
-    initial_wait: float
-    max_wait: float
-    max_tries: int
-
-    def wait(self, attempt: int, response: requests.Response | None = None) -> float:
-        """Seconds before the try after failed try number `attempt` (from 1).
-
-        What `Retry-After` asks for, else an exponential wait up to `max_wait`.
-        """
-        asked = retry_after_seconds(response)
-        if asked is not None:
-            return asked
-        return min(self.max_wait, self.initial_wait * 2.0 ** (attempt - 1))
-
-    @staticmethod
-    def jitter(seconds: float) -> float:
-        """Spread retries by up to a quarter of the wait, never below what was asked."""
-        return seconds * (1 + random.random() / 4)  # noqa: S311 - jitter, not cryptography
-
-
 def describe_transport_error(exc: requests.RequestException) -> str:
     """Say what went wrong on the wire without echoing requests' message (it holds the URL)."""
     if isinstance(exc, requests.Timeout):
@@ -214,40 +139,131 @@ def check_status(response: requests.Response) -> None:
         raise ApiError(status_error_message(endpoint_of(response.request), response), status)
 
 
+def transport_error(exc: requests.RequestException, what: str) -> TransientApiError:
+    """The retriable error of a request that failed on the wire, named after `what`.
+
+    Never requests' own message: it holds the URL, and a signed download URL is a secret.
+    """
+    return TransientApiError(f"{what}: {describe_transport_error(exc)}")
+
+
+def sending(prepared: requests.PreparedRequest) -> str:
+    """What the retry warnings call a request: `Sending POST /intent/feeds/exports/list`."""
+    return f"Sending {endpoint_of(prepared)}"
+
+
 class UnreadableBodyError(ValueError):
     """A body that arrived whole but cannot be read as what it should be."""
 
 
-class ContactBasedApi:
-    """JSON requests, whole bodies and streamed downloads for the export and enrichment code.
+class KeyAuth(requests.auth.AuthBase):
+    """Every API request carries the key in the `X-API-Key` header."""
 
-    They share the stream's auth, timeout and retry policy. Each instance has one
-    `requests.Session`, used from one thread: `with_own_session` gives a thread its own.
-    Transport errors are re-raised as `TransientApiError` with a message of our own,
-    because requests' messages contain the URL, and a signed download URL is a secret.
+    def __init__(self, api_key: str) -> None:
+        """Send `api_key` (never shown: `redaction` knows it once the tap has started)."""
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the key to `request`."""
+        request.headers[API_KEY_HEADER] = self._api_key
+        return request
+
+
+class ApiClient:
+    """The ContactBased API as the tap speaks to it, built from the settings alone.
+
+    Each thread gets its own `requests.Session` with the key's auth; requests are prepared
+    on the calling thread and may be sent from another. `json`, `get` and `post` retry
+    under one `retry.Attempts` each; `send`, `send_decoded` and `open_download` make one
+    try, for callers that put them under a budget of their own (`retrying`).
     """
 
-    def __init__(self, stream: ContactBasedStream, session: requests.Session | None = None) -> None:
-        """Serve requests for `stream`, on its session unless given another."""
-        self._stream = stream
-        self._session = session or stream.requests_session
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        policy: RetryPolicy,
+        logger: logging.Logger,
+        clock: Clock | None = None,
+    ) -> None:
+        """Speak to the API at `base_url` with `api_key`; `clock` None: `retry.SYSTEM_CLOCK`."""
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.policy = policy
+        self.auth = KeyAuth(api_key)
+        self._logger = logger
+        self._clock = clock
+        self._local = threading.local()
 
-    def with_own_session(self) -> ContactBasedApi:
-        """The same client on a session of its own, for another thread."""
-        session = requests.Session()
-        session.auth = self._stream.authenticator
-        return ContactBasedApi(self._stream, session)
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        api_key: str,
+        *,
+        max_tries: int | None = None,
+        logger: logging.Logger | None = None,
+    ) -> ApiClient:
+        """The client of a run (or of the probe, which tries fewer times)."""
+        return cls(
+            settings.api_url,
+            api_key,
+            timeout=settings.request_timeout_seconds,
+            policy=RetryPolicy.from_settings(settings, max_tries=max_tries),
+            logger=logger or logging.getLogger(LOGGER),
+        )
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.auth = self.auth
+        return session
+
+    def attempts(self, what: str) -> Attempts:
+        """A fresh budget for `what` (a verb phrase: "Reading page 3 of ...")."""
+        return Attempts(what, self.policy, self._logger, self._clock or retry.SYSTEM_CLOCK)
+
+    def retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        """What `attempt` returns, tried again under one budget while it fails transiently."""
+        return retry.retrying(self.attempts(what), attempt)
 
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
         """GET a JSON document."""
-        return self._json(self.prepare("GET", path, params=params), retry=True)
+        return self.json("GET", path, params=params)
 
-    def post(self, path: str, body: Mapping[str, t.Any], *, retry: bool = True) -> t.Any:
-        """POST a JSON body and return the JSON answer.
+    def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
+        """POST a JSON body and return the JSON answer."""
+        return self.json("POST", path, body=body)
 
-        `retry=False` sends it once: for a billed request whose failure the caller checks.
-        """
-        return self._json(self.prepare("POST", path, body=body), retry=retry)
+    def post_once(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
+        """POST a billed request, sent once: its caller checks what a failure left behind."""
+        return self.json("POST", path, body=body, retry=False)
+
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, t.Any] | None = None,
+        body: Mapping[str, t.Any] | None = None,
+        normalise: bool = True,
+        retry: bool = True,
+    ) -> t.Any:
+        """The JSON answer to a request, the id's spelling normalised unless asked not to."""
+        prepared = self.prepare(method, path, params=params, body=body)
+
+        def attempt() -> t.Any:
+            response = self.send(prepared)
+            check_status(response)
+            return decoded_answer(response)
+
+        answer = self.retrying(sending(prepared), attempt) if retry else attempt()
+        return normalise_id_spelling(answer) if normalise else answer
 
     def prepare(
         self,
@@ -257,115 +273,81 @@ class ContactBasedApi:
         params: Mapping[str, t.Any] | None = None,
         body: Mapping[str, t.Any] | None = None,
     ) -> requests.PreparedRequest:
-        """An authenticated request to the API (built on the calling thread)."""
-        return self._stream.build_prepared_request(
-            method=method,
-            url=f"{self._stream.url_base}{path}",
+        """An authenticated request to the API, its answer capped (built on the calling thread)."""
+        request = requests.Request(
+            method,
+            f"{self.base_url}{path}",
             params=dict(params or {}),
             json=None if body is None else dict(body),
-            headers=self._stream.http_headers,
+            headers={"Accept": "application/json"},
         )
+        return with_body_cap(self.session.prepare_request(request))
 
-    def send_decoded(self, prepared: requests.PreparedRequest, decode: Callable[[bytes], T]) -> T:
-        """Send, read the whole body and decode it, under the retry policy.
+    def send(
+        self, prepared: requests.PreparedRequest, *, stream: bool = False, what: str | None = None
+    ) -> requests.Response:
+        """Send once on this thread's session, never following a redirect.
 
-        A body cut on the way, or one that `decode` cannot read, is asked for again like a
-        failed request: the API's exports are frozen, so the same answer comes back.
+        The only sending of the package. `what` names a download, whose signed URL is its
+        own authorization: a download that cannot be sent is the API's fault, not a setting's.
         """
-
-        def attempt(request: requests.PreparedRequest, _: Context | None) -> T:
-            response = self._send(request, stream=True)
-            try:
-                check_status(response)
-                content = response.content
-            except requests.RequestException as exc:
-                msg = f"{endpoint_of(request)}: {describe_transport_error(exc)}"
-                raise TransientApiError(msg) from None
-            finally:
-                response.close()
-            try:
-                return decode(content)
-            except BadAnswer as verdict:
-                raise refused(endpoint_of(request), verdict) from None
-            except RecursionError:
-                raise refused(endpoint_of(request), too_deep()) from None
-            except ValueError as exc:
-                reason = str(exc) if isinstance(exc, UnreadableBodyError) else type(exc).__name__
-                msg = f"{endpoint_of(request)}: the answer could not be read ({reason})"
-                raise TransientApiError(msg) from None
-
-        # The SDK types its retry decorator for responses; it returns what the function does.
-        retried = self._stream.request_decorator(t.cast("Sender", attempt))
-        return t.cast("T", retried(prepared, None))
-
-    def open_download(self, url: str, what: str) -> requests.Response:
-        """GET a signed URL without the API key and return the response unread.
-
-        `what` names the download in messages instead of the URL. A 403 means the URL
-        expired: it raises `ExpiredDownloadUrl` so that the caller asks for a new one.
-        """
-        register_url_secrets(url)
-        prepared = self._download_request(url, what)
-
-        def send(request: requests.PreparedRequest, _: Context | None) -> requests.Response:
-            return self._send_download(request, what)
-
-        return self._stream.request_decorator(send)(prepared, None)
-
-    @staticmethod
-    def _download_request(url: str, what: str) -> requests.PreparedRequest:
-        # Prepared without the session: the signed URL is its own authorization, and the
-        # API key must not travel to object storage.
         try:
-            return requests.Request("GET", url, headers={"Accept": "text/csv"}).prepare()
-        except (requests.RequestException, ValueError) as exc:
-            msg = f"{what}: the API gave a download URL that cannot be used ({type(exc).__name__})"
-            raise ApiError(msg) from None
-
-    def _json(self, prepared: requests.PreparedRequest, *, retry: bool) -> t.Any:
-        def attempt(request: requests.PreparedRequest, _: Context | None) -> t.Any:
-            response = self._send(request, stream=False)
-            check_status(response)
-            return decoded_answer(response)
-
-        # The SDK types its retry decorator for responses; it returns what the function does.
-        send = self._stream.request_decorator(t.cast("Sender", attempt)) if retry else attempt
-        return normalise_id_spelling(send(prepared, None))
-
-    def _send(self, prepared: requests.PreparedRequest, *, stream: bool) -> requests.Response:
-        try:
-            return self._session.send(
-                prepared,
-                timeout=self._stream.timeout,
-                stream=stream,
-                allow_redirects=False,
+            return self.session.send(
+                prepared, timeout=self.timeout, stream=stream, allow_redirects=False
             )
         except UNSENDABLE as exc:
+            if what is not None:
+                raise ApiError(
+                    f"{what}: the request cannot be sent ({type(exc).__name__})"
+                ) from None
             msg = (
                 f"{endpoint_of(prepared)}: the request cannot be sent ({type(exc).__name__}): "
                 "check the api_url and api_key settings"
             )
             raise ConfigError(msg) from None
         except requests.RequestException as exc:
-            msg = f"{endpoint_of(prepared)}: {describe_transport_error(exc)}"
+            raise transport_error(exc, what or endpoint_of(prepared)) from None
+
+    def send_decoded(self, prepared: requests.PreparedRequest, decode: Callable[[bytes], T]) -> T:
+        """Send once, read the whole body and decode it.
+
+        A body cut on the way, or one that `decode` cannot read, is a `TransientApiError`:
+        the API's exports are frozen, so asking again brings the same answer.
+        """
+        response = self.send(prepared, stream=True)
+        try:
+            check_status(response)
+            content = response.content
+        except requests.RequestException as exc:
+            raise transport_error(exc, endpoint_of(prepared)) from None
+        finally:
+            response.close()
+        try:
+            return decode(content)
+        except BadAnswer as verdict:
+            raise refused(endpoint_of(prepared), verdict) from None
+        except RecursionError:
+            raise refused(endpoint_of(prepared), too_deep()) from None
+        except ValueError as exc:
+            reason = str(exc) if isinstance(exc, UnreadableBodyError) else type(exc).__name__
+            msg = f"{endpoint_of(prepared)}: the answer could not be read ({reason})"
             raise TransientApiError(msg) from None
 
-    def _send_download(self, prepared: requests.PreparedRequest, what: str) -> requests.Response:
-        """Send, following redirects by hand: never from https to a plain connection."""
+    def open_download(self, url: str, what: str) -> requests.Response:
+        """GET a signed URL once, without the API key, and return the response unread.
+
+        `what` names the download in messages instead of the URL. A 403 means the URL
+        expired: it raises `ExpiredDownloadUrl` so that the caller asks for a new one.
+        Redirects are followed by hand, never from https to a plain connection.
+        """
+        register_url_secrets(url)
+        prepared = download_request(url, what)
         for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
-            try:
-                response = self._session.send(
-                    prepared, timeout=self._stream.timeout, stream=True, allow_redirects=False
-                )
-            except UNSENDABLE as exc:
-                msg = f"{what}: the request cannot be sent ({type(exc).__name__})"
-                raise ApiError(msg) from None
-            except requests.RequestException as exc:
-                raise TransientApiError(f"{what}: {describe_transport_error(exc)}") from None
+            response = self.send(prepared, stream=True, what=what)
             if not response.is_redirect:
-                return self._download_answer(response, what)
+                return download_answer(response, what)
             target = urllib.parse.urljoin(
-                prepared.url or "", self._session.get_redirect_target(response) or ""
+                prepared.url or "", self.session.get_redirect_target(response) or ""
             )
             response.close()
             scheme = urllib.parse.urlsplit(target).scheme.lower()
@@ -376,22 +358,28 @@ class ContactBasedApi:
                 )
                 raise ApiError(msg)
             register_url_secrets(target)
-            prepared = self._download_request(target, what)
+            prepared = download_request(target, what)
         raise ApiError(f"{what}: more than {MAX_DOWNLOAD_REDIRECTS} redirects")
 
-    @staticmethod
-    def _download_answer(response: requests.Response, what: str) -> requests.Response:
-        status = response.status_code
-        if status < HTTPStatus.MULTIPLE_CHOICES:
-            return response
-        response.close()
-        reason = api_text(response.reason)
-        if status == HTTPStatus.FORBIDDEN:
-            raise ExpiredDownloadUrl(f"{what}: the signed URL was refused (403), it has expired")
-        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise TransientApiError(f"{what}: {status} {reason}", response)
-        raise ApiError(f"{what}: {status} {reason}", status)
+
+def download_request(url: str, what: str) -> requests.PreparedRequest:
+    """A GET of a signed URL, prepared without any session: the key never goes there."""
+    try:
+        return requests.Request("GET", url, headers={"Accept": "text/csv"}).prepare()
+    except (requests.RequestException, ValueError) as exc:
+        msg = f"{what}: the API gave a download URL that cannot be used ({type(exc).__name__})"
+        raise ApiError(msg) from None
 
 
-class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user
-    """The signed URL no longer works; ask the API for a new one."""
+def download_answer(response: requests.Response, what: str) -> requests.Response:
+    """The response of a download, or the error its status means (403: expired)."""
+    status = response.status_code
+    if status < HTTPStatus.MULTIPLE_CHOICES:
+        return response
+    response.close()
+    reason = api_text(response.reason)
+    if status == HTTPStatus.FORBIDDEN:
+        raise ExpiredDownloadUrl(f"{what}: the signed URL was refused (403), it has expired")
+    if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise TransientApiError(f"{what}: {status} {reason}", response)
+    raise ApiError(f"{what}: {status} {reason}", status)

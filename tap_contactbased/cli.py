@@ -1,6 +1,10 @@
 """The `tap-contactbased` command: the SDK's CLI, with one line for known failures.
 
-For the failures a user can act on, the message replaces the traceback.
+For the failures a user can act on, the message replaces the traceback. `--probe` and
+`--probe-report FILE` ride on the SDK's click command, so the probe reads its config
+exactly as a run does (`--config` files, `--config ENV`, several merged). `--probe-report`
+alone also probes: a forgotten `--probe` must never start a sync, which could create (and
+bill) exports.
 """
 
 from __future__ import annotations
@@ -9,18 +13,23 @@ import json
 import logging
 import sys
 import typing as t
+from pathlib import Path
 
+import click
 import simplejson
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_contactbased import redaction
 from tap_contactbased.errors import ContactBasedError
-from tap_contactbased.probe.command import probe_options
+from tap_contactbased.probe.command import cannot_probe, probe
+from tap_contactbased.probe.env_config import EnvSettingError, env_config
+from tap_contactbased.settings import Settings, api_key_of
 from tap_contactbased.tap import TapContactBased
 
 EXPECTED_FAILURES = (ContactBasedError, FatalAPIError, RetriableAPIError)
 # The SDK reads --config with `json` and --state/--catalog with `simplejson`.
 INVALID_JSON = (json.JSONDecodeError, simplejson.JSONDecodeError)
+REPORT_KEY = "tap_contactbased.probe_report"
 
 
 def main() -> None:
@@ -48,6 +57,62 @@ def fail(message: str) -> t.NoReturn:
     logging.getLogger(TapContactBased.name).debug("Failure detail", exc_info=True)
     print(f"tap-contactbased: error: {redaction.clean(message)}", file=sys.stderr)
     sys.exit(1)
+
+
+def probe_options() -> list[click.Option]:
+    """The probe's options, for the tap's click command."""
+    return [
+        click.Option(
+            ["--probe-report"],
+            metavar="FILE",
+            is_eager=True,  # read before --probe runs, wherever it stands
+            expose_value=False,
+            callback=_remember_report,
+            help="With --probe (implied): also write the checks as JSON to FILE.",
+        ),
+        click.Option(
+            ["--probe"],
+            is_flag=True,
+            expose_value=False,
+            callback=_probe,
+            help=(
+                "Check the API against the contract with free requests only (nothing is "
+                "created or billed), print one row per contract point and exit: 0 nothing "
+                "differs, 1 something differs, 2 the API cannot be reached or refuses the key."
+            ),
+        ),
+    ]
+
+
+def _remember_report(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[REPORT_KEY] = value
+
+
+def _probe(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    report = ctx.meta.get(REPORT_KEY)
+    if not value and report is None:
+        return
+    config_input = ctx.params.get("config")
+    config = dict(getattr(config_input, "config", None) or {})
+    parse_env = bool(getattr(config_input, "parse_env", False))
+    ctx.exit(probe_config(config, parse_env=parse_env, report_path=report))
+
+
+def probe_config(config: dict[str, t.Any], *, parse_env: bool, report_path: str | None) -> int:
+    """Check the config as a run would, then probe the API it names; the exit status."""
+    try:
+        if parse_env:
+            config = {**config, **env_config(TapContactBased.config_jsonschema)}
+        tap = TapContactBased(config=config, validate_config=True, setup_mapper=False)
+    except (EnvSettingError, ContactBasedError) as exc:
+        return cannot_probe(str(exc))
+    except ConfigValidationError as exc:
+        return cannot_probe(f"invalid settings: {'; '.join(exc.errors)}")
+    settings = Settings.from_config(tap.config)
+    return probe(
+        settings, api_key_of(tap.config), None if report_path is None else Path(report_path)
+    )
 
 
 if __name__ == "__main__":

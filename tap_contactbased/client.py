@@ -1,31 +1,26 @@
-"""The one base stream for the ContactBased API: its settings, its client, its retries.
+"""The one base stream of the tap: the run it shares, and the run's `ApiClient` for requests.
 
-Streams driven by the SDK request through the SDK's own path with the policies set here;
-everything else requests through `api`, the `ContactBasedApi` built on the same policies.
+Streams driven by the SDK send through the SDK's own path, on the client's session, with
+its auth, timeout and answer cap; the SDK's retry hook (`request_decorator`) hands each
+request to the client's one retry loop. Everything else requests through `client`.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import typing as t
-from functools import cached_property
 
 import requests
 from singer_sdk import RESTStream
-from singer_sdk.authenticators import APIKeyAuthenticator
 from singer_sdk.batch import Batcher
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 
+from tap_contactbased.answers import decoded_answer, endpoint_of, with_body_cap
 from tap_contactbased.api_client import (
-    ContactBasedApi,
-    RetryPolicy,
-    body_cap,
     check_status,
-    decoded_answer,
-    endpoint_of,
+    sending,
     status_error_message,
+    transport_error,
 )
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
@@ -33,8 +28,8 @@ from tap_contactbased.sdk_internals import (
     mapped_records,
     passes_records_unchanged,
     records_to_batch,
+    write_state_now,
 )
-from tap_contactbased.settings import api_key_of
 from tap_contactbased.spelling import normalise_id_spelling
 
 if sys.version_info >= (3, 12):
@@ -43,43 +38,52 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Iterable
 
-    from backoff.types import Details
-    from singer_sdk.helpers.types import Context
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context, RequestFunc
 
+    from tap_contactbased.api_client import ApiClient, KeyAuth
+    from tap_contactbased.run import RunContext
     from tap_contactbased.sdk_internals import BaseBatchFileEncoding, BatchConfig
-
-API_KEY_HEADER = "X-API-Key"
+    from tap_contactbased.settings import Settings
 
 
 class ContactBasedStream(RESTStream[t.Any]):
-    """Base stream: `X-API-Key` auth, bounded retries honouring `Retry-After`, clear errors."""
+    """A stream of one run: its settings, and the run's client for every request."""
 
     records_jsonpath = "$[*]"
     # A redirect could carry the key header to another host; the API never redirects.
     allow_redirects = False
 
-    retry_initial_wait = 1.0
-    retry_max_wait = 60.0
-    retry_max_tries = 8
+    def __init__(self, tap: Tap, run: RunContext, schema: dict[str, t.Any] | None = None) -> None:
+        """Create the stream for `tap`, sharing `run`."""
+        self.run = run
+        super().__init__(tap, schema=schema)
 
     @property
-    def retry_policy(self) -> RetryPolicy:
-        """The retry policy of every request and re-read of this stream."""
-        return RetryPolicy(self.retry_initial_wait, self.retry_max_wait, self.retry_max_tries)
+    def settings(self) -> Settings:
+        return self.run.settings
+
+    @property
+    def client(self) -> ApiClient:
+        """The run's client: auth, session, timeout, answer caps and the one retry loop."""
+        return self.run.client
 
     @property
     @override
     def url_base(self) -> str:
-        """The API root from the `api_url` setting."""
-        return str(self.config["api_url"]).rstrip("/")
+        return self.client.base_url
 
-    @cached_property
+    @property
     @override
-    def authenticator(self) -> APIKeyAuthenticator:
-        """Every API request carries the key in the `X-API-Key` header."""
-        return APIKeyAuthenticator(key=API_KEY_HEADER, value=api_key_of(self.config))
+    def authenticator(self) -> KeyAuth:
+        return self.client.auth
+
+    @property
+    @override
+    def requests_session(self) -> requests.Session:
+        return self.client.session
 
     @property
     @override
@@ -90,13 +94,27 @@ class ContactBasedStream(RESTStream[t.Any]):
     @property
     @override
     def timeout(self) -> int:
-        """Seconds to wait for an answer before the request counts as failed."""
-        return int(self.config["request_timeout_seconds"])
+        return int(self.client.timeout)
 
-    @cached_property
-    def api(self) -> ContactBasedApi:
-        """Requests outside the SDK's record flow, under this stream's policies."""
-        return ContactBasedApi(self)
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """The SDK's documented retry hook: each request under one budget of the client.
+
+        The SDK's `_request` lets requests' own transport errors through; they become the
+        client's one-line errors first, never showing the URL.
+        """
+        client = self.client
+
+        def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            def attempt() -> requests.Response:
+                try:
+                    return func(prepared, context)
+                except requests.RequestException as exc:
+                    raise transport_error(exc, endpoint_of(prepared)) from None
+
+            return client.retrying(sending(prepared), attempt)
+
+        return send
 
     @override
     def generate_child_contexts(
@@ -109,9 +127,7 @@ class ContactBasedStream(RESTStream[t.Any]):
     @override
     def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
         """Every request of the tap, the SDK's included, reads at most a capped answer."""
-        prepared = super().build_prepared_request(*args, **kwargs)
-        prepared.hooks["response"].append(body_cap(prepared))
-        return prepared
+        return with_body_cap(super().build_prepared_request(*args, **kwargs))
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -131,39 +147,14 @@ class ContactBasedStream(RESTStream[t.Any]):
         """The SDK's default message holds the whole body; ours holds only the detail."""
         return status_error_message(endpoint_of(response.request), response)
 
-    @override
-    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
-        """Wait as the retry policy says: what `Retry-After` asks for, else exponentially."""
-        policy = self.retry_policy
-        attempt = 0
-        exception = yield 0.0  # backoff primes the generator; this value is unused
-        while True:
-            response = exception.response if isinstance(exception, RetriableAPIError) else None
-            attempt += 1
-            exception = yield policy.wait(attempt, response)
+    def write_checkpoint(self) -> None:
+        """Emit a STATE message now.
 
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        """Spread retries as the retry policy says."""
-        return self.retry_policy.jitter(value)
-
-    @override
-    def backoff_max_tries(self) -> int:
-        """Tries per request, the first included."""
-        return self.retry_max_tries
-
-    @override
-    def backoff_handler(self, details: Details) -> None:
-        """Log each retry with the endpoint and the reason, never the arguments."""
-        exception = details.get("exception")
-        self.log(
-            "Retrying in %.2f s (try %d of %d): %s",
-            details.get("wait", 0.0),
-            details.get("tries", 0),
-            self.retry_max_tries,
-            exception if isinstance(exception, RetriableAPIError) else type(exception).__name__,
-            level=logging.WARNING,
-        )
+        In BATCH mode the SDK writes state after each batch file instead: a state written
+        earlier would confirm rows still waiting in an unwritten file.
+        """
+        if self.get_batch_config(self.config) is None:
+            write_state_now(self)
 
     @override
     def get_batches(

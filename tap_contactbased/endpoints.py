@@ -14,6 +14,9 @@ EXPORTS_LIST = "/intent/feeds/exports/list"
 EXPORTS_PAGE = "/intent/feeds/exports/page"
 EXPORTS_DOWNLOAD_URL = "/intent/feeds/exports/download-url"
 BUNDLES = "/enrich/bundles"
+# Items asked for per page of the two lists the tap reads through.
+FEEDS_PAGE_SIZE = 200
+EXPORTS_LIST_PAGE_SIZE = 50
 
 
 def enrich(bundle: str) -> str:

@@ -10,6 +10,11 @@ from __future__ import annotations
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 
+def tried(tries: int) -> str:
+    """`1 try`, `8 tries`."""
+    return f"{tries} {'try' if tries == 1 else 'tries'}"
+
+
 class ContactBasedError(Exception):
     """A failure that ends the run with one readable line."""
 
@@ -28,7 +33,22 @@ class ApiError(ContactBasedError, FatalAPIError):
 
 
 class TransientApiError(RetriableAPIError):
-    """A failure worth retrying: rate limit, server error, dropped or cut connection."""
+    """A failure worth retrying: rate limit, server error, dropped or cut connection.
+
+    Once the retry budget is spent, the last failure stops the run (`given_up`).
+    """
+
+    def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
+        """The error that ends the retries: this failure, with the tries it took."""
+        spent = f"{tried(tries)} in {seconds:.0f} s"
+        message = f"{self} ({why}; {spent})" if why else f"{self} ({spent})"
+        return self.hiding_the_same_cause(TransientApiError(message, self.response))
+
+    def hiding_the_same_cause(self, error: Exception) -> Exception:
+        """`error`, chained to what this failure hides (what requests raised, say)."""
+        error.__context__ = self.__context__
+        error.__suppress_context__ = True
+        return error
 
 
 class ContractError(ContactBasedError):
@@ -45,3 +65,33 @@ class CreditError(ContactBasedError):
 
 class RefusedAnswerError(ContractError):
     """An answer beyond a cap of `limits` (size, nesting, a number): asked for only once."""
+
+
+class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop handles
+    """A part of a ready export to read again.
+
+    A short page, a 404 or 409 on one of its pages, a CSV cut or garbled while it was
+    read, or counts that do not add up.
+
+    When the retries are spent, only this feed fails (`ExportError`): its rows up to the
+    last confirmed page are saved.
+    """
+
+    def __init__(self, problem: str, *, what: str) -> None:
+        """Say what went wrong (`problem`) with which part of which export (`what`)."""
+        super().__init__(problem)
+        self.what = what
+
+    def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
+        """The feed's failure once the part was read as often as the budget allows."""
+        problem = f"{self}; {why}" if why else str(self)
+        return self.hiding_the_same_cause(
+            ExportError(
+                f"Could not read {self.what}: {problem} ({tried(tries)} in {seconds:.0f} s). "
+                "Rows up to the last confirmed page are saved; the next run resumes there"
+            )
+        )
+
+
+class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user
+    """The signed URL no longer works; ask the API for a new one."""

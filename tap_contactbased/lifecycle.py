@@ -21,11 +21,23 @@ from tap_contactbased.values import optional_int
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping, Sequence
 
-    from tap_contactbased.api_client import ContactBasedApi
+    from tap_contactbased.api_client import ApiClient
     from tap_contactbased.summary import ExportOptions
 
-LIST_PAGE_SIZE = 50
 MAX_IDS_PER_LIST = 200
+
+
+class Poster(t.Protocol):
+    """What a free preview is sent through: the run's client, or the probe's."""
+
+    def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any: ...
+
+
+def preview(
+    client: Poster, options: ExportOptions, *, rows: int = 1, skip_count: bool = True
+) -> t.Any:
+    """A free preview of the export `options` describe: its columns and first `rows` rows."""
+    return client.post(endpoints.EXPORTS_PREVIEW, options.preview_body(rows, skip_count))
 
 
 def summary_of(answer: t.Any, endpoint: str) -> ExportSummary:
@@ -62,11 +74,11 @@ class Candidate:
 
 
 class ExportLifecycle:
-    """Export operations through one `ContactBasedApi`."""
+    """Export operations through one `ApiClient`."""
 
-    def __init__(self, api: ContactBasedApi, logger: logging.Logger) -> None:
-        """Work through `api`, logging to `logger`."""
-        self._api = api
+    def __init__(self, client: ApiClient, logger: logging.Logger) -> None:
+        """Work through `client`, logging to `logger`."""
+        self._client = client
         self._logger = logger
 
     def api_today(self, feed_id: str) -> datetime.date:
@@ -74,7 +86,7 @@ class ExportLifecycle:
 
         Windows end on the API's today, which can differ from this machine's date.
         """
-        answer = self._api.post(endpoints.SEARCH, {"feed_id": feed_id, "lookback_days": 1})
+        answer = self._client.post(endpoints.SEARCH, {"feed_id": feed_id, "lookback_days": 1})
         for name in ("end_date", "start_date"):  # a one-day window starts on its last day
             value = answer.get(name) if isinstance(answer, dict) else None
             try:
@@ -99,7 +111,7 @@ class ExportLifecycle:
         found: dict[str, ExportSummary] = {}
         for start in range(0, len(wanted), MAX_IDS_PER_LIST):
             ids = wanted[start : start + MAX_IDS_PER_LIST]
-            answer = self._api.post(
+            answer = self._client.post(
                 endpoints.EXPORTS_LIST, {"export_ids": ids, "page": 1, "page_size": len(ids)}
             )
             items = listed_items(answer, endpoints.EXPORTS_LIST)
@@ -130,10 +142,11 @@ class ExportLifecycle:
         """Every export of a feed (or of the organization), newest first."""
         scope = {"feed_id": feed_id} if feed_id else {}
         items = envelope_items(
-            lambda page: self._api.post(
-                endpoints.EXPORTS_LIST, {**scope, "page": page, "page_size": LIST_PAGE_SIZE}
+            lambda page: self._client.post(
+                endpoints.EXPORTS_LIST,
+                {**scope, "page": page, "page_size": endpoints.EXPORTS_LIST_PAGE_SIZE},
             ),
-            LIST_PAGE_SIZE,
+            endpoints.EXPORTS_LIST_PAGE_SIZE,
             endpoints.EXPORTS_LIST,
         )
         for item in items:
@@ -212,7 +225,7 @@ class ExportLifecycle:
 
     def count(self, options: ExportOptions) -> Count:
         """What creating the export would hold and reserve (free)."""
-        answer = self._api.post(endpoints.EXPORTS_COUNT, options.body())
+        answer = self._client.post(endpoints.EXPORTS_COUNT, options.body())
         answer = answer if isinstance(answer, dict) else {}
         return Count(
             total_rows=optional_int(answer.get("total_rows")),
@@ -221,7 +234,7 @@ class ExportLifecycle:
 
     def credits_remaining(self) -> int | None:
         """Records credits left in the organization's pool, when the API says."""
-        credits = self._api.get(endpoints.CREDITS)
+        credits = self._client.get(endpoints.CREDITS)
         credits = credits if isinstance(credits, dict) else {}
         remaining = optional_int(credits.get("records_remaining"))
         if remaining is not None:
@@ -235,7 +248,7 @@ class ExportLifecycle:
 
     def create(self, options: ExportOptions) -> ExportSummary:
         """Create the export, once: the API bills it from here on."""
-        answer = self._api.post(endpoints.EXPORTS, options.body(), retry=False)
+        answer = self._client.post_once(endpoints.EXPORTS, options.body())
         return summary_of(answer, f"POST {endpoints.EXPORTS}")
 
     def others_like(

@@ -40,9 +40,10 @@ from tap_contactbased.windows import SNAPSHOT, Window, plan_window
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, MutableMapping
 
-    from tap_contactbased.api_client import ContactBasedApi, RetryPolicy
+    from tap_contactbased.api_client import ApiClient
     from tap_contactbased.job import WaitPolicy
     from tap_contactbased.lifecycle import ExportLifecycle
+    from tap_contactbased.retry import RetryPolicy
     from tap_contactbased.run import RunContext
     from tap_contactbased.settings import Settings
     from tap_contactbased.summary import ExportSummary
@@ -59,7 +60,7 @@ class ExportRun:
     def __init__(
         self,
         *,
-        api: ContactBasedApi,
+        api: ApiClient,
         lifecycle: ExportLifecycle,
         run: RunContext,
         wait: WaitPolicy,

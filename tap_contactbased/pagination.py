@@ -7,7 +7,7 @@ import typing as t
 
 from singer_sdk.pagination import PageNumberPaginator
 
-from tap_contactbased.api_client import endpoint_of
+from tap_contactbased.answers import endpoint_of
 from tap_contactbased.errors import ContractError
 
 if sys.version_info >= (3, 12):

@@ -9,14 +9,15 @@ before the export was created. A difference that reading again does not mend is 
 `ExportError`, never a smaller delivery.
 
 Pages are fetched whole and decoded at C speed, the next one while the current one is
-emitted (on a session of its own); the CSV is parsed as it arrives, so memory holds about
-one page whatever the size of the export.
+emitted (on that thread's own session of the client); the CSV is parsed as it arrives, so
+memory holds about one page whatever the size of the export.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
+import functools
 import http.client
 import itertools
 import logging
@@ -32,14 +33,15 @@ import urllib3.exceptions
 
 from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, too_deep
-from tap_contactbased.api_client import ExpiredDownloadUrl, UnreadableBodyError
+from tap_contactbased.api_client import UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.errors import ApiError, ExportError, RefusedAnswerError
+from tap_contactbased.errors import ApiError, ExpiredDownloadUrl, ExportError, RefusedAnswerError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_contactbased.api_client import ContactBasedApi, RetryPolicy
+    from tap_contactbased.api_client import ApiClient
+    from tap_contactbased.retry import RetryPolicy
     from tap_contactbased.summary import ExportSummary
 
 URL_RENEWALS = 3
@@ -251,20 +253,19 @@ class PageReader:
 
     def __init__(
         self,
-        api: ContactBasedApi,
+        client: ApiClient,
         export: ExportToRead,
         logger: logging.Logger,
         *,
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Read `export` through `api`."""
-        self._api = api
+        """Read `export` through `client`."""
+        self._client = client
         self._export = export
         self._logger = logger
         self._policy = policy
         self._sleep = sleep
-        self._worker: ContactBasedApi | None = None
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetched: tuple[int, Future[tuple[list[dict[str, t.Any]], int]]] | None = None
         self.nul_bytes = 0
@@ -335,25 +336,28 @@ class PageReader:
                 raise  # the same answer would come again
             except Exception:  # noqa: S110 - asked again below, which retries and reports
                 pass
-        return self._api.send_decoded(self._request(page), decode_page)
+        return self._send(page, self._request(page))
 
     def _request(self, page: int) -> t.Any:
-        return self._api.prepare(
+        return self._client.prepare(
             "POST", endpoints.EXPORTS_PAGE, body={"export_id": self._export.export_id, "page": page}
+        )
+
+    def _send(self, page: int, request: t.Any) -> tuple[list[dict[str, t.Any]], int]:
+        """A page, under the client's retries (on whichever thread sends it)."""
+        client = self._client
+        return client.retrying(
+            f"Reading page {page} of {self._export.name}",
+            lambda: client.send_decoded(request, decode_page),
         )
 
     def _prefetch(self, page: int) -> None:
         if self._prefetcher is None:
-            self._worker = self._api.with_own_session()
             self._prefetcher = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="contactbased-page"
             )
-        assert self._worker is not None
         request = self._request(page)  # built here: only the sending runs on the thread
-        self._prefetched = (
-            page,
-            self._prefetcher.submit(self._worker.send_decoded, request, decode_page),
-        )
+        self._prefetched = (page, self._prefetcher.submit(self._send, page, request))
 
     def _close(self) -> None:
         self._prefetched = None
@@ -369,15 +373,15 @@ class CsvReader:
 
     def __init__(
         self,
-        api: ContactBasedApi,
+        client: ApiClient,
         export: ExportToRead,
         logger: logging.Logger,
         *,
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Read `export` through `api`."""
-        self._api = api
+        """Read `export` through `client`."""
+        self._client = client
         self._export = export
         self._logger = logger
         self._policy = policy
@@ -454,7 +458,7 @@ class CsvReader:
     def _open(self) -> requests.Response:
         what = f"the CSV download of {self._export.name}"
         for _ in range(URL_RENEWALS):
-            answer = self._api.post(
+            answer = self._client.post(
                 endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": self._export.export_id}
             )
             url = answer.get("url") if isinstance(answer, dict) else None
@@ -466,7 +470,8 @@ class CsvReader:
                 )
                 raise ExportError(msg)
             try:
-                return self._api.open_download(url, what)
+                opening = functools.partial(self._client.open_download, url, what)
+                return self._client.retrying(f"Opening {what}", opening)
             except ExpiredDownloadUrl:
                 self._logger.info("The download URL of %s expired; asking for a new one.", what)
         msg = f"Every download URL for {what} was refused as expired ({URL_RENEWALS} tries)"
@@ -482,7 +487,7 @@ def describe_read_error(exc: BaseException) -> str:
 
 def make_reader(
     mode: str,
-    api: ContactBasedApi,
+    client: ApiClient,
     export: ExportToRead,
     logger: logging.Logger,
     *,
@@ -490,4 +495,4 @@ def make_reader(
 ) -> PageReader | CsvReader:
     """The reader for the `read_mode` setting."""
     reader_class = CsvReader if mode == "csv" else PageReader
-    return reader_class(api, export, logger, policy=policy)
+    return reader_class(client, export, logger, policy=policy)

@@ -1,7 +1,7 @@
 """What the streams of one run share.
 
-The feed directory, the contacts the exports produced, the exports still waiting for
-enrichment, and the cost receipt.
+The client of the API, the feed directory, the contacts the exports produced, the exports
+still waiting for enrichment, and the cost receipt.
 """
 
 from __future__ import annotations
@@ -12,35 +12,41 @@ import logging
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tap_contactbased import endpoints
+from tap_contactbased.api_client import LOGGER, ApiClient
 from tap_contactbased.errors import ConfigError, ContractError, ExportError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.pagination import envelope_items
 from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, MutableMapping
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping
 
-    from tap_contactbased.api_client import ContactBasedApi
     from tap_contactbased.job import ExportJob
     from tap_contactbased.settings import Settings
 
-FEEDS_PAGE_SIZE = 200
-LOGGER = "tap-contactbased"
 # Set while `--test` runs: the streams then check access for free and create nothing.
 CONNECTION_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "connection_test", default=False
 )
 
 
-def iterate_feeds(api: ContactBasedApi) -> Iterator[t.Any]:
+def iterate_feeds(api: ApiClient) -> Iterator[t.Any]:
     """Every feed of the organization, page by page."""
+    size = endpoints.FEEDS_PAGE_SIZE
     return envelope_items(
-        lambda page: api.get(endpoints.FEEDS, {"page": page, "page_size": FEEDS_PAGE_SIZE}),
-        FEEDS_PAGE_SIZE,
+        lambda page: api.get(endpoints.FEEDS, {"page": page, "page_size": size}),
+        size,
         f"GET {endpoints.FEEDS}",
     )
+
+
+def feed_cap(feed: Mapping[str, t.Any]) -> int | None:
+    """A feed's `max_lookback_days`, when the API gives it as a positive whole number."""
+    cap = feed.get("max_lookback_days")
+    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
 
 
 @dataclass
@@ -156,7 +162,7 @@ class PendingEnrichment:
 
     def check(
         self,
-        api: ContactBasedApi,
+        api: ApiClient,
         feed_ids: t.Sequence[str],
         last_export_id: Callable[[str], str | None],
     ) -> None:
@@ -205,11 +211,13 @@ class RunContext:
         enrichment_state: Callable[[], MutableMapping[str, t.Any]],
         enrichment_selected: Callable[[], bool],
         *,
+        api_key: str = "",
         proof_key: bytes = b"",
         last_export_id: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         """Share `settings`; the callables reach the streams once they exist."""
         self.settings = settings
+        self._api_key = api_key
         self._last_export_id = last_export_id
         self.receipt = Receipt()
         self.contacts = ContactLedger()
@@ -220,7 +228,12 @@ class RunContext:
         self.connection_test = CONNECTION_TEST.get()
         self.export_failures: list[str] = []
 
-    def check_pending_enrichment(self, api: ContactBasedApi) -> None:
+    @cached_property
+    def client(self) -> ApiClient:
+        """The run's one client of the API, for every stream and request."""
+        return ApiClient.from_settings(self.settings, self._api_key)
+
+    def check_pending_enrichment(self, api: ApiClient) -> None:
         """Refuse the state's pending enrichment entries this tap did not write (free, once)."""
         if self.enrichment_active:
             self.pending_enrichment.check(api, self.settings.feed_ids, self._last_export_id)
@@ -230,7 +243,7 @@ class RunContext:
         """Whether this run enriches the contacts its exports produce."""
         return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
 
-    def feeds(self, api: ContactBasedApi) -> dict[str, dict[str, t.Any]]:
+    def feeds(self, api: ApiClient) -> dict[str, dict[str, t.Any]]:
         """The organization's feeds by lower-case id, listed once per run."""
         if self._feeds is None:
             listed = list(iterate_feeds(api))
@@ -247,7 +260,7 @@ class RunContext:
                 raise ContractError(msg)
         return self._feeds
 
-    def feed(self, api: ContactBasedApi, feed_id: str) -> dict[str, t.Any]:
+    def feed(self, api: ApiClient, feed_id: str) -> dict[str, t.Any]:
         """A configured feed, checked against the organization's feeds."""
         feeds = self.feeds(api)
         found = feeds.get(feed_id.lower())
@@ -260,7 +273,7 @@ class RunContext:
             raise ConfigError(msg)
         return found
 
-    def bundle_problems(self, api: ContactBasedApi) -> list[str]:
+    def bundle_problems(self, api: ApiClient) -> list[str]:
         """What the bundle settings ask for that the organization has not enabled."""
         lists = [("export_bundles", self.settings.export_bundles)]
         if self.enrichment_active:
@@ -286,7 +299,7 @@ class RunContext:
                 )
         return problems
 
-    def check_enrichment_bundles(self, api: ContactBasedApi) -> None:
+    def check_enrichment_bundles(self, api: ApiClient) -> None:
         """Refuse bundles the organization has not enabled, before anything is spent."""
         problems = self.bundle_problems(api)
         if problems:

@@ -28,6 +28,7 @@ MIN_POLL_INTERVAL_SECONDS = 0.5
 MIN_EXPORT_TIMEOUT_SECONDS = 60
 MIN_STALL_TIMEOUT_SECONDS = 60
 MIN_REQUEST_TIMEOUT_SECONDS = 1
+MIN_RETRY_SECONDS = 1
 LINE_ENDS = ("\r\n", "\n")
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
@@ -57,6 +58,17 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description=(
             "Seconds to wait for an answer to one request before retrying it (at least "
             f"{MIN_REQUEST_TIMEOUT_SECONDS})."
+        ),
+    ),
+    th.Property(
+        "retry_max_seconds",
+        th.NumberType(minimum=MIN_RETRY_SECONDS),
+        default=120,
+        title="Retry time budget (seconds)",
+        description=(
+            "Longest time one request (or one page, or the CSV while it makes no progress) "
+            "is tried again after its first failure, with at most 8 tries; then the run, or "
+            f"for an export's rows its feed, stops with one line (at least {MIN_RETRY_SECONDS})."
         ),
     ),
     th.Property(
@@ -363,6 +375,7 @@ class Settings:
 
     api_url: str
     request_timeout_seconds: int
+    retry_max_seconds: float
     feed_ids: tuple[str, ...]
     lookback_days: int
     page_size: int
@@ -393,6 +406,7 @@ class Settings:
         return cls(
             api_url=str(get("api_url")).rstrip("/"),
             request_timeout_seconds=int(get("request_timeout_seconds")),
+            retry_max_seconds=float(get("retry_max_seconds")),
             feed_ids=tuple(dict.fromkeys(str(f).lower() for f in get("feed_ids"))),
             lookback_days=int(get("lookback_days")),
             page_size=int(get("page_size")),

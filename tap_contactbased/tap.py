@@ -19,6 +19,7 @@ from tap_contactbased.sdk_internals import move_to_end
 from tap_contactbased.settings import (
     CONFIG_SCHEMA,
     Settings,
+    api_key_of,
     check_api_key,
     check_api_url,
     json_kind,
@@ -136,6 +137,7 @@ class TapContactBased(Tap):
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,
             enrichment_selected=lambda: self.streams[ENRICHMENT].selected,
+            api_key=api_key_of(self.config),
             proof_key=proof_key(self.config.get("api_key")),
             last_export_id=self.last_export_id,
         )
@@ -161,13 +163,13 @@ class TapContactBased(Tap):
         self._check_connection_settings()
         run = self.run
         return [
-            FeedsStream(self),
-            CreditsStream(self),
-            FeedLimitStream(self),
-            BundlesStream(self),
-            FilterFieldsStream(self),
+            FeedsStream(self, run),
+            CreditsStream(self, run),
+            FeedLimitStream(self, run),
+            BundlesStream(self, run),
+            FilterFieldsStream(self, run),
             ExportRowsStream(self, run),
-            ExportsStream(self),
+            ExportsStream(self, run),
             FeedTotalsStream(self, run),
             EnrichmentStream(self, run),
         ]

@@ -7,7 +7,7 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.client import ContactBasedStream
+from tap_contactbased import retry
 from tap_contactbased.job import WaitPolicy
 from tap_contactbased.streams import export_rows
 from tests.distributions import Distributions, build
@@ -65,7 +65,7 @@ def long_seeds(request: pytest.FixtureRequest) -> int:
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the retry policy, shrink its waits: tests exercise retries, not patience."""
     for name, value in FAST_RETRY_WAITS.items():
-        monkeypatch.setattr(ContactBasedStream, name, value)
+        monkeypatch.setattr(retry, name, value)
 
 
 def shorten_export_waits(monkeypatch: pytest.MonkeyPatch, **seconds: float) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 
+from tap_contactbased import retry
 from tap_contactbased.cli import main
-from tap_contactbased.client import ContactBasedStream
 
-FAST_RETRY_WAITS = {"retry_initial_wait": 0.001, "retry_max_wait": 0.01}
+FAST_RETRY_WAITS = {"INITIAL_WAIT_SECONDS": 0.001, "MAX_WAIT_SECONDS": 0.01}
 FAST_RETRIES_COMMAND = [sys.executable, "-m", "tests.fast_retries"]
 
 if __name__ == "__main__":
     for name, value in FAST_RETRY_WAITS.items():
-        setattr(ContactBasedStream, name, value)
+        setattr(retry, name, value)
     main()

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tap_contactbased.api_client import ApiClient
 from tap_contactbased.cli import EXPECTED_FAILURES
-from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ConfigError
-from tap_contactbased.tap import TapContactBased
+from tap_contactbased.retry import Attempts
+from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -348,14 +349,13 @@ def test_connection_settings_are_refused_at_start_in_one_line_without_the_secret
 def test_a_request_that_cannot_be_sent_is_a_config_error_not_retried(
     api: FakeContactBased, config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = TapContactBased(config=config).streams["credits"]
-    assert isinstance(client, ContactBasedStream)
-    monkeypatch.setattr(ContactBasedStream, "url_base", f"htps://user:{PASSWORD}@127.0.0.1")
+    settings = Settings.from_config({**config, "api_url": f"htps://user:{PASSWORD}@127.0.0.1"})
+    client = ApiClient.from_settings(settings, API_KEY)
     tries: list[int] = []
-    monkeypatch.setattr(ContactBasedStream, "backoff_handler", lambda _, d: tries.append(1))
+    monkeypatch.setattr(Attempts, "failed", lambda *_, **__: tries.append(1))
 
     with pytest.raises(ConfigError, match="cannot be sent") as raised:
-        client.api.get("/organization/credits")
+        client.get("/organization/credits")
 
     assert tries == []
     assert PASSWORD not in str(raised.value)

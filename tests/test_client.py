@@ -5,12 +5,15 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-import requests
 
-from tap_contactbased.api_client import ContactBasedApi, retry_after_seconds
+from tap_contactbased import retry
+from tap_contactbased.api_client import ApiClient
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError, TransientApiError
+from tap_contactbased.retry import RetryPolicy
+from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
+from tests.clocks import VirtualClock
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_command, run_tap, selected_catalog
@@ -59,39 +62,49 @@ def test_rate_limit_without_retry_after_backs_off_and_completes(
     assert 429 in statuses(api)
 
 
-def _exception_with(headers: dict[str, str]) -> TransientApiError:
-    response = requests.Response()
-    response.status_code = 429
-    response.headers.update(headers)
-    return TransientApiError("rate limited", response)
+@pytest.fixture
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """The retry loop on a virtual clock, with the real waits and no jitter."""
+    clock = VirtualClock()
+    monkeypatch.setattr(retry, "SYSTEM_CLOCK", clock)
+    monkeypatch.setattr(retry, "INITIAL_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(retry, "MAX_WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(RetryPolicy, "jitter", staticmethod(lambda seconds: seconds))
+    return clock
 
 
-def test_retry_waits_honour_retry_after_and_fall_back_to_exponential(
-    config: dict[str, t.Any],
+def credits_given_up(api: FakeContactBased, config: dict[str, t.Any], **faults: t.Any) -> str:
+    """The error a credits sync with `retry_max_seconds: 10` ends in, the API failing so."""
+    config = {**config, "retry_max_seconds": 10}
+    catalog = selected_catalog(config, ["credits"])
+    api.requests.clear()
+    for knob, value in faults.items():
+        setattr(api.faults, knob, value)
+    with pytest.raises(TransientApiError) as raised:
+        run_tap(config, catalog=catalog)
+    return str(raised.value)
+
+
+def test_the_sdk_streams_retry_in_the_clients_loop_until_retry_max_seconds(
+    api: FakeContactBased, config: dict[str, t.Any], virtual_clock: VirtualClock
 ) -> None:
-    stream = TapContactBased(config=config).streams["feeds"]
-    assert isinstance(stream, ContactBasedStream)
-    waits = stream.backoff_wait_generator()
-    next(waits)
+    error = credits_given_up(api, config, server_error_every=1)
 
-    asked = waits.send(_exception_with({"Retry-After": "7"}))
-    first = waits.send(_exception_with({}))
-    second = waits.send(_exception_with({}))
-    third = waits.send(ConnectionResetError())
+    assert error.endswith("(5 tries in 10 s)")
+    assert virtual_clock.waits == [1.0, 2.0, 4.0, 3.0]  # exponential, the last cut to 10 s
+    assert len(api.requests) == 5
 
-    assert asked == 7.0
-    assert (first, second, third) == (
-        stream.retry_initial_wait * 2,
-        stream.retry_initial_wait * 4,
-        min(stream.retry_max_wait, stream.retry_initial_wait * 8),
+
+def test_the_sdk_streams_honour_retry_after_within_retry_max_seconds(
+    api: FakeContactBased, config: dict[str, t.Any], virtual_clock: VirtualClock
+) -> None:
+    error = credits_given_up(api, config, rate_limit_every=1, retry_after=7)
+
+    assert virtual_clock.waits == [7.0]  # as asked; the second ask is past the budget
+    assert error.endswith(
+        "(the API asked to wait 7 s, more than retry_max_seconds allows; 2 tries in 7 s)"
     )
-
-
-def test_retry_after_accepts_an_http_date() -> None:
-    response = requests.Response()
-    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
-
-    assert retry_after_seconds(response) == 0.0
+    assert len(api.requests) == 2
 
 
 def test_retries_are_bounded(api: FakeContactBased, config: dict[str, t.Any]) -> None:
@@ -102,13 +115,13 @@ def test_retries_are_bounded(api: FakeContactBased, config: dict[str, t.Any]) ->
     with pytest.raises(TransientApiError, match=r"GET /organization/credits: 503"):
         run_tap(config, catalog=catalog)
 
-    assert len(api.requests) == ContactBasedStream.retry_max_tries
+    assert len(api.requests) == retry.MAX_TRIES
 
 
 def _api_of(config: dict[str, t.Any]) -> t.Any:
     stream = TapContactBased(config=config).streams["feeds"]
     assert isinstance(stream, ContactBasedStream)
-    return stream.api
+    return stream.client
 
 
 @pytest.mark.parametrize(
@@ -220,13 +233,11 @@ def test_invalid_config_fails_before_any_request(
     assert api.requests == []
 
 
-def _download_client(config: dict[str, t.Any]) -> ContactBasedApi:
+def _download_client(config: dict[str, t.Any]) -> ApiClient:
     """The tap's client on a session that trusts the local HTTPS server's certificate."""
-    stream = TapContactBased(config=config).streams["export_rows"]
-    assert isinstance(stream, ContactBasedStream)
-    session = requests.Session()
-    session.verify = str(CERT)
-    return ContactBasedApi(stream, session)
+    client = ApiClient.from_settings(Settings.from_config(config), API_KEY)
+    client.session.verify = str(CERT)
+    return client
 
 
 def test_a_download_redirected_from_https_to_http_is_refused_in_one_line(

@@ -222,14 +222,14 @@ def test_answers_are_matched_by_id_and_a_mismatch_is_an_error(
     ]
     assert isinstance(stream, EnrichmentStream)
     ids = pool_ids(api, 3)
-    real_post = stream.api.post
+    real_post = stream.client.post
 
     def reversed_answer(path: str, body: t.Any) -> t.Any:
         answer = real_post(path, body)
         answer["results"].reverse()
         return answer
 
-    monkeypatch.setattr(stream.api, "post", reversed_answer)
+    monkeypatch.setattr(stream.client, "post", reversed_answer)
     results = stream._enrich_batch("emails", ids)
     assert list(results) != ids  # the answer came in another order
     assert all(results[i] == api.enricher.payload("emails", i) for i in ids)
@@ -239,6 +239,6 @@ def test_answers_are_matched_by_id_and_a_mismatch_is_an_error(
         answer["results"].pop()
         return answer
 
-    monkeypatch.setattr(stream.api, "post", short_answer)
+    monkeypatch.setattr(stream.client, "post", short_answer)
     with pytest.raises(ApiError, match="1 id\\(s\\) missing"):
         stream._enrich_batch("emails", ids)

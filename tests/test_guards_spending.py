@@ -16,7 +16,7 @@ import typing as t
 
 import pytest
 
-from tap_contactbased import endpoints
+from tap_contactbased import endpoints, retry
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.summary import ExportOptions, ExportSummary, Match
@@ -121,7 +121,7 @@ def lifecycle(api: FakeContactBased) -> ExportLifecycle:
     """The tap's export operations on the local API."""
     stream = TapContactBased(config=config_of(api)).streams["export_rows"]
     assert isinstance(stream, ContactBasedStream)
-    return ExportLifecycle(stream.api, logging.getLogger("test"))
+    return ExportLifecycle(stream.client, logging.getLogger("test"))
 
 
 def run_options(api: FakeContactBased, **options: t.Any) -> ExportOptions:
@@ -423,8 +423,8 @@ def test_after_an_unsure_create_the_tap_waits_and_looks_before_creating_again(
     [
         # The limit of exports building at once may take longer than the retries of a
         # failure, so those refusals do not count towards the tries.
-        pytest.param("429", ContactBasedStream.retry_max_tries, id="429"),
-        pytest.param("409", ContactBasedStream.retry_max_tries, id="409"),
+        pytest.param("429", retry.MAX_TRIES, id="429"),
+        pytest.param("409", retry.MAX_TRIES, id="409"),
         pytest.param("503", 1, id="503"),
     ],
 )

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tap_contactbased import endpoints, limits
-from tap_contactbased.api_client import RetryPolicy
 from tap_contactbased.cli import EXPECTED_FAILURES
 from tap_contactbased.errors import RefusedAnswerError
 from tap_contactbased.readers import ExportToRead, PageReader
+from tap_contactbased.retry import RetryPolicy
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -31,7 +31,7 @@ HUGE_NUMBER = "1e999"
 NESTED = "nests JSON deeper than 256 levels (MAX_JSON_DEPTH)"
 OUT_OF_RANGE = "holds a value the tap cannot read (Number out of range"
 MEMORY_BOUND = 150 * 1024 * 1024
-POLICY = RetryPolicy(initial_wait=0.001, max_wait=0.01, max_tries=8)
+POLICY = RetryPolicy(initial_wait=0.001, max_wait=0.01, max_tries=8, max_seconds=120)
 BAD_VALUES = [
     pytest.param(DEEP_ARRAY, NESTED, id="nested"),
     pytest.param(HUGE_NUMBER, OUT_OF_RANGE, id="1e999"),
@@ -289,8 +289,8 @@ class PagesWithARefusedSecond:
     def prepare(self, _method: str, _path: str, *, body: dict[str, t.Any]) -> int:
         return int(body["page"])
 
-    def with_own_session(self) -> PagesWithARefusedSecond:
-        return self
+    def retrying(self, _what: str, attempt: t.Callable[[], t.Any]) -> t.Any:
+        return attempt()
 
     def send_decoded(self, page: int, _decode: t.Any) -> tuple[list[dict[str, t.Any]], int]:
         self.asked.append(page)

@@ -8,9 +8,9 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.api_client import RetryPolicy
 from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
 from tap_contactbased.orchestrator import ExportRun
+from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
 from tap_contactbased.settings import Settings
 from tap_contactbased.state import InFlight, StateError
@@ -230,7 +230,7 @@ def wait_for(
         lifecycle=t.cast(t.Any, exports),
         run=RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
         wait=POLICY,
-        retry=RetryPolicy(1, 60, 8),
+        retry=RetryPolicy(1, 60, 8, 120),
         state_of=lambda _feed: {},
         checkpoint=lambda: None,
         logger=logging.getLogger("test"),

@@ -223,29 +223,39 @@ def test_the_cost_receipt_is_logged_by_a_failed_run(
 
 
 STATE_FROM_0_1 = Path(__file__).parent / "data" / "state_written_by_0.1.json"
+WRITTEN_STATES = [
+    pytest.param(STATE_FROM_0_1, id="0.1"),
+    pytest.param(Path(__file__).parent / "data" / "state_written_by_main.json", id="main"),
+]
 
 
-def test_a_state_written_by_the_previous_release_resumes_its_exports(tmp_path: Path) -> None:
-    """The file holds what the tap of commit e4d3f3c wrote before SIGKILL, as its note says.
+@pytest.mark.parametrize("written", WRITTEN_STATES)
+def test_a_state_written_by_the_previous_release_resumes_its_exports(
+    tmp_path: Path, written: Path
+) -> None:
+    """Each file holds what an earlier tap wrote before SIGKILL, as its note says.
 
-    One feed was delivered, the other's export was being read. The local API of the test
-    holds that export under the same id, ready; the run must resume it, not create one.
+    One feed was delivered, the other's export was being read; the file of main also has
+    the delivered export awaiting enrichment. The local API of the test holds those exports
+    under the same ids, ready: the run must resume them, not create one, and enrich the
+    contacts of both once.
     """
-    old = json.loads(STATE_FROM_0_1.read_text())
+    old = json.loads(written.read_text())
     partitions = old["state"]["bookmarks"]["export_rows"]["partitions"]
     delivered = next(p for p in partitions if "in_flight" not in p)
     reading = next(p for p in partitions if "in_flight" in p)
     flight = reading["in_flight"]
+    pending = old["state"]["bookmarks"].get("enrichment", {}).get("pending_exports", [])
     rows_per_day = tuple(old["api"]["rows_per_day"])
     with FakeContactBased(
         api_key=API_KEY, today=TODAY, build_seconds=0.05, rows_per_day=rows_per_day
     ) as api:
-        api.make_ready_export(
-            reading["context"]["feed_id"],
-            old["config"]["lookback_days"],
-            page_size=old["config"]["page_size"],
-            export_id=flight["export_id"],
-        )
+        lookback, page_size = old["config"]["lookback_days"], old["config"]["page_size"]
+        for feed_id, export_id in [
+            (reading["context"]["feed_id"], flight["export_id"]),
+            *((entry["feed_id"], entry["export_id"]) for entry in pending),
+        ]:
+            api.make_ready_export(feed_id, lookback, page_size=page_size, export_id=export_id)
         feeds = [p["context"]["feed_id"] for p in partitions]
         config = make_config(api, feed_ids=feeds, **old["config"])
 
@@ -257,10 +267,22 @@ def test_a_state_written_by_the_previous_release_resumes_its_exports(tmp_path: P
         expected = delivered_rows(api, flight["export_id"], YESTERDAY)
         assert by_key(records) == {k: v for k, v in expected.items() if k[1] > flight["rows_done"]}
         assert len(records) == len(expected) - flight["rows_done"] > 0
-        final = result.states[-1]["bookmarks"]["export_rows"]["partitions"]
+        final_state = result.states[-1]["bookmarks"]
+        final = final_state["export_rows"]["partitions"]
         assert all("in_flight" not in p for p in final)
         assert all(p["delivered_through"] == YESTERDAY.isoformat() for p in final)
         assert delivered["delivered_through"] == YESTERDAY.isoformat()
+        if pending:
+            contacts = {
+                row["contact_id"]
+                for export_id in [flight["export_id"], *(e["export_id"] for e in pending)]
+                for row in delivered_rows(api, export_id, YESTERDAY).values()
+                if row["contact_id"]
+            }
+            enriched = [r["contact_id"] for r in result.records("enrichment")]
+            assert sorted(enriched) == sorted(contacts)  # each contact once
+            assert api.enrichment_ids_sent["emails"] == len(contacts)
+            assert "pending_exports" not in final_state.get("enrichment", {})
 
 
 @pytest.mark.parametrize("read_mode", ["csv", "pages"])
@@ -309,13 +331,13 @@ def test_an_api_that_ignores_the_export_ids_filter_still_gives_the_exports_asked
     made = [api.make_ready_export(feed, 3) for feed in api.feed_ids]
     stream = TapContactBased(config=make_config(api)).streams["export_rows"]
     assert isinstance(stream, ContactBasedStream)
-    post = stream.api.post
+    post = stream.client.post
 
     def without_filter(path: str, body: t.Any, **kwargs: t.Any) -> t.Any:
         return post(path, {k: v for k, v in body.items() if k != "export_ids"}, **kwargs)
 
-    monkeypatch.setattr(stream.api, "post", without_filter)
-    lifecycle = ExportLifecycle(stream.api, logging.getLogger("test"))
+    monkeypatch.setattr(stream.client, "post", without_filter)
+    lifecycle = ExportLifecycle(stream.client, logging.getLogger("test"))
 
     # The list is newest first and a page holds as many as were asked for: the oldest
     # export is on the second page of the unfiltered list.

@@ -13,11 +13,11 @@ import typing as t
 import pytest
 
 from tap_contactbased import redaction
-from tap_contactbased.probe import ProbeReport, Verdict, probe_api, run_probe
+from tap_contactbased.probe import ProbeReport, Verdict, probe_client, run_probe
 from tap_contactbased.probe.observe import Answer, CostlyRequestError
 from tap_contactbased.probe.points import object_body
 from tap_contactbased.probe.report import Check
-from tap_contactbased.tap import TapContactBased
+from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 
@@ -66,8 +66,7 @@ def probe_config(api: FakeContactBased, **overrides: t.Any) -> dict[str, t.Any]:
 
 
 def probe(api: FakeContactBased, **overrides: t.Any) -> ProbeReport:
-    tap = TapContactBased(config=probe_config(api, **overrides), setup_mapper=False)
-    return run_probe(tap)
+    return run_probe(Settings.from_config(probe_config(api, **overrides)), API_KEY)
 
 
 def verdicts(report: ProbeReport) -> dict[str, Verdict]:
@@ -213,7 +212,7 @@ def test_each_drift_moves_its_point_and_no_other(
 def test_a_costly_request_is_refused_before_it_leaves(
     api: FakeContactBased, method: str, path: str, body: dict[str, t.Any]
 ) -> None:
-    client = probe_api(TapContactBased(config=probe_config(api), setup_mapper=False))
+    client = probe_client(Settings.from_config(probe_config(api)), API_KEY)
 
     with pytest.raises(CostlyRequestError):
         client.post(path, body)

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tap_contactbased import retry
 from tap_contactbased.cli import EXPECTED_FAILURES
-from tap_contactbased.client import ContactBasedStream
 from tests.conftest import make_config
 from tests.fake_api import FakeContactBased
 from tests.fast_retries import FAST_RETRIES_COMMAND
@@ -168,7 +168,7 @@ def test_a_download_failing_on_the_wire_stops_in_one_line_and_leaks_nothing(
     assert isinstance(error, EXPECTED_FAILURES)
     assert type(error.__context__) is failure.raised  # what requests raised, hidden
     if server is not None:
-        assert len(server.received) == runs * ContactBasedStream.retry_max_tries
+        assert len(server.received) == runs * retry.MAX_TRIES
         assert all(data.startswith(TLS_HANDSHAKE) for data in server.received)
 
     # One line, the export kept in flight for the next run.

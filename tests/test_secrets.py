@@ -147,8 +147,8 @@ def last_line(result: SyncResult) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-# Errors that repeat the request: rate limits on the way (retried, logged by the tap and
-# by backoff), refusals at the end (the last line), expired download URLs (the signed URL
+# Errors that repeat the request: rate limits on the way (retried, logged by the retry
+# loop), refusals at the end (the last line), expired download URLs (the signed URL
 # in an object-storage error), the probe's provoked 404 and 422 (its table and report).
 ECHO_CASES = {
     f"{command}, {level}, detail as {shape}": Case(
@@ -193,7 +193,7 @@ def test_errors_that_repeat_the_request_are_never_printed(
     elif case.command == "sync":
         assert result.returncode == 0, result.stderr
         assert api.issued_signatures  # a signed URL was in play
-        assert "Retrying in" in written  # the retry warning repeated the detail
+        assert " again in " in written  # the retry warning repeated the detail
         assert "<redacted>" in written
     if case.batch:
         assert list((tmp_path / "files").glob("*.jsonl.gz"))

@@ -2,7 +2,8 @@
 
 `tap-contactbased --config config.json --probe` makes the requests of `observe` (nothing
 that creates, reserves or enriches), judges each contract point (`checks_*`) and prints the
-table of `report`. `run_probe` is the whole of it for a configured tap.
+table of `report`. `run_probe` is the whole of it, from the settings and the key alone: no
+tap and no stream take part.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import importlib.metadata
 import typing as t
 import urllib.parse
 
-from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.api_client import ApiClient
 from tap_contactbased.probe import checks_common, checks_exports, checks_feeds, checks_org
-from tap_contactbased.probe.observe import Observations, ProbeApi, ProbeUnavailable, collect
+from tap_contactbased.probe.observe import Observations, ProbeClient, ProbeUnavailable, collect
 from tap_contactbased.probe.report import Check, ProbeReport, Verdict
-from tap_contactbased.settings import Settings
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Tap
+    from tap_contactbased.settings import Settings
 
 __all__ = ["Check", "ProbeReport", "ProbeUnavailable", "Verdict", "judge", "run_probe"]
 
@@ -54,11 +54,9 @@ def judge(obs: Observations) -> list[Check]:
     ]
 
 
-def probe_api(tap: Tap) -> ProbeApi:
-    """The tap's client, on one of its streams, limited to free requests."""
-    stream = next(s for s in tap.streams.values() if isinstance(s, ContactBasedStream))
-    stream.retry_max_tries = PROBE_MAX_TRIES
-    return ProbeApi(stream)
+def probe_client(settings: Settings, api_key: str) -> ProbeClient:
+    """A client of the API the settings name, limited to free requests."""
+    return ProbeClient(ApiClient.from_settings(settings, api_key, max_tries=PROBE_MAX_TRIES))
 
 
 def tap_version() -> str:
@@ -76,8 +74,7 @@ def api_host(api_url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def run_probe(tap: Tap) -> ProbeReport:
-    """Probe the API the tap is configured for; raises `ProbeUnavailable` if it cannot."""
-    settings = Settings.from_config(tap.config)
-    observations = collect(probe_api(tap), settings)
+def run_probe(settings: Settings, api_key: str) -> ProbeReport:
+    """Probe the API the settings name; raises `ProbeUnavailable` if it cannot."""
+    observations = collect(probe_client(settings, api_key), settings)
     return ProbeReport(judge(observations), tap_version(), api_host(settings.api_url))

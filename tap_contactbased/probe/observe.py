@@ -1,16 +1,15 @@
 """The probe's requests: only free ones, through the tap's own client.
 
-`ProbeApi` refuses any request outside `FREE_REQUESTS` before it leaves, so a change here
-cannot create an export or call an enrichment endpoint by mistake. Every request goes
-through the tap's stream (same session, `X-API-Key` auth, retries honouring
-`Retry-After`, and messages that never hold the key or a signed URL).
+`ProbeClient` refuses any request outside `FREE_REQUESTS` before it leaves, so a change
+here cannot create an export or call an enrichment endpoint by mistake. Every request goes
+through the tap's `ApiClient` (same session, `X-API-Key` auth, the one retry loop, and
+messages that never hold the key or a signed URL).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import sys
 import typing as t
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,38 +18,36 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_contactbased.api_client import (
-    ContactBasedApi,
-    ExpiredDownloadUrl,
-    check_status,
-    describe_transport_error,
+from tap_contactbased import endpoints
+from tap_contactbased.api_client import check_status, sending, transport_error
+from tap_contactbased.endpoints import (
+    BUNDLES,
+    CREDITS,
+    EXPORTS_COUNT,
+    EXPORTS_DOWNLOAD_URL,
+    EXPORTS_LIST,
+    EXPORTS_PAGE,
+    EXPORTS_PREVIEW,
+    FEED_LIMIT,
+    FEEDS,
+    FILTER_FIELDS,
+    SEARCH,
 )
-from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
+from tap_contactbased.errors import (
+    ApiError,
+    ContactBasedError,
+    ExpiredDownloadUrl,
+    TransientApiError,
+)
 from tap_contactbased.probe.shapes import is_int, status_key
 from tap_contactbased.summary import ExportOptions
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from tap_contactbased.client import ContactBasedStream
+    from tap_contactbased.api_client import ApiClient
     from tap_contactbased.settings import Settings
 
-CREDITS = "/organization/credits"
-FEEDS = "/organization/feeds"
-FEED_LIMIT = "/organization/feed-limit"
-BUNDLES = "/enrich/bundles"
-FILTER_FIELDS = "/intent/feeds/filters/fields"
-SEARCH = "/intent/feeds/search"
-PREVIEW = "/intent/feeds/exports/preview"
-COUNT = "/intent/feeds/exports/count"
-EXPORTS_LIST = "/intent/feeds/exports/list"
-PAGE = "/intent/feeds/exports/page"
-DOWNLOAD_URL = "/intent/feeds/exports/download-url"
 FREE_REQUESTS = frozenset(
     {
         ("GET", CREDITS),
@@ -59,15 +56,16 @@ FREE_REQUESTS = frozenset(
         ("GET", BUNDLES),
         ("POST", FILTER_FIELDS),
         ("POST", SEARCH),
-        ("POST", PREVIEW),
-        ("POST", COUNT),
+        ("POST", EXPORTS_PREVIEW),
+        ("POST", EXPORTS_COUNT),
         ("POST", EXPORTS_LIST),
-        ("POST", PAGE),
-        ("POST", DOWNLOAD_URL),
+        ("POST", EXPORTS_PAGE),
+        ("POST", EXPORTS_DOWNLOAD_URL),
     }
 )
-FEEDS_PAGE_SIZE = 200
-EXPORTS_PAGE_SIZE = 50
+# The list page sizes under the names checks_common reads them by (step 4b drops these).
+FEEDS_PAGE_SIZE = endpoints.FEEDS_PAGE_SIZE
+EXPORTS_PAGE_SIZE = endpoints.EXPORTS_LIST_PAGE_SIZE
 PREVIEW_ROWS = 10
 CSV_SAMPLE_BYTES = 64 * 1024
 MISSING_EXPORT_ID = "exp_probe_no_such_export"
@@ -88,7 +86,7 @@ def check_free(method: str, path: str, body: Mapping[str, t.Any] | None) -> None
         raise CostlyRequestError(msg)
 
 
-class ProbeApi(ContactBasedApi):
+class ProbeClient:
     """The tap's client, limited to free requests, reading answers as the API sent them.
 
     The tap's own `get` and `post` normalise the id's spelling in every answer; the probe
@@ -96,20 +94,21 @@ class ProbeApi(ContactBasedApi):
     retries).
     """
 
-    def __init__(self, stream: ContactBasedStream) -> None:
-        """Serve requests for `stream`, on its session."""
-        super().__init__(stream)
-        self.stream = stream
+    def __init__(self, client: ApiClient) -> None:
+        """Send through `client`."""
+        self.client = client
 
-    @override
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
         check_free("GET", path, None)
-        return self.send_decoded(self.prepare("GET", path, params=params), json.loads)
+        return self._answer(self.client.prepare("GET", path, params=params))
 
-    @override
-    def post(self, path: str, body: Mapping[str, t.Any], *, retry: bool = True) -> t.Any:
+    def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
         check_free("POST", path, body)
-        return self.send_decoded(self.prepare("POST", path, body=body), json.loads)
+        return self._answer(self.client.prepare("POST", path, body=body))
+
+    def _answer(self, prepared: requests.PreparedRequest) -> t.Any:
+        client = self.client
+        return client.retrying(sending(prepared), lambda: client.send_decoded(prepared, json.loads))
 
     def refusal(self, path: str, body: Mapping[str, t.Any]) -> tuple[int, t.Any]:
         """POST a request the API should refuse: its status and JSON body (None if not JSON).
@@ -117,15 +116,17 @@ class ProbeApi(ContactBasedApi):
         Rate limits and server errors are still retried like any request.
         """
         check_free("POST", path, body)
+        client = self.client
+        prepared = client.prepare("POST", path, body=body)
 
-        def send(request: requests.PreparedRequest, _: t.Any) -> requests.Response:
-            response = self._send(request, stream=False)
+        def attempt() -> requests.Response:
+            response = client.send(prepared)
             status = response.status_code
             if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 check_status(response)  # raises a retriable error
             return response
 
-        response = self.stream.request_decorator(send)(self.prepare("POST", path, body=body), None)
+        response = client.retrying(sending(prepared), attempt)
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -133,7 +134,8 @@ class ProbeApi(ContactBasedApi):
 
     def csv_sample(self, url: str, what: str) -> CsvSample:
         """The first `CSV_SAMPLE_BYTES` of a download; the rest is never fetched."""
-        response = self.open_download(url, what)
+        client = self.client
+        response = client.retrying(f"Opening {what}", lambda: client.open_download(url, what))
         data = bytearray()
         complete = True
         try:
@@ -144,7 +146,7 @@ class ProbeApi(ContactBasedApi):
                     break
         except requests.RequestException as exc:
             # requests' own message holds the URL, which is a secret.
-            raise TransientApiError(f"{what}: {describe_transport_error(exc)}") from None
+            raise transport_error(exc, what) from None
         finally:
             response.close()
         content_type = response.headers.get("Content-Type", "")
@@ -218,7 +220,7 @@ class Observations:
     invalid_body: Answer = field(default_factory=Answer)  # a 422
 
 
-def first_request(api: ProbeApi) -> t.Any:
+def first_request(api: ProbeClient) -> t.Any:
     """The credits: the first request, which tells whether the API answers at all."""
     try:
         return api.get(CREDITS)
@@ -242,7 +244,7 @@ def feed_items(answer: Answer) -> list[Mapping[str, t.Any]]:
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
-def probe_feeds(api: ProbeApi, obs: Observations) -> None:
+def probe_feeds(api: ProbeClient, obs: Observations) -> None:
     """Preview and count the configured feeds (or the first feed, when none is)."""
     settings = obs.settings
     listed = {str(f.get("feed_id", "")).lower(): f for f in feed_items(obs.feeds)}
@@ -255,8 +257,10 @@ def probe_feeds(api: ProbeApi, obs: Observations) -> None:
         if is_int(cap) and cap > 0:
             lookback = min(lookback, cap)  # a longer window would only be refused (403)
         body = options_body(settings, feed_id, lookback)
-        preview = attempt(partial(api.post, PREVIEW, {**body, "preview_rows": PREVIEW_ROWS}))
-        count = attempt(partial(api.post, COUNT, body))
+        preview = attempt(
+            partial(api.post, EXPORTS_PREVIEW, {**body, "preview_rows": PREVIEW_ROWS})
+        )
+        count = attempt(partial(api.post, EXPORTS_COUNT, body))
         obs.feed_probes.append(FeedProbe(feed_id, configured, preview, count))
     if targets:
         one_day = {"feed_id": targets[0][0], "lookback_days": 1, "include_daily_counts": True}
@@ -279,21 +283,21 @@ def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.A
     return min(ready, key=preference) if ready else None
 
 
-def probe_ready_export(api: ProbeApi, obs: Observations) -> None:
+def probe_ready_export(api: ProbeClient, obs: Observations) -> None:
     """Page 1, a download URL and the first bytes of the CSV of a ready export."""
     obs.ready = pick_ready(obs.exports, obs.settings.feed_ids)
     if obs.ready is None:
         return
     export_id = str(obs.ready["export_id"])
-    obs.page = attempt(lambda: api.post(PAGE, {"export_id": export_id, "page": 1}))
-    obs.download = attempt(lambda: api.post(DOWNLOAD_URL, {"export_id": export_id}))
+    obs.page = attempt(lambda: api.post(EXPORTS_PAGE, {"export_id": export_id, "page": 1}))
+    obs.download = attempt(lambda: api.post(EXPORTS_DOWNLOAD_URL, {"export_id": export_id}))
     url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         what = f"the CSV download of export {export_id}"
         obs.csv = attempt(lambda: api.csv_sample(url, what))
 
 
-def collect(api: ProbeApi, settings: Settings) -> Observations:
+def collect(api: ProbeClient, settings: Settings) -> Observations:
     """Make every free request of the probe and keep what came back."""
     obs = Observations(
         settings=settings,
@@ -310,6 +314,6 @@ def collect(api: ProbeApi, settings: Settings) -> Observations:
     )
     probe_ready_export(api, obs)
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
-    obs.missing_export = refusal(lambda: api.refusal(PAGE, missing))
-    obs.invalid_body = refusal(lambda: api.refusal(COUNT, {}))
+    obs.missing_export = refusal(lambda: api.refusal(EXPORTS_PAGE, missing))
+    obs.invalid_body = refusal(lambda: api.refusal(EXPORTS_COUNT, {}))
     return obs

@@ -16,11 +16,11 @@ import typing as t
 from collections import Counter
 
 from tap_contactbased import endpoints, schemas
+from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.readers import ExportToRead, make_reader
 from tap_contactbased.settings import CONTACT_ID_PATTERN
-from tap_contactbased.streams.base import RunStream
 from tap_contactbased.summary import ExportStatus
 
 if sys.version_info >= (3, 12):
@@ -71,7 +71,7 @@ def contact_ids_in(chunk: Chunk, deliver_through: str | None) -> Iterator[str]:
                 yield contact_id
 
 
-class EnrichmentStream(RunStream):
+class EnrichmentStream(ContactBasedStream):
     """One record per contact and bundle: contact_id, bundle, found, data, enriched_at."""
 
     name = "enrichment"
@@ -92,11 +92,11 @@ class EnrichmentStream(RunStream):
         if not settings.enrichment_bundles:
             self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
             return
-        self.run.check_enrichment_bundles(self.api)
+        self.run.check_enrichment_bundles(self.client)
         if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return
-        self.run.check_pending_enrichment(self.api)
+        self.run.check_pending_enrichment(self.client)
         pending = self.run.pending_enrichment.entries()
         ids = self._wanted_ids(pending)
         try:
@@ -147,7 +147,7 @@ class EnrichmentStream(RunStream):
     def _reread_contact_ids(self, entry: dict[str, t.Any]) -> Iterator[str]:
         """Contact ids of a delivered export whose rows this run did not all see."""
         export_id = entry["export_id"]
-        export = ExportLifecycle(self.api, self.logger).summaries([export_id]).get(export_id)
+        export = ExportLifecycle(self.client, self.logger).summaries([export_id]).get(export_id)
         if export is None or export.status is not ExportStatus.READY:
             self.logger.warning(
                 "Export %s awaits enrichment but is %s; its contacts are skipped.",
@@ -159,7 +159,7 @@ class EnrichmentStream(RunStream):
         self.logger.info("Reading the contact ids of %s again for enrichment.", name)
         to_read = ExportToRead.of(export, name, page_size=self.settings.page_size)
         reader = make_reader(
-            self.settings.read_mode, self.api, to_read, self.logger, policy=self.retry_policy
+            self.settings.read_mode, self.client, to_read, self.logger, policy=self.client.policy
         )
         for chunk in reader.chunks(1):
             yield from contact_ids_in(chunk, entry.get("deliver_through"))
@@ -197,7 +197,7 @@ class EnrichmentStream(RunStream):
     ) -> dict[str, dict[str, t.Any] | None]:
         """The data found for each id of a batch (None: not found), matched by `contact_id`."""
         path = endpoints.enrich(bundle)
-        answer = self.api.post(path, {"contact_ids": list(batch)})
+        answer = self.client.post(path, {"contact_ids": list(batch)})
         listed = answer.get("results") if isinstance(answer, dict) else None
         results: dict[str, dict[str, t.Any]] = {}
         for result in listed if isinstance(listed, list) else []:

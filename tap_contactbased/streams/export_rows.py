@@ -20,6 +20,7 @@ from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
 
 from tap_contactbased import batch_files, endpoints, schemas
 from tap_contactbased.batch_files import BatchFiles, owner_only
+from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.coercion import RowTyper
 from tap_contactbased.errors import ContactBasedError, ExportError
 from tap_contactbased.job import WaitPolicy
@@ -36,7 +37,6 @@ from tap_contactbased.sdk_internals import (
     stream_version,
     write_state_now,
 )
-from tap_contactbased.streams.base import RunStream
 from tap_contactbased.summary import ExportOptions
 
 if sys.version_info >= (3, 12):
@@ -56,7 +56,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.sdk_internals import BaseBatchFileEncoding, BatchConfig
 
 
-class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
+class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStream):
     """Rows of each configured feed's export: planned, built at once, read when ready."""
 
     name = "export_rows"
@@ -89,7 +89,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         if self.config.get("api_key"):
             for feed_id in settings.feed_ids:
                 try:
-                    preview = self.api.post(endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id))
+                    preview = self.client.post(
+                        endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id)
+                    )
                 except (ContactBasedError, RetriableAPIError) as exc:
                     self.logger.warning(
                         "Preview of feed %s failed; discovery keeps the contract's columns: %s",
@@ -120,11 +122,11 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
             max_interval_seconds=settings.poll_interval_max_seconds,
         )
         return ExportRun(
-            api=self.api,
-            lifecycle=ExportLifecycle(self.api, self.logger),
+            api=self.client,
+            lifecycle=ExportLifecycle(self.client, self.logger),
             run=self.run,
             wait=wait,
-            retry=self.retry_policy,
+            retry=self.client.policy,
             state_of=lambda feed_id: self.get_context_state({"feed_id": feed_id}),
             checkpoint=self.write_checkpoint,
             logger=self.logger,
@@ -215,7 +217,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
         self.export_run().check_settings()
         for feed_id in self.settings.feed_ids:
-            preview = self.api.post(endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id))
+            preview = self.client.post(endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id))
             self.logger.info(
                 "Connection test: feed %s previews %d columns; no export created.",
                 feed_id,
@@ -292,7 +294,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, RunStream):
         properties = self.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(
-            self.settings.read_mode, self.api, export, self.logger, policy=self.retry_policy
+            self.settings.read_mode, self.client, export, self.logger, policy=self.client.policy
         )
         contacts = self.run.contacts if self.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}

@@ -27,7 +27,6 @@ class ExportsStream(ApiObjectStream):
     primary_keys = ("export_id",)
     records_jsonpath = "$.items[*]"
     schema = schemas.EXPORT_SUMMARY
-    list_page_size = 50
 
     @override
     def get_new_paginator(self) -> EnvelopePaginator:
@@ -37,4 +36,4 @@ class ExportsStream(ApiObjectStream):
     def prepare_request_payload(
         self, context: Context | None, next_page_token: t.Any
     ) -> dict[str, t.Any]:
-        return {"page": next_page_token or 1, "page_size": self.list_page_size}
+        return {"page": next_page_token or 1, "page_size": endpoints.EXPORTS_LIST_PAGE_SIZE}

@@ -6,8 +6,8 @@ import sys
 import typing as t
 
 from tap_contactbased import endpoints, schemas
+from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ContractError
-from tap_contactbased.streams.base import RunStream
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -23,7 +23,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.run import RunContext
 
 
-class FeedTotalsStream(RunStream):
+class FeedTotalsStream(ContactBasedStream):
     """One record per feed and day of the lookback window (free of charge)."""
 
     name = "feed_totals"
@@ -39,13 +39,13 @@ class FeedTotalsStream(RunStream):
         if not settings.feed_ids:
             self.logger.info("feed_ids is empty: feed_totals emits nothing.")
         for feed_id in settings.feed_ids:
-            feed = self.run.feed(self.api, feed_id)
+            feed = self.run.feed(self.client, feed_id)
             cap = feed.get("max_lookback_days")
             lookback = min(
                 settings.lookback_days,
                 cap if isinstance(cap, int) and cap > 0 else settings.lookback_days,
             )
-            answer = self.api.post(
+            answer = self.client.post(
                 endpoints.SEARCH,
                 {"feed_id": feed_id, "lookback_days": lookback, "include_daily_counts": True},
             )

@@ -8,7 +8,7 @@ import sys
 import typing as t
 
 from tap_contactbased import endpoints, schemas
-from tap_contactbased.api_client import endpoint_of
+from tap_contactbased.answers import endpoint_of
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import EnvelopePaginator
@@ -61,7 +61,6 @@ class FeedsStream(ApiObjectStream):
     primary_keys = ("feed_id",)
     records_jsonpath = "$.items[*]"
     schema = schemas.FEED
-    page_size = 200
 
     @override
     def get_new_paginator(self) -> EnvelopePaginator:
@@ -71,7 +70,7 @@ class FeedsStream(ApiObjectStream):
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, t.Any]:
-        return {"page": next_page_token or 1, "page_size": self.page_size}
+        return {"page": next_page_token or 1, "page_size": endpoints.FEEDS_PAGE_SIZE}
 
 
 class UnpaginatedStream(ApiObjectStream):
