@@ -63,6 +63,8 @@ UNSENDABLE = (
 )
 PAGE_ADVICE = "Read this export with read_mode csv, or lower page_size for the next exports."
 ANSWER_ADVICE = "No answer of the contract comes near it: report this difference."
+# The one field of an error body the tap repeats: FastAPI's `detail` [assumed].
+DETAIL_KEY = "detail"
 
 
 def endpoint_of(request: requests.PreparedRequest | None, fallback: str = "request") -> str:
@@ -114,8 +116,7 @@ def api_detail(response: requests.Response) -> str:
         body = decode_answer(response.content)
     except (ValueError, BadAnswer):
         return ""
-    # FastAPI's `detail` [assumed, docs/contactbased-api.md].
-    detail = body.get("detail") if isinstance(body, dict) else None
+    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     if not isinstance(detail, list):
         return api_text(detail)
     parts = []
