@@ -19,6 +19,7 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_contactbased import endpoints
 from tap_contactbased.api_client import (
     ContactBasedApi,
     ExpiredDownloadUrl,
@@ -26,8 +27,8 @@ from tap_contactbased.api_client import (
     describe_transport_error,
 )
 from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
-from tap_contactbased.probe.shapes import is_int, status_key
-from tap_contactbased.summary import ExportOptions
+from tap_contactbased.probe.shapes import is_int
+from tap_contactbased.summary import ExportOptions, ExportStatus
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -40,32 +41,22 @@ if t.TYPE_CHECKING:
     from tap_contactbased.client import ContactBasedStream
     from tap_contactbased.settings import Settings
 
-CREDITS = "/organization/credits"
-FEEDS = "/organization/feeds"
-FEED_LIMIT = "/organization/feed-limit"
-BUNDLES = "/enrich/bundles"
-FILTER_FIELDS = "/intent/feeds/filters/fields"
-SEARCH = "/intent/feeds/search"
-PREVIEW = "/intent/feeds/exports/preview"
-COUNT = "/intent/feeds/exports/count"
-EXPORTS_LIST = "/intent/feeds/exports/list"
-PAGE = "/intent/feeds/exports/page"
-DOWNLOAD_URL = "/intent/feeds/exports/download-url"
 FREE_REQUESTS = frozenset(
     {
-        ("GET", CREDITS),
-        ("GET", FEEDS),
-        ("GET", FEED_LIMIT),
-        ("GET", BUNDLES),
-        ("POST", FILTER_FIELDS),
-        ("POST", SEARCH),
-        ("POST", PREVIEW),
-        ("POST", COUNT),
-        ("POST", EXPORTS_LIST),
-        ("POST", PAGE),
-        ("POST", DOWNLOAD_URL),
+        ("GET", endpoints.CREDITS),
+        ("GET", endpoints.FEEDS),
+        ("GET", endpoints.FEED_LIMIT),
+        ("GET", endpoints.BUNDLES),
+        ("POST", endpoints.FILTER_FIELDS),
+        ("POST", endpoints.SEARCH),
+        ("POST", endpoints.EXPORTS_PREVIEW),
+        ("POST", endpoints.EXPORTS_COUNT),
+        ("POST", endpoints.EXPORTS_LIST),
+        ("POST", endpoints.EXPORTS_PAGE),
+        ("POST", endpoints.EXPORTS_DOWNLOAD_URL),
     }
 )
+# TODO(core): use endpoints.FEEDS_PAGE_SIZE and endpoints.EXPORTS_LIST_PAGE_SIZE once they land
 FEEDS_PAGE_SIZE = 200
 EXPORTS_PAGE_SIZE = 50
 PREVIEW_ROWS = 10
@@ -221,7 +212,7 @@ class Observations:
 def first_request(api: ProbeApi) -> t.Any:
     """The credits: the first request, which tells whether the API answers at all."""
     try:
-        return api.get(CREDITS)
+        return api.get(endpoints.CREDITS)
     except TransientApiError as exc:
         msg = f"cannot reach the API ({exc}). Check api_url and the network, then try again."
         raise ProbeUnavailable(msg) from None
@@ -252,15 +243,19 @@ def probe_feeds(api: ProbeApi, obs: Observations) -> None:
     for feed_id, configured in targets:
         cap = listed.get(feed_id.lower(), {}).get("max_lookback_days")
         lookback = settings.lookback_days if configured else 1
+        # TODO(core): use run.feed_cap(feed) once it lands
         if is_int(cap) and cap > 0:
             lookback = min(lookback, cap)  # a longer window would only be refused (403)
         body = options_body(settings, feed_id, lookback)
-        preview = attempt(partial(api.post, PREVIEW, {**body, "preview_rows": PREVIEW_ROWS}))
-        count = attempt(partial(api.post, COUNT, body))
+        # TODO(core): use lifecycle.preview(..., rows=PREVIEW_ROWS, skip_count=False) once it lands
+        preview = attempt(
+            partial(api.post, endpoints.EXPORTS_PREVIEW, {**body, "preview_rows": PREVIEW_ROWS})
+        )
+        count = attempt(partial(api.post, endpoints.EXPORTS_COUNT, body))
         obs.feed_probes.append(FeedProbe(feed_id, configured, preview, count))
     if targets:
         one_day = {"feed_id": targets[0][0], "lookback_days": 1, "include_daily_counts": True}
-        obs.search = attempt(lambda: api.post(SEARCH, one_day))
+        obs.search = attempt(lambda: api.post(endpoints.SEARCH, one_day))
 
 
 def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.Any] | None:
@@ -268,7 +263,7 @@ def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.A
     ready = [
         item
         for item in feed_items(exports)
-        if status_key(item.get("status")) == "ready" and item.get("export_id")
+        if ExportStatus.parse(item.get("status")) is ExportStatus.READY and item.get("export_id")
     ]
     wanted = {f.lower() for f in feed_ids}
 
@@ -285,8 +280,12 @@ def probe_ready_export(api: ProbeApi, obs: Observations) -> None:
     if obs.ready is None:
         return
     export_id = str(obs.ready["export_id"])
-    obs.page = attempt(lambda: api.post(PAGE, {"export_id": export_id, "page": 1}))
-    obs.download = attempt(lambda: api.post(DOWNLOAD_URL, {"export_id": export_id}))
+    obs.page = attempt(
+        lambda: api.post(endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
+    )
+    obs.download = attempt(
+        lambda: api.post(endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
+    )
     url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         what = f"the CSV download of export {export_id}"
@@ -300,16 +299,16 @@ def collect(api: ProbeApi, settings: Settings) -> Observations:
         machine_today=datetime.datetime.now(datetime.timezone.utc).date(),
         credits=Answer(first_request(api)),
     )
-    obs.feeds = attempt(lambda: api.get(FEEDS, {"page": 1, "page_size": FEEDS_PAGE_SIZE}))
-    obs.feed_limit = attempt(lambda: api.get(FEED_LIMIT))
-    obs.bundles = attempt(lambda: api.get(BUNDLES))
-    obs.filter_fields = attempt(lambda: api.post(FILTER_FIELDS, {}))
+    obs.feeds = attempt(lambda: api.get(endpoints.FEEDS, {"page": 1, "page_size": FEEDS_PAGE_SIZE}))
+    obs.feed_limit = attempt(lambda: api.get(endpoints.FEED_LIMIT))
+    obs.bundles = attempt(lambda: api.get(endpoints.BUNDLES))
+    obs.filter_fields = attempt(lambda: api.post(endpoints.FILTER_FIELDS, {}))
     probe_feeds(api, obs)
     obs.exports = attempt(
-        lambda: api.post(EXPORTS_LIST, {"page": 1, "page_size": EXPORTS_PAGE_SIZE})
+        lambda: api.post(endpoints.EXPORTS_LIST, {"page": 1, "page_size": EXPORTS_PAGE_SIZE})
     )
     probe_ready_export(api, obs)
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
-    obs.missing_export = refusal(lambda: api.refusal(PAGE, missing))
-    obs.invalid_body = refusal(lambda: api.refusal(COUNT, {}))
+    obs.missing_export = refusal(lambda: api.refusal(endpoints.EXPORTS_PAGE, missing))
+    obs.invalid_body = refusal(lambda: api.refusal(endpoints.EXPORTS_COUNT, {}))
     return obs
