@@ -69,6 +69,8 @@ UNSENDABLE = (
     requests.exceptions.InvalidHeader,
     ValueError,
 )
+# The one field of an error body the tap repeats: FastAPI's `detail` [assumed].
+DETAIL_KEY = "detail"
 
 
 def api_detail(response: requests.Response) -> str:
@@ -83,8 +85,7 @@ def api_detail(response: requests.Response) -> str:
         body = decode_answer(response.content)
     except (ValueError, BadAnswer):
         return ""
-    # FastAPI's `detail` [assumed, docs/contactbased-api.md].
-    detail = body.get("detail") if isinstance(body, dict) else None
+    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     if not isinstance(detail, list):
         return api_text(detail)
     parts = []

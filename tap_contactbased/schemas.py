@@ -135,6 +135,44 @@ FEED_TOTAL = th.PropertiesList(
     th.Property("end_date", th.DateType),
 ).to_dict()
 
+# Answers the tap reads but does not stream, as the contract states them; the probe checks
+# the API against these.
+SEARCH_ANSWER = th.PropertiesList(
+    th.Property("feed_id", th.StringType),
+    th.Property("lookback_days", th.IntegerType),
+    th.Property("start_date", th.DateType),
+    th.Property("end_date", th.DateType),
+    th.Property("total_records", th.IntegerType),
+    th.Property("records_with_contact_id", th.IntegerType),
+    th.Property("records_without_contact_id", th.IntegerType),
+    th.Property(
+        "daily_counts",
+        th.ArrayType(
+            open_object(th.Property("date", th.DateType), th.Property("count", th.IntegerType))
+        ),
+    ),
+)
+PREVIEW_ANSWER = th.PropertiesList(
+    th.Property("columns", th.ArrayType(th.StringType)),
+    th.Property("rows", th.ArrayType(open_object())),
+    th.Property("estimated_rows", th.IntegerType),
+)
+COUNT_ANSWER = th.PropertiesList(
+    th.Property("total_rows", th.IntegerType),
+    th.Property("rows_with_contact_id", th.IntegerType),
+    th.Property("records_required", th.IntegerType),
+)
+DOWNLOAD_URL_ANSWER = th.PropertiesList(
+    th.Property("export_id", th.StringType),
+    th.Property("url", th.URIType),
+    th.Property("expires_at", th.DateTimeType),
+)
+# A page answer is an export summary plus these.
+PAGE_FIELDS = th.PropertiesList(
+    th.Property("page", th.IntegerType),
+    th.Property("rows", th.ArrayType(open_object())),
+)
+
 # Bundle payloads. The contract (docs/contactbased-api.md) documents only that email records
 # carry `last_seen`; the rest is our reading [assumed], so every object keeps the fields it
 # does not know.

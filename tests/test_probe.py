@@ -14,8 +14,8 @@ import pytest
 
 from tap_contactbased import redaction
 from tap_contactbased.probe import ProbeReport, Verdict, probe_client, run_probe
+from tap_contactbased.probe.engine import object_body
 from tap_contactbased.probe.observe import Answer, CostlyRequestError
-from tap_contactbased.probe.points import object_body
 from tap_contactbased.probe.report import Check
 from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, TODAY, make_config

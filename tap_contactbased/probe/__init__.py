@@ -1,9 +1,9 @@
 """The probe: check a ContactBased API against the contract with free requests only.
 
 `tap-contactbased --config config.json --probe` makes the requests of `observe` (nothing
-that creates, reserves or enriches), judges each contract point (`checks_*`) and prints the
-table of `report`. `run_probe` is the whole of it, from the settings and the key alone: no
-tap and no stream take part.
+that creates, reserves or enriches), judges each contract point of `table` with `engine`
+and prints the table of `report`. `run_probe` is the whole of it, from the settings and the
+key alone: no tap and no stream take part.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import typing as t
 import urllib.parse
 
 from tap_contactbased.api_client import ApiClient
-from tap_contactbased.probe import checks_common, checks_exports, checks_feeds, checks_org
+from tap_contactbased.probe import engine
 from tap_contactbased.probe.observe import Observations, ProbeClient, ProbeUnavailable, collect
 from tap_contactbased.probe.report import Check, ProbeReport, Verdict
+from tap_contactbased.probe.table import POINTS
 
 if t.TYPE_CHECKING:
     from tap_contactbased.settings import Settings
@@ -29,29 +30,7 @@ PROBE_MAX_TRIES = 3
 
 def judge(obs: Observations) -> list[Check]:
     """Every contract point, in the order of the report."""
-    return [
-        checks_common.check_auth(obs),
-        checks_common.check_error_bodies(obs),
-        checks_common.check_envelope(obs),
-        checks_org.check_credits(obs),
-        checks_org.check_feed_limit(obs),
-        checks_org.check_feeds(obs),
-        checks_common.check_today(obs),
-        checks_org.check_search(obs),
-        checks_org.check_filter_fields(obs),
-        checks_feeds.check_preview(obs),
-        checks_feeds.check_count(obs),
-        checks_exports.check_summary_fields(obs),
-        checks_exports.check_echoed_options(obs),
-        checks_exports.check_statuses(obs),
-        checks_exports.check_page(obs),
-        checks_exports.check_download(obs),
-        checks_exports.check_csv(obs),
-        checks_feeds.check_bundle_list(obs),
-        checks_feeds.check_bundle_columns(obs),
-        checks_exports.check_enrichment(),
-        checks_exports.check_create_refusals(),
-    ]
+    return [engine.judge(point, obs) for point in POINTS]
 
 
 def probe_client(settings: Settings, api_key: str) -> ProbeClient:

@@ -18,29 +18,16 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_contactbased import endpoints
+from tap_contactbased import endpoints, lifecycle
 from tap_contactbased.api_client import check_status, sending, transport_error
-from tap_contactbased.endpoints import (
-    BUNDLES,
-    CREDITS,
-    EXPORTS_COUNT,
-    EXPORTS_DOWNLOAD_URL,
-    EXPORTS_LIST,
-    EXPORTS_PAGE,
-    EXPORTS_PREVIEW,
-    FEED_LIMIT,
-    FEEDS,
-    FILTER_FIELDS,
-    SEARCH,
-)
 from tap_contactbased.errors import (
     ApiError,
     ContactBasedError,
     ExpiredDownloadUrl,
     TransientApiError,
 )
-from tap_contactbased.probe.shapes import is_int, status_key
-from tap_contactbased.summary import ExportOptions
+from tap_contactbased.run import feed_cap
+from tap_contactbased.summary import ExportOptions, ExportStatus
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -50,22 +37,19 @@ if t.TYPE_CHECKING:
 
 FREE_REQUESTS = frozenset(
     {
-        ("GET", CREDITS),
-        ("GET", FEEDS),
-        ("GET", FEED_LIMIT),
-        ("GET", BUNDLES),
-        ("POST", FILTER_FIELDS),
-        ("POST", SEARCH),
-        ("POST", EXPORTS_PREVIEW),
-        ("POST", EXPORTS_COUNT),
-        ("POST", EXPORTS_LIST),
-        ("POST", EXPORTS_PAGE),
-        ("POST", EXPORTS_DOWNLOAD_URL),
+        ("GET", endpoints.CREDITS),
+        ("GET", endpoints.FEEDS),
+        ("GET", endpoints.FEED_LIMIT),
+        ("GET", endpoints.BUNDLES),
+        ("POST", endpoints.FILTER_FIELDS),
+        ("POST", endpoints.SEARCH),
+        ("POST", endpoints.EXPORTS_PREVIEW),
+        ("POST", endpoints.EXPORTS_COUNT),
+        ("POST", endpoints.EXPORTS_LIST),
+        ("POST", endpoints.EXPORTS_PAGE),
+        ("POST", endpoints.EXPORTS_DOWNLOAD_URL),
     }
 )
-# The list page sizes under the names checks_common reads them by (step 4b drops these).
-FEEDS_PAGE_SIZE = endpoints.FEEDS_PAGE_SIZE
-EXPORTS_PAGE_SIZE = endpoints.EXPORTS_LIST_PAGE_SIZE
 PREVIEW_ROWS = 10
 CSV_SAMPLE_BYTES = 64 * 1024
 MISSING_EXPORT_ID = "exp_probe_no_such_export"
@@ -223,7 +207,7 @@ class Observations:
 def first_request(api: ProbeClient) -> t.Any:
     """The credits: the first request, which tells whether the API answers at all."""
     try:
-        return api.get(CREDITS)
+        return api.get(endpoints.CREDITS)
     except TransientApiError as exc:
         msg = f"cannot reach the API ({exc}). Check api_url and the network, then try again."
         raise ProbeUnavailable(msg) from None
@@ -231,11 +215,6 @@ def first_request(api: ProbeClient) -> t.Any:
         if exc.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise ProbeUnavailable(f"the API refused the key ({exc})") from None
         raise
-
-
-def options_body(settings: Settings, feed_id: str, lookback_days: int) -> dict[str, t.Any]:
-    """The export options of the run for one feed, as preview and count take them."""
-    return ExportOptions.from_settings(settings, feed_id, lookback_days).body()
 
 
 def feed_items(answer: Answer) -> list[Mapping[str, t.Any]]:
@@ -252,19 +231,19 @@ def probe_feeds(api: ProbeClient, obs: Observations) -> None:
     if not targets and listed:
         targets = [(next(iter(listed)), False)]
     for feed_id, configured in targets:
-        cap = listed.get(feed_id.lower(), {}).get("max_lookback_days")
+        cap = feed_cap(listed.get(feed_id.lower(), {}))
         lookback = settings.lookback_days if configured else 1
-        if is_int(cap) and cap > 0:
+        if cap is not None:
             lookback = min(lookback, cap)  # a longer window would only be refused (403)
-        body = options_body(settings, feed_id, lookback)
+        options = ExportOptions.from_settings(settings, feed_id, lookback)
         preview = attempt(
-            partial(api.post, EXPORTS_PREVIEW, {**body, "preview_rows": PREVIEW_ROWS})
+            partial(lifecycle.preview, api, options, rows=PREVIEW_ROWS, skip_count=False)
         )
-        count = attempt(partial(api.post, EXPORTS_COUNT, body))
+        count = attempt(partial(api.post, endpoints.EXPORTS_COUNT, options.body()))
         obs.feed_probes.append(FeedProbe(feed_id, configured, preview, count))
     if targets:
         one_day = {"feed_id": targets[0][0], "lookback_days": 1, "include_daily_counts": True}
-        obs.search = attempt(lambda: api.post(SEARCH, one_day))
+        obs.search = attempt(lambda: api.post(endpoints.SEARCH, one_day))
 
 
 def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.Any] | None:
@@ -272,7 +251,7 @@ def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.A
     ready = [
         item
         for item in feed_items(exports)
-        if status_key(item.get("status")) == "ready" and item.get("export_id")
+        if ExportStatus.parse(item.get("status")) is ExportStatus.READY and item.get("export_id")
     ]
     wanted = {f.lower() for f in feed_ids}
 
@@ -289,8 +268,12 @@ def probe_ready_export(api: ProbeClient, obs: Observations) -> None:
     if obs.ready is None:
         return
     export_id = str(obs.ready["export_id"])
-    obs.page = attempt(lambda: api.post(EXPORTS_PAGE, {"export_id": export_id, "page": 1}))
-    obs.download = attempt(lambda: api.post(EXPORTS_DOWNLOAD_URL, {"export_id": export_id}))
+    obs.page = attempt(
+        lambda: api.post(endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
+    )
+    obs.download = attempt(
+        lambda: api.post(endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
+    )
     url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         what = f"the CSV download of export {export_id}"
@@ -304,16 +287,20 @@ def collect(api: ProbeClient, settings: Settings) -> Observations:
         machine_today=datetime.datetime.now(datetime.timezone.utc).date(),
         credits=Answer(first_request(api)),
     )
-    obs.feeds = attempt(lambda: api.get(FEEDS, {"page": 1, "page_size": FEEDS_PAGE_SIZE}))
-    obs.feed_limit = attempt(lambda: api.get(FEED_LIMIT))
-    obs.bundles = attempt(lambda: api.get(BUNDLES))
-    obs.filter_fields = attempt(lambda: api.post(FILTER_FIELDS, {}))
+    obs.feeds = attempt(
+        lambda: api.get(endpoints.FEEDS, {"page": 1, "page_size": endpoints.FEEDS_PAGE_SIZE})
+    )
+    obs.feed_limit = attempt(lambda: api.get(endpoints.FEED_LIMIT))
+    obs.bundles = attempt(lambda: api.get(endpoints.BUNDLES))
+    obs.filter_fields = attempt(lambda: api.post(endpoints.FILTER_FIELDS, {}))
     probe_feeds(api, obs)
     obs.exports = attempt(
-        lambda: api.post(EXPORTS_LIST, {"page": 1, "page_size": EXPORTS_PAGE_SIZE})
+        lambda: api.post(
+            endpoints.EXPORTS_LIST, {"page": 1, "page_size": endpoints.EXPORTS_LIST_PAGE_SIZE}
+        )
     )
     probe_ready_export(api, obs)
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
-    obs.missing_export = refusal(lambda: api.refusal(EXPORTS_PAGE, missing))
-    obs.invalid_body = refusal(lambda: api.refusal(EXPORTS_COUNT, {}))
+    obs.missing_export = refusal(lambda: api.refusal(endpoints.EXPORTS_PAGE, missing))
+    obs.invalid_body = refusal(lambda: api.refusal(endpoints.EXPORTS_COUNT, {}))
     return obs

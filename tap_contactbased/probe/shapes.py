@@ -10,10 +10,13 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_contactbased import values
+from tap_contactbased.schemas import CONTACT_ID_ALIASES
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-CANONICAL_ID, OLD_ID = "contact_id", "cb_id"
+CANONICAL_ID, OLD_ID = CONTACT_ID_ALIASES
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
 LIST_SAMPLE = 50  # elements of a list whose kinds are described
@@ -82,30 +85,23 @@ class FieldMatch:
 
     def describe(self) -> str:
         """A clause on the differences; empty when there are none."""
-        parts = []
-        if self.respelled:
-            parts.append(f"spelled with cb_id: {', '.join(self.respelled)}")
-        if self.missing:
-            parts.append(f"missing: {', '.join(self.missing)}")
-        if self.extra:
-            parts.append(f"not in the contract: {', '.join(self.extra)}")
-        return "; ".join(parts)
+        parts = [
+            ("spelled with cb_id", self.respelled),
+            ("missing", self.missing),
+            ("not in the contract", self.extra),
+        ]
+        return "; ".join(f"{what}: {', '.join(names)}" for what, names in parts if names)
 
 
 def match_fields(seen: Iterable[str], expected: Iterable[str]) -> FieldMatch:
     """Compare field names, taking `cb_id` spellings of `contact_id` names apart."""
-    names = list(dict.fromkeys(seen))
-    wanted = list(expected)
-    missing, old = [], []
-    for name in wanted:
-        if name in names:
-            continue
-        if CANONICAL_ID in name and respelled(name) in names:
-            old.append(name)
-        else:
-            missing.append(name)
-    known = set(wanted) | {respelled(n) for n in old}
-    return FieldMatch(missing, old, [n for n in names if n not in known])
+    names, wanted = list(dict.fromkeys(seen)), list(expected)
+    absent = [n for n in wanted if n not in names]
+    old = [n for n in absent if CANONICAL_ID in n and respelled(n) in names]
+    known = {*wanted, *(respelled(n) for n in old)}
+    return FieldMatch(
+        [n for n in absent if n not in old], old, [n for n in names if n not in known]
+    )
 
 
 def get_either(obj: Mapping[str, t.Any], name: str) -> t.Any:
@@ -113,34 +109,13 @@ def get_either(obj: Mapping[str, t.Any], name: str) -> t.Any:
     return obj.get(name, obj.get(respelled(name)))
 
 
-def is_int(value: t.Any) -> t.TypeGuard[int]:
-    """An integer, and not a boolean."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def as_date(value: t.Any) -> datetime.date | None:
-    """The date a `YYYY-MM-DD` text names, or None."""
-    if not isinstance(value, str) or not _DATE.fullmatch(value):
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        return None
+    """The date a `YYYY-MM-DD` text names, or None (the contract's spelling only)."""
+    return values.date_or_none(value) if isinstance(value, str) and _DATE.fullmatch(value) else None
 
 
 def as_timestamp(value: t.Any) -> datetime.datetime | None:
-    """The aware UTC time an ISO 8601 text names, or None."""
+    """The UTC time an ISO 8601 text of the contract's spelling names, or None."""
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
-
-
-def status_key(status: t.Any) -> str:
-    """A status compared as the tap compares it: case and surrounding spaces ignored."""
-    return str(status).strip().casefold()
+    return values.timestamp_or_none(value)

@@ -1,0 +1,247 @@
+"""The probe's engine: a contract point as data, and the one function that judges it.
+
+A `Point` names what it judges (an answer, the entries of its list, each answer of the probed
+feeds, or some objects), the fields the contract gives them (`schemas.py`) and the tap's way
+with each missing or mistyped field (`Coping`); its `rule` adds what is not a field rule.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from singer_sdk import typing as th
+
+from tap_contactbased import values
+from tap_contactbased.probe import shapes
+from tap_contactbased.probe.report import Check, Finding, Verdict, combine
+from tap_contactbased.probe.shapes import FieldMatch, kind, match_fields, respelled, shape
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from tap_contactbased.probe.observe import Answer, Observations
+
+Fields = t.Mapping[str, t.Any]  # field name -> its JSON schema
+# A finding, or how to make one from the names of the fields concerned and the objects.
+Cope = t.Union[Finding, "Callable[[list[str], Sequence[Mapping[str, t.Any]]], Finding]"]
+BOTH_SPELLINGS = "The tap accepts both spellings (contact_id and cb_id) in every field name."
+
+
+def tolerated(note: str) -> Finding:
+    """A difference the tap copes with; `note` says how."""
+    return Finding(Verdict.TOLERATED, note)
+
+
+def differs(note: str) -> Finding:
+    """A difference that would break something; `note` says what."""
+    return Finding(Verdict.DIFFERS, note)
+
+
+def failure(what: str, answer: Answer | None) -> str:
+    """Why a point was not checked: the request that failed, in one line."""
+    if answer is None or answer.error is None:
+        return f"{what} was not requested."
+    return f"{what} failed: {answer.error}"
+
+
+def object_body(
+    point: str, section: str, expected: str, answer: Answer | None, what: str
+) -> dict[str, t.Any] | Check:
+    """The body of `answer` when it is a JSON object; otherwise the row that says why not.
+
+    A request that failed (or was never made, `answer` None) leaves the point unchecked,
+    `what` naming the request; any other body than an object differs.
+    """
+    if answer is None or answer.error:
+        return Check(point, section, expected, "-", Verdict.NOT_CHECKED, failure(what, answer))
+    if not isinstance(answer.body, dict):
+        return Check(point, section, expected, kind(answer.body), Verdict.DIFFERS, "Not an object.")
+    return answer.body
+
+
+@dataclass(frozen=True)
+class Coping:
+    """The tap's real way with one field: what its absence and a wrong kind mean."""
+
+    missing: Cope | None = None  # None: the point's `otherwise` (without one, absence is fine)
+    wrong_kind: Cope | None = None  # None: the kind is not judged
+    null_ok: bool = False  # a null is no wrong kind
+
+
+def copes(note: str, wrong_kind: Cope | None = None, *, null_ok: bool = False) -> Coping:
+    """A field whose absence the tap copes with, as `note` says."""
+    return Coping(tolerated(note), wrong_kind, null_ok)
+
+
+def breaks(note: str, wrong_kind: Cope | None = None) -> Coping:
+    """A field whose absence breaks something, as `note` says."""
+    return Coping(differs(note), wrong_kind)
+
+
+@dataclass
+class Judging:
+    """One point being judged: what its rule reads, and the seen parts and findings so far."""
+
+    obs: Observations
+    body: t.Any = None  # the answer judged, when there is one
+    objects: list[Mapping[str, t.Any]] = field(default_factory=list)  # whose fields are matched
+    match: FieldMatch = field(default_factory=FieldMatch)
+    seen: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def holds(self, note: str) -> None:
+        """Add a finding that matches the contract."""
+        self.findings.append(Finding(Verdict.HOLDS, note))
+
+    def tolerated(self, note: str) -> None:
+        """Add a difference the tap copes with."""
+        self.findings.append(tolerated(note))
+
+    def differs(self, note: str) -> None:
+        """Add a difference that would break something."""
+        self.findings.append(differs(note))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One contract point, one row of the report. Its rule returns why it is not checked."""
+
+    name: str
+    section: str
+    expected: str
+    skip: Callable[[Observations], str | None] | None = None  # why not, before any answer
+    answer: Callable[[Observations], Answer | None] | None = None
+    what: str = ""  # the request in "... failed: ..." or "... was not requested." (the section)
+    entries: str = ""  # judge the objects of this list of the answer
+    no_list: Finding | None = None  # without that list (None: as an empty one)
+    answers: Callable[[Observations], list[tuple[str, Answer]]] | None = None  # each alone
+    objects: Callable[[Observations], list[Mapping[str, t.Any]]] | None = None
+    fields: Fields = field(default_factory=dict)
+    copings: Mapping[str, Coping] = field(default_factory=dict)  # their notes in this order
+    otherwise: Finding | None = None  # a missing field without a coping of its own
+    also_missing: Callable[[Mapping[str, t.Any]], list[str]] | None = None
+    spellings: bool = False  # a cb_id spelling is tolerated
+    describe: bool = False  # the seen ends with the differences of field names
+    rule: Callable[[Judging], str | None] | None = None
+
+
+def judge(point: Point, obs: Observations) -> Check:
+    """The row of one point: not checked and why, or judged on its fields and its rule."""
+    row = (point.name, point.section, point.expected)
+    j = Judging(obs)
+    reason = point.skip(obs) if point.skip is not None else None
+    if reason is None and point.answers is not None:
+        reason = _each_answer(point, j, point.answers(obs))
+    elif reason is None:
+        if (early := _take(point, j, row)) is not None:
+            return early
+        reason = _fields_and_rule(point, j)
+    if reason is not None:
+        return Check(*row, "-", Verdict.NOT_CHECKED, reason)
+    return Check(*row, "; ".join(j.seen) or "-", *combine(j.findings))
+
+
+def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
+    """Put what the point judges in `j`; or the row, when an answer is no object or no list."""
+    if point.objects is not None:
+        j.objects = point.objects(j.obs)
+        return None
+    if point.answer is None:
+        return None
+    answer = point.answer(j.obs)
+    if point.entries and answer is not None and not answer.error:
+        listed = answer.body.get(point.entries) if isinstance(answer.body, dict) else None
+        if not isinstance(listed, list) and point.no_list is not None:
+            return Check(*row, shape(answer.body), point.no_list.verdict, point.no_list.note)
+        j.body, j.seen = answer.body, [shape(answer.body)]
+        j.objects = [e for e in listed or [] if isinstance(e, dict)]
+        key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
+        if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
+            j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
+        return None
+    body = object_body(*row, answer, point.what or point.section)
+    if isinstance(body, Check):
+        return body
+    j.body, j.objects, j.seen = body, [body], [shape(body)]
+    return None
+
+
+def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) -> str | None:
+    """Judge each answer alone (the previews, the counts), in one row."""
+    if all(a.error for _, a in answers):
+        return failure(f"The {point.what}", answers[0][1])
+    for label, answer in answers:
+        if answer.error:
+            j.tolerated(failure(f"The {point.what} of {label}", answer))
+        elif not isinstance(answer.body, dict):
+            j.differs(f"The {point.what} of {label} is not an object.")
+        else:
+            one = Judging(
+                j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"]
+            )
+            _fields_and_rule(point, one)
+            j.seen += one.seen
+            j.findings += one.findings
+    return None
+
+
+def _fields_and_rule(point: Point, j: Judging) -> str | None:
+    if point.fields:
+        j.match = match_fields([n for o in j.objects for n in o], point.fields)
+        if point.spellings and j.match.respelled:
+            j.tolerated(BOTH_SPELLINGS)
+        j.findings += _copings(point, j.objects)
+    reason = point.rule(j) if point.rule is not None else None
+    if point.describe and j.match.describe():
+        j.seen.append(j.match.describe())
+    return reason
+
+
+def _copings(point: Point, objects: list[Mapping[str, t.Any]]) -> list[Finding]:
+    """One finding per coping of the missing fields, then one per kind of wrong kind."""
+    missing = {n for n in point.fields for o in objects if n not in o and respelled(n) not in o}
+    if point.also_missing is not None:
+        missing |= {n for o in objects for n in point.also_missing(o)}
+    lacking: dict[Cope, list[str]] = {}
+    wrong: dict[Cope, list[str]] = {}
+    for name in dict.fromkeys([*point.copings, *point.fields]):
+        cope = point.copings.get(name, Coping()).missing or point.otherwise
+        if name in missing and cope is not None:
+            lacking.setdefault(cope, []).append(name)
+    for name, spec in point.fields.items():
+        coping = point.copings.get(name, Coping())
+        seen = [shapes.get_either(o, name) for o in objects if name in o or respelled(name) in o]
+        if coping.wrong_kind is not None and any(
+            not (v is None and coping.null_ok) and not of_kind(spec, v) for v in seen
+        ):
+            wrong.setdefault(coping.wrong_kind, []).append(name)
+    return [_cope(c, names, objects) for c, names in (*lacking.items(), *wrong.items())]
+
+
+def _cope(cope: Cope, names: list[str], objects: Sequence[Mapping[str, t.Any]]) -> Finding:
+    return cope if isinstance(cope, Finding) else cope(names, objects)
+
+
+def of_kind(spec: Mapping[str, t.Any], value: t.Any) -> bool:
+    """Whether a value has the kind its JSON schema gives (integers, dates and times)."""
+    if "integer" in spec.get("type", []):
+        return values.is_int(value)
+    parse = {"date": shapes.as_date, "date-time": shapes.as_timestamp}.get(spec.get("format", ""))
+    return parse is None or parse(value) is not None
+
+
+def contract_fields(
+    schema: Fields | th.PropertiesList,
+    *,
+    drop: Iterable[str] = (),
+    keep: Iterable[str] | None = None,
+) -> Fields:
+    """The fields of a schema in the contract's order; `extra_fields` and `drop` left out."""
+    properties = schema.to_dict() if isinstance(schema, th.PropertiesList) else schema
+    out, kept = {"extra_fields", *drop}, None if keep is None else set(keep)
+    return {
+        n: s
+        for n, s in properties["properties"].items()
+        if n not in out and (kept is None or n in kept)
+    }
