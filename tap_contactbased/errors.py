@@ -45,3 +45,14 @@ class CreditError(ContactBasedError):
 
 class RefusedAnswerError(ContractError):
     """An answer beyond a cap of `limits` (size, nesting, a number): asked for only once."""
+
+
+class TargetStoppedReadingError(ContactBasedError):
+    """The target closed the pipe (it crashed, or `| head` had enough): the run ends."""
+
+    def __init__(self) -> None:
+        """Say what it means for the rows already sent and for the next run."""
+        super().__init__(
+            "the target stopped reading (broken pipe); rows after the last STATE were not "
+            "confirmed, and the next run resumes from there"
+        )
