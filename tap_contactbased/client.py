@@ -30,9 +30,12 @@ from tap_contactbased.api_client import (
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.sdk_internals import (
+    VERSION_COLUMN,
+    ActivatedAtEnd,
     mapped_records,
     passes_records_unchanged,
     records_to_batch,
+    stream_version,
 )
 from tap_contactbased.settings import api_key_of
 from tap_contactbased.spelling import normalise_id_spelling
@@ -53,8 +56,12 @@ if t.TYPE_CHECKING:
 API_KEY_HEADER = "X-API-Key"
 
 
-class ContactBasedStream(RESTStream[t.Any]):
-    """Base stream: `X-API-Key` auth, bounded retries honouring `Retry-After`, clear errors."""
+class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
+    """Base stream: `X-API-Key` auth, bounded retries honouring `Retry-After`, clear errors.
+
+    Versioned (`replaced_by_each_sync`) streams activate their version after their last
+    STATE, never at their start (`ActivatedAtEnd`).
+    """
 
     records_jsonpath = "$[*]"
     # A redirect could carry the key header to another host; the API never redirects.
@@ -172,9 +179,11 @@ class ContactBasedStream(RESTStream[t.Any]):
         """The SDK's batcher, fed what RECORD messages would carry.
 
         The SDK batches records as the stream produces them: its stream maps (the README's
-        PII map among them) and its selection would not apply to the files.
+        PII map among them) and its selection would not apply to the files. A versioned
+        sync's records carry the version in the files (`VERSION_COLUMN`).
         """
-        if passes_records_unchanged(self):
+        version = stream_version(self)
+        if passes_records_unchanged(self) and version is None:
             with owner_only():
                 yield from super().get_batches(batch_config, context)
             return
@@ -187,6 +196,8 @@ class ContactBasedStream(RESTStream[t.Any]):
             )
             raise ConfigError(msg)
         records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
+        if version is not None:
+            records = ({**record, VERSION_COLUMN: version} for record in records)
         batcher = Batcher(self.tap_name, self.name, batch_config)
         with owner_only():
             for manifest in batcher.get_batches(records):

@@ -17,6 +17,8 @@ import typing as t
 
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.job import InFlight, StateError, check_date, day_or_none
+from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
+from tap_contactbased.snapshot import check_snapshot
 
 if t.TYPE_CHECKING:
     import datetime
@@ -68,6 +70,8 @@ def check_state(state: t.Any) -> None:
         if stream == "export_rows":
             for index, partition in enumerate(partitions):
                 _check_export_rows(partition, f"bookmarks.export_rows.partitions[{index}]")
+            if SNAPSHOT_KEY in stream_state:
+                check_snapshot(stream_state[SNAPSHOT_KEY])
     pending = bookmarks.get("enrichment", {}).get("pending_exports", [])
     if not isinstance(pending, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("export_id"), str) for entry in pending

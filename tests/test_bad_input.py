@@ -132,6 +132,11 @@ BAD_STATES: list[tuple[str, str, str]] = [
         "rows_done",
     ),
     (
+        "snapshot version as text",
+        json.dumps({"bookmarks": {"export_rows": {"snapshot": {"version": "v1"}}}}),
+        "bookmarks.export_rows.snapshot.version",
+    ),
+    (
         "pending enrichment as text",
         json.dumps({"bookmarks": {"enrichment": {"pending_exports": "exp_1"}}}),
         "pending_exports",
