@@ -127,7 +127,7 @@ def live_keys(info: ConnectionInfo) -> Keys:
 def test_two_runs_a_day_apart_leave_the_table_the_readme_describes(
     api: FakeContactBased, warehouse: ConnectionInfo, meltano: Meltano, mode: Mode
 ) -> None:
-    settings = {"export_mode": mode.export_mode}
+    settings: dict[str, t.Any] = {"export_mode": mode.export_mode}
     if mode.versions:
         settings["emit_activate_version_messages"] = True
     meltano.set(
@@ -174,13 +174,13 @@ def test_two_runs_a_day_apart_leave_the_table_the_readme_describes(
         # Whatever load_method says, target-postgres 0.8.1 merges a key it has seen: the
         # feeds, loaded by both runs, are there once (and `append-only` does not fail).
         assert set(after_second) == delivered_first | delivered_second
-        feeds = deleted(warehouse, "feeds", "feed_id")
+        feed_rows = deleted(warehouse, "feeds", "feed_id")
         bundles = deleted(warehouse, "bundles", "key")
-        assert set(feeds) == all_feeds
+        assert set(feed_rows) == all_feeds
         assert set(bundles) == all_bundles
         # Soft delete: what D+1's snapshot replaced is marked, the rest is live.
         gone = mode.versions
-        assert feeds == {f: gone and f == removed_feed for f in all_feeds}
+        assert feed_rows == {f: gone and f == removed_feed for f in all_feeds}
         assert bundles == {b: gone and b == WITHDRAWN_BUNDLE for b in all_bundles}
         assert live_keys(warehouse) == (delivered_second if gone else set(after_second))
     assert signal_days(warehouse, second) == mode.delivery.days[1]
