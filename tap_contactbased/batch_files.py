@@ -4,7 +4,9 @@ The SDK's default batcher serialises record by record in Python and gzips at lev
 which cost the tap about four times its CPU in RECORD mode. Here each record of an export
 chunk (one page) is encoded by msgspec into a buffer, compressed by ISA-L at level 1 a
 block at a time, and written straight into one file per stream alias, under the configured
-`batch_config.storage` root and prefix.
+`batch_config.storage` root and prefix. A versioned snapshot's records carry its version
+in `_sdc_table_version`, where SDK targets keep a RECORD message's version (a BATCH message
+has none), encoded once per file and appended to each record.
 
 While its chunk is read, a file is written under its final name plus `.partial`; it is
 renamed to its final name only once the chunk has been read whole, and a chunk whose reading
@@ -35,7 +37,7 @@ from singer_sdk.contrib.msgspec import enc_hook
 
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.redaction import clean, escape_controls
-from tap_contactbased.sdk_internals import storage_location
+from tap_contactbased.sdk_internals import VERSION_COLUMN, storage_location
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -116,8 +118,12 @@ class _PartialFile:
     does nothing once the file was committed).
     """
 
-    def __init__(self, fs: t.Any, path: str, *, gzip: bool) -> None:
+    def __init__(self, fs: t.Any, path: str, *, gzip: bool, version: int | None) -> None:
         self.rows = 0
+        # The record's closing brace becomes `,"_sdc_table_version":<version>}`.
+        self._version_end = (
+            None if version is None else b"," + _encoder.encode({VERSION_COLUMN: version})[1:]
+        )
         self._fs = fs
         self._path = path
         self._partial = path + PARTIAL_SUFFIX
@@ -134,10 +140,13 @@ class _PartialFile:
     def extend(self, records: Iterable[Record]) -> None:
         # One loop over all the records, not `add` per record: a method call a record would
         # cost a tenth of encoding the record.
-        buffer, encode_into = self._buffer, _encoder.encode_into
+        buffer, encode_into, version_end = self._buffer, _encoder.encode_into, self._version_end
         rows = 0
         for record in records:
             encode_into(record, buffer, -1)
+            if version_end is not None:
+                # After "{" (a record without fields) the field needs no comma before it.
+                buffer[-1:] = version_end if buffer[-2] != 0x7B else version_end[1:]
             buffer += b"\n"
             rows += 1
             if len(buffer) >= BLOCK_BYTES:
@@ -175,12 +184,14 @@ class BatchFiles:
         tap_name: str,
         announce: Announce,
         aliases: Iterable[str] = (),
+        version: int | None = None,
     ) -> None:
         """Write files as `config` says; `announce` sends the BATCH message of a file.
 
         `aliases` are the stream aliases the files will be written for, checked now,
-        before anything is exported.
+        before anything is exported. `version`: the version each record carries, if any.
         """
+        self._version = version
         for alias in aliases:
             check_alias(alias)
         self._storage = config.storage
@@ -234,7 +245,7 @@ class BatchFiles:
                 "batch_config.storage.prefix."
             )
             raise ConfigError(msg)
-        return _PartialFile(self._fs, path, gzip=self._gzip)
+        return _PartialFile(self._fs, path, gzip=self._gzip, version=self._version)
 
     def _finish(self, alias: str, label: str, file: _PartialFile) -> int:
         if not file.rows:

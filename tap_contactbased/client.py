@@ -25,9 +25,12 @@ from tap_contactbased.api_client import (
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.sdk_internals import (
+    VERSION_COLUMN,
+    ActivatedAtEnd,
     mapped_records,
     passes_records_unchanged,
     records_to_batch,
+    stream_version,
     write_state_now,
 )
 from tap_contactbased.spelling import normalise_id_spelling
@@ -49,8 +52,12 @@ if t.TYPE_CHECKING:
     from tap_contactbased.settings import Settings
 
 
-class ContactBasedStream(RESTStream[t.Any]):
-    """A stream of one run: its settings, and the run's client for every request."""
+class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
+    """A stream of one run: its settings, and the run's client for every request.
+
+    Versioned (`replaced_by_each_sync`) streams activate their version after their last
+    STATE, never at their start (`ActivatedAtEnd`).
+    """
 
     records_jsonpath = "$[*]"
     # A redirect could carry the key header to another host; the API never redirects.
@@ -163,9 +170,11 @@ class ContactBasedStream(RESTStream[t.Any]):
         """The SDK's batcher, fed what RECORD messages would carry.
 
         The SDK batches records as the stream produces them: its stream maps (the README's
-        PII map among them) and its selection would not apply to the files.
+        PII map among them) and its selection would not apply to the files. A versioned
+        sync's records carry the version in the files (`VERSION_COLUMN`).
         """
-        if passes_records_unchanged(self):
+        version = stream_version(self)
+        if passes_records_unchanged(self) and version is None:
             with owner_only():
                 yield from super().get_batches(batch_config, context)
             return
@@ -178,6 +187,8 @@ class ContactBasedStream(RESTStream[t.Any]):
             )
             raise ConfigError(msg)
         records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
+        if version is not None:
+            records = ({**record, VERSION_COLUMN: version} for record in records)
         batcher = Batcher(self.tap_name, self.name, batch_config)
         with owner_only():
             for manifest in batcher.get_batches(records):

@@ -23,6 +23,17 @@ class ConfigError(ContactBasedError):
     """The configuration cannot work against this organization (unknown feed, bundle, ...)."""
 
 
+STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
+
+
+class StateError(ConfigError):
+    """A state this tap could not have written."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        """Say where the state is wrong and what was expected there."""
+        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
+
+
 class ApiError(ContactBasedError, FatalAPIError):
     """The API refused a request in a way that retrying cannot fix."""
 
@@ -95,3 +106,14 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
 
 class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user
     """The signed URL no longer works; ask the API for a new one."""
+
+
+class TargetStoppedReadingError(ContactBasedError):
+    """The target closed the pipe (it crashed, or `| head` had enough): the run ends."""
+
+    def __init__(self) -> None:
+        """Say what it means for the rows already sent and for the next run."""
+        super().__init__(
+            "the target stopped reading (broken pipe); rows after the last STATE were not "
+            "confirmed, and the next run resumes from there"
+        )

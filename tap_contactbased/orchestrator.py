@@ -38,7 +38,7 @@ from tap_contactbased.summary import ExportOptions, ExportStatus
 from tap_contactbased.windows import SNAPSHOT, Window, plan_window
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, MutableMapping
+    from collections.abc import Callable, Collection, Iterator, MutableMapping
 
     from tap_contactbased.api_client import ApiClient
     from tap_contactbased.job import WaitPolicy
@@ -70,8 +70,13 @@ class ExportRun:
         logger: logging.Logger,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        delivered_before: Collection[str] = (),
     ) -> None:
-        """Drive the exports of `run`'s settings; `checkpoint` writes a STATE message."""
+        """Drive the exports of `run`'s settings; `checkpoint` writes a STATE message.
+
+        `delivered_before`: feeds an earlier run already delivered in the snapshot this run
+        finishes (`snapshot.SnapshotVersion`): not exported again.
+        """
         self._api = api
         self._lifecycle = lifecycle
         self._run = run
@@ -82,6 +87,7 @@ class ExportRun:
         self._logger = logger
         self._clock = clock
         self._sleep = sleep
+        self._delivered_before = frozenset(delivered_before)
         self.jobs: list[ExportJob] = []
         self._interval = min(wait.first_interval_seconds, wait.max_interval_seconds)
         self._next_poll = 0.0
@@ -100,6 +106,13 @@ class ExportRun:
         resumed = self._resume_in_flight(today)
         self._run.check_pending_enrichment(self._api)
         for feed_id in settings.feed_ids:
+            if feed_id in self._delivered_before:
+                self._logger.info(
+                    "Feed %s was delivered by an earlier run in the snapshot this run "
+                    "finishes: not exported again.",
+                    feed_id,
+                )
+                continue
             earlier = resumed.get(feed_id)
             if earlier is not None:
                 self.jobs.append(earlier)

@@ -29,6 +29,13 @@ pinned to `~=0.54.9`.
   files in the system's temporary folder until the transaction ends.
 - `move_to_end`: `Tap.sync_all` syncs streams in the order of `Tap.streams`, and then calls
   every stream's `log_sync_costs` in that order; enrichment, last, ends the run there.
+- `ActivatedAtEnd`: the SDK activates a FULL_TABLE stream's version when its sync starts
+  (`Stream.sync`, before the first record), so a run that dies midway would leave a target
+  with the old rows deactivated and only part of the new ones. Its activation is switched
+  off (`emit_activate_version_messages`); the version goes into `_stream_version`, which
+  the SDK's RECORD messages read, and the SDK's `_write_activate_version_message` (one
+  message per stream alias) is called after `_sync_records` (its final STATE written) or
+  `_sync_batches` returned.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from tap_contactbased.writer import RecordBufferingWriter
 
 # The batch types live in a private module: the tap imports them from here.
 __all__ = [
+    "VERSION_COLUMN",
+    "ActivatedAtEnd",
     "BaseBatchFileEncoding",
     "BatchConfig",
     "BookmarkKeptByTap",
@@ -76,6 +85,12 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
 
     from singer_sdk.helpers import types
+
+# The setting, by the SDK's name for it; read by `ActivatedAtEnd`, declared in settings.py.
+EMIT_ACTIVATE_VERSION = "emit_activate_version_messages"
+# Where SDK targets keep a RECORD's version (the SDK's record metadata). A BATCH message has
+# no version: each record of a file carries it in this field instead.
+VERSION_COLUMN = "_sdc_table_version"
 
 
 def write_state_now(stream: Stream) -> None:
@@ -216,6 +231,70 @@ class BookmarkKeptByTap(Stream):
         self, latest_record: types.Record, *, context: types.Context | None = None
     ) -> None:
         """The SDK's bookmark would need a replication key; the tap keeps its own."""
+
+
+class ActivatedAtEnd(Stream):
+    """A stream whose version is activated after its last STATE: never at its start.
+
+    With `emit_activate_version_messages` on, a stream whose `run_version` is not None sends
+    that version in every RECORD message (and BATCH file record) of the sync, and one
+    ACTIVATE_VERSION of it once the sync has ended without an error and `activates` agrees.
+    A sync that fails, a dry run (`--test`) and a stream without a version activate nothing.
+    """
+
+    #: Whether each sync's records are the whole table: rows it does not send again are
+    #: gone upstream. Streams that keep a history leave it False.
+    replaced_by_each_sync: t.ClassVar[bool] = False
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's own activation, at the start of the sync."""
+        return False
+
+    @property
+    def versions_asked(self) -> bool:
+        """Whether the settings ask for versioned full-table loads."""
+        return bool(self.config.get(EMIT_ACTIVATE_VERSION))
+
+    @property
+    def new_version(self) -> int:
+        """A version newer than any earlier run's: this run's start, in ms since the epoch."""
+        return self._tap.initialized_at
+
+    def run_version(self) -> int | None:
+        """The version of this sync's records, or None: no version."""
+        if self.replaced_by_each_sync and self.versions_asked:
+            return self.new_version
+        return None
+
+    def activates(self) -> bool:
+        """Whether the version is activated, the sync having ended without an error."""
+        return True
+
+    @override
+    def _sync_records(
+        self, context: types.Context | None = None, *, write_messages: bool = True
+    ) -> Generator[types.Record, t.Any, t.Any]:
+        if not write_messages:  # records for BATCH files, inside `_sync_batches`
+            yield from super()._sync_records(context, write_messages=False)
+            return
+        self._stream_version = self.run_version()
+        yield from super()._sync_records(context, write_messages=True)
+        self._activate()
+
+    @override
+    def _sync_batches(
+        self, batch_config: BatchConfig, context: types.Context | None = None
+    ) -> None:
+        self._stream_version = self.run_version()
+        super()._sync_batches(batch_config, context)
+        self._activate()
+
+    def _activate(self) -> None:
+        version = self._stream_version
+        if version is not None and self.ABORT_AT_RECORD_COUNT is None and self.activates():
+            self._write_activate_version_message(version)
 
 
 def move_to_end(streams: dict[str, Stream], name: str) -> dict[str, Stream]:

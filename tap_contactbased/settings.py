@@ -156,6 +156,19 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=False,
+        title="Emit ACTIVATE_VERSION messages",
+        description=(
+            "Versioned full-table loads: feeds, bundles, filter_fields and, in snapshot "
+            "mode, export_rows send a version with their records and activate it (the "
+            "target drops or soft-deletes older rows) once the stream was delivered whole, "
+            "never at its start and never after a failure. Off: for targets that do not "
+            "know the message."
+        ),
+    ),
+    th.Property(
         "read_mode",
         th.StringType(allowed_values=READ_MODES),
         default="csv",
@@ -384,6 +397,7 @@ class Settings:
     consumer_filters: tuple[dict[str, t.Any], ...]
     export_bundles: tuple[str, ...]
     export_mode: str
+    emit_activate_version_messages: bool
     read_mode: str
     max_records_per_run: int | None
     plan_only: bool
@@ -415,6 +429,7 @@ class Settings:
             consumer_filters=tuple(dict(f) for f in get("consumer_filters")),
             export_bundles=tuple(get("export_bundles")),
             export_mode=str(get("export_mode")),
+            emit_activate_version_messages=bool(get("emit_activate_version_messages")),
             read_mode=str(get("read_mode")),
             max_records_per_run=(
                 None if get("max_records_per_run") is None else int(get("max_records_per_run"))

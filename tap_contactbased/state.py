@@ -17,7 +17,9 @@ import hmac
 import typing as t
 from dataclasses import asdict, dataclass
 
-from tap_contactbased.errors import ConfigError
+from tap_contactbased.errors import ConfigError, StateError
+from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
+from tap_contactbased.snapshot import check_snapshot
 from tap_contactbased.values import date_or_none, is_int
 
 if t.TYPE_CHECKING:
@@ -25,17 +27,8 @@ if t.TYPE_CHECKING:
 
     from tap_contactbased.summary import ExportSummary
 
-STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
 PENDING_WHERE = "bookmarks.enrichment.pending_exports"
 PROOF_LENGTH = 32
-
-
-class StateError(ConfigError):
-    """A state this tap could not have written."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        """Say where the state is wrong and what was expected there."""
-        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
 
 
 def check_date(value: t.Any, where: str) -> str:
@@ -144,6 +137,8 @@ def check_state(state: t.Any) -> None:
         if stream == "export_rows":
             for index, partition in enumerate(partitions):
                 _check_export_rows(partition, f"bookmarks.export_rows.partitions[{index}]")
+            if SNAPSHOT_KEY in stream_state:
+                check_snapshot(stream_state[SNAPSHOT_KEY])
     pending = bookmarks.get("enrichment", {}).get("pending_exports", [])
     if not isinstance(pending, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("export_id"), str) for entry in pending

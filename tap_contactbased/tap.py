@@ -84,11 +84,13 @@ class TapContactBased(Tap):
     # The SDK appends its built-in settings to this dict in place; CONFIG_SCHEMA stays ours.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     message_writer_class = RecordBufferingWriter
-    # No ACTIVATE_VERSION: export rows accumulate by primary key, they are never a full table.
+    # ACTIVATE_VERSION: off by default (emit_activate_version_messages); when on, sent at
+    # the end of the versioned streams only (sdk_internals.ActivatedAtEnd).
     capabilities: t.ClassVar[list[t.Any]] = [
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
+        TapCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,

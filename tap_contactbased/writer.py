@@ -6,17 +6,26 @@ containers). This writer collects records in a buffer of its own and writes them
 it is full and before every other message, STATE first of all, so that order is kept and a
 state never reaches the target before the records it confirms. A run killed with records
 still buffered loses only records that no state had confirmed yet.
+
+A target that stops reading (it crashed, or `| head` had enough) ends the run with one line,
+`TargetStoppedReadingError`: stdout is pointed at the null device, so that neither this writer's
+exit flush nor the interpreter's own final flush trips over the closed pipe again.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
+import os
 import sys
 import typing as t
+import weakref
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
+
+from tap_contactbased.errors import TargetStoppedReadingError
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -40,7 +49,11 @@ class RecordBufferingWriter(MsgSpecWriter):
         self._pending = bytearray()
         self._frame: tuple[t.Any, ...] | None = None
         self._head = self._tail = b""
-        atexit.register(self.flush)
+        self._gone = False  # the target stopped reading
+        # Only onto the stdout this writer was made for: a tap run inside another program
+        # (a test under capture) must not write its leftovers to the program's own output.
+        self._stdout = sys.stdout
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     @override
     def write_message(self, message: Message) -> None:
@@ -86,8 +99,43 @@ class RecordBufferingWriter(MsgSpecWriter):
         return count
 
     def flush(self) -> None:
-        """Write the buffered messages to stdout (resolved now, so redirections apply)."""
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
+        """Write the buffered messages to stdout (resolved now, so redirections apply).
+
+        Raises:
+            TargetStoppedReadingError: the target closed the pipe, now or before.
+        """
+        if self._gone:
             self._pending.clear()
-        sys.stdout.flush()
+            raise TargetStoppedReadingError
+        try:
+            if self._pending:
+                sys.stdout.buffer.write(self._pending)
+                self._pending.clear()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self._pending.clear()
+            self._gone = True
+            with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, sys.stdout.fileno())
+                os.close(null)
+            raise TargetStoppedReadingError from None
+
+    def flush_at_exit(self) -> None:
+        """Write what is left, unless the target is gone or stdout is another one by now.
+
+        What is left at exit was never confirmed by a state: it is worth sending, never
+        worth a second error.
+        """
+        if self._gone or sys.stdout is not self._stdout:
+            return
+        try:
+            self.flush()
+        except TargetStoppedReadingError:
+            return
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[RecordBufferingWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer.flush_at_exit()

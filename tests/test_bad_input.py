@@ -22,7 +22,14 @@ from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
-from tests.singer_run import REPO, TAP_COMMAND, run_command, run_tap, selected_catalog
+from tests.singer_run import (
+    REPO,
+    TAP_COMMAND,
+    command_line,
+    run_command,
+    run_tap,
+    selected_catalog,
+)
 
 FEED_CAP_PLUS_ONE = "cap+1"
 
@@ -124,6 +131,11 @@ BAD_STATES: list[tuple[str, str, str]] = [
             }
         ),
         "rows_done",
+    ),
+    (
+        "snapshot version as text",
+        json.dumps({"bookmarks": {"export_rows": {"snapshot": {"version": "v1"}}}}),
+        "bookmarks.export_rows.snapshot.version",
     ),
     (
         "pending enrichment as text",
@@ -359,3 +371,32 @@ def test_a_request_that_cannot_be_sent_is_a_config_error_not_retried(
 
     assert tries == []
     assert PASSWORD not in str(raised.value)
+
+
+def test_a_target_that_stops_reading_ends_in_one_line(
+    paged_api: FakeContactBased, tmp_path: Path
+) -> None:
+    """The target reads 20 lines of a run that writes megabytes, then closes the pipe."""
+    config = make_config(paged_api, feed_ids=paged_api.feed_ids[:1], export_mode="snapshot")
+    catalog = selected_catalog(config, ["export_rows"])
+    command = command_line([], tmp_path, config=config, catalog=catalog)
+
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        lines = [process.stdout.readline() for _ in range(20)]
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        returncode = process.wait(timeout=120)
+
+    assert all(line.endswith(b"\n") for line in lines)  # the run was writing when it closed
+    assert returncode == 1, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "tap-contactbased: error: the target stopped reading (broken pipe); rows after the "
+        "last STATE were not confirmed, and the next run resumes from there"
+    )
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    assert API_KEY not in stderr

@@ -508,6 +508,25 @@ def test_bundles_list_all_eleven_with_enabled_flags(client: Client) -> None:
     assert bundles[1]["path"] == "/enrich/emails"
 
 
+def test_a_removed_feed_and_bundle_are_no_longer_listed(
+    api: FakeContactBased, client: Client
+) -> None:
+    gone = api.feed_ids[2]
+    kept = api.feed_ids[:2]
+
+    api.remove_feed(gone)
+    api.remove_bundle("phones")
+
+    listed = client.get("/organization/feeds", page_size=200).json()["items"]
+    assert [f["feed_id"] for f in listed] == kept
+    search = client.post("/intent/feeds/search", {"feed_id": gone, "lookback_days": 1})
+    assert search.status_code == 404
+    bundles = client.get("/enrich/bundles").json()["bundles"]
+    assert [b["key"] for b in bundles] == [k for k in BUNDLE_KEYS if k != "phones"]
+    enrich = client.post("/enrich/phones", {"contact_ids": [f"id_{1:016x}"]})
+    assert enrich.status_code == 403
+
+
 def test_enrichment_keeps_order_and_reports_unknown_ids(
     api: FakeContactBased, client: Client
 ) -> None:

@@ -8,12 +8,13 @@ import typing as t
 
 import pytest
 
+from tap_contactbased.errors import StateError
 from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
 from tap_contactbased.orchestrator import ExportRun
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
 from tap_contactbased.settings import Settings
-from tap_contactbased.state import InFlight, StateError
+from tap_contactbased.state import InFlight
 from tap_contactbased.summary import ExportSummary
 from tap_contactbased.windows import Window
 

@@ -6,6 +6,8 @@ import datetime
 import decimal
 import json
 import logging
+import subprocess
+import sys
 import typing as t
 
 import pytest
@@ -16,7 +18,7 @@ from tap_contactbased.streams.export_rows import ExportRowsStream
 from tap_contactbased.tap import TapContactBased
 from tap_contactbased.writer import RecordBufferingWriter
 from tests.fake_api import FakeContactBased
-from tests.singer_run import deselect_property, run_tap, selected_catalog
+from tests.singer_run import REPO, deselect_property, run_tap, selected_catalog
 
 
 def record_messages(result: t.Any) -> list[dict[str, t.Any]]:
@@ -146,3 +148,42 @@ def test_records_written_past_the_sdks_loop_are_the_sdks_records_and_are_counted
         if '"record_count"' in r.getMessage() and '"export_rows"' in r.getMessage()
     ]
     assert sum(c["value"] for c in counts) == len(direct) > 0
+
+
+# A writer left with a buffered record at exit, made on the process's stdout or under capture.
+LEFT_AT_EXIT = """
+import contextlib, io, sys
+from singer_sdk.singerlib import RecordMessage
+from tap_contactbased.writer import RecordBufferingWriter
+
+def left_with_a_record():
+    writer = RecordBufferingWriter()
+    writer.write_message(RecordMessage(stream="feeds", record={"feed_id": "f1"}))
+    return writer
+
+if sys.argv[1] == "captured":
+    with contextlib.redirect_stdout(io.StringIO()):
+        kept = left_with_a_record()
+else:
+    kept = left_with_a_record()
+"""
+
+
+@pytest.mark.parametrize(
+    ("made_on", "written_at_exit"),
+    [("own", b'{"type":"RECORD","stream":"feeds","record":{"feed_id":"f1"}}\n'), ("captured", b"")],
+)
+def test_records_left_at_exit_go_only_to_the_stdout_the_writer_was_made_for(
+    made_on: str, written_at_exit: bytes
+) -> None:
+    """A tap run inside a test (or any program) never writes into the program's output."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LEFT_AT_EXIT, made_on],
+        capture_output=True,
+        check=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+    assert completed.stdout == written_at_exit
+    assert completed.stderr == b""

@@ -127,3 +127,17 @@ def test_the_sdks_record_loop_counts_on_one_counter_and_checks_the_dry_run_cap()
     assert source.count("self.get_record_counter()") == 1
     assert "_check_max_record_limit" in source
     assert "ABORT_AT_RECORD_COUNT" in inspect.getsource(Stream._check_max_record_limit)
+
+
+def test_the_sdk_activates_a_version_at_the_start_of_sync_through_one_property() -> None:
+    """ActivatedAtEnd turns that property off and activates after these two methods return."""
+    source = inspect.getsource(Stream.sync)
+    assert "self.emit_activate_version_messages" in source
+    start = source.index("_write_activate_version_message")
+    assert start < source.index("_sync_batches(") < source.index("_sync_records(")
+    assert parameters(Stream._write_activate_version_message) == ["self", "full_table_version"]
+    assert parameters(Stream._sync_records) == ["self", "context", "write_messages"]
+    assert parameters(Stream._sync_batches) == ["self", "batch_config", "context"]
+    # The final STATE of a sync is the last thing `_sync_records` writes.
+    body = inspect.getsource(Stream._sync_records).rstrip()
+    assert body.endswith("self._write_state_message()")

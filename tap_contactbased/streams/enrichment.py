@@ -72,7 +72,10 @@ def contact_ids_in(chunk: Chunk, deliver_through: str | None) -> Iterator[str]:
 
 
 class EnrichmentStream(ContactBasedStream):
-    """One record per contact and bundle: contact_id, bundle, found, data, enriched_at."""
+    """One record per contact and bundle: contact_id, bundle, found, data, enriched_at.
+
+    No version: a run enriches only the contacts of its own exports; the earlier ones stay.
+    """
 
     name = "enrichment"
     primary_keys = ("contact_id", "bundle")

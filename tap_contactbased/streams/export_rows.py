@@ -4,6 +4,8 @@ The stream drives the run's export jobs (`orchestrator`) and turns the rows of e
 export into records. State per feed, kept by the jobs: `delivered_through` (last complete
 day delivered, incremental mode), `in_flight` (the export being delivered, with
 `rows_done`, the rows confirmed so far), `last_export_id` (the last export delivered).
+A versioned snapshot keeps its version in the state until every feed is delivered
+(`snapshot`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.coercion import RowTyper
 from tap_contactbased.errors import ContactBasedError, ExportError
-from tap_contactbased.job import WaitPolicy
+from tap_contactbased.job import Phase, WaitPolicy
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.orchestrator import ExportRun
 from tap_contactbased.readers import ExportToRead, make_reader
@@ -37,7 +39,10 @@ from tap_contactbased.sdk_internals import (
     stream_version,
     write_state_now,
 )
+from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
+from tap_contactbased.snapshot import SnapshotVersion
 from tap_contactbased.summary import ExportOptions
+from tap_contactbased.windows import SNAPSHOT
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -75,6 +80,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         self._batch_records: metrics.Counter | None = None
         self._batch_counter: metrics.Counter | None = None
         self._record_counter: metrics.Counter | None = None
+        # A versioned snapshot (emit_activate_version_messages, export_mode snapshot).
+        self._snapshot: SnapshotVersion | None = None
+        self._export_run: ExportRun | None = None
 
     @property
     @override
@@ -113,6 +121,30 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         """One pass over every feed: the jobs keep one state entry per feed themselves."""
         return None
 
+    @override
+    def run_version(self) -> int | None:
+        """In snapshot mode, the version of the snapshot this run begins or finishes.
+
+        None in incremental mode (rows accumulate), and for a run that delivers nothing:
+        `plan_only`, the connection test, no `feed_ids` (an activation would empty the
+        table). Without versions asked for, an open snapshot left in the state is dropped:
+        it could not be finished under its version.
+        """
+        self._snapshot = None
+        settings = self.settings
+        if settings.export_mode != SNAPSHOT or not self.versions_asked:
+            self.tap_state.get("bookmarks", {}).get(self.name, {}).pop(SNAPSHOT_KEY, None)
+            return None
+        if settings.plan_only or self.run.connection_test or not settings.feed_ids:
+            return None
+        self._snapshot = SnapshotVersion(self.stream_state, settings.feed_ids, self.new_version)
+        return self._snapshot.version
+
+    @override
+    def activates(self) -> bool:
+        """Only once every feed's export of the snapshot was delivered."""
+        return self._snapshot is not None and self._snapshot.complete
+
     def export_run(self) -> ExportRun:
         """The export jobs of this run, on this stream's client, state and policies."""
         settings = self.settings
@@ -130,6 +162,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
             state_of=lambda feed_id: self.get_context_state({"feed_id": feed_id}),
             checkpoint=self.write_checkpoint,
             logger=self.logger,
+            delivered_before=self._snapshot.delivered_before if self._snapshot else (),
         )
 
     @override
@@ -162,7 +195,11 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
         with owner_only():
             self._batch_files = BatchFiles(
-                batch_config, tap_name=self.tap_name, announce=announce, aliases=aliases
+                batch_config,
+                tap_name=self.tap_name,
+                announce=announce,
+                aliases=aliases,
+                version=stream_version(self),
             )
             with self.get_record_counter() as self._batch_records:
                 for _ in self._deliver(self._files_of):
@@ -186,8 +223,12 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         """A STATE message now, also in BATCH mode when this stream writes the files.
 
         Its files are announced before their rows are confirmed, so no state written at
-        any moment confirms a row that is not in an announced file.
+        any moment confirms a row that is not in an announced file. A versioned snapshot
+        notes the feeds delivered first: the STATE that confirms the last one closes it.
         """
+        if self._snapshot is not None and self._export_run is not None:
+            jobs = self._export_run.jobs
+            self._snapshot.note(job.feed_id for job in jobs if job.phase is Phase.DELIVERED)
         if self._batch_files is not None:
             write_state_now(self)
         else:
@@ -203,7 +244,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         if self.run.connection_test:
             self._test_access()
             return
-        export_run = self.export_run()
+        export_run = self._export_run = self.export_run()
+        if self._snapshot is not None:
+            self._snapshot.note(())  # every feed delivered before: the snapshot is whole
         try:
             export_run.plan()
             export_run.preflight()

@@ -19,7 +19,11 @@ if t.TYPE_CHECKING:
 
 
 class ExportsStream(ApiObjectStream):
-    """Export summaries, newest first, with the options each was made with."""
+    """Export summaries, newest first, with the options each was made with.
+
+    No version: exports never expire on the API, and each is the receipt of the records
+    credits it reserved, which the rows of `export_rows` name; none leaves the table.
+    """
 
     name = "exports"
     path = endpoints.EXPORTS_LIST

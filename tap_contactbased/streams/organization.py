@@ -59,6 +59,7 @@ class FeedsStream(ApiObjectStream):
     name = "feeds"
     path = endpoints.FEEDS
     primary_keys = ("feed_id",)
+    replaced_by_each_sync = True  # a feed deleted upstream leaves the table
     records_jsonpath = "$.items[*]"
     schema = schemas.FEED
 
@@ -100,7 +101,10 @@ class UnpaginatedStream(ApiObjectStream):
 
 
 class SnapshotStream(UnpaginatedStream):
-    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row."""
+    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row.
+
+    A history: the days before stay, so its rows carry no version.
+    """
 
     primary_keys = ("snapshot_date",)
 
@@ -133,6 +137,7 @@ class BundlesStream(UnpaginatedStream):
     name = "bundles"
     path = endpoints.BUNDLES
     primary_keys = ("key",)
+    replaced_by_each_sync = True  # a bundle the API no longer offers leaves the table
     records_jsonpath = "$.bundles[*]"
     records_list = "bundles"
     schema = schemas.BUNDLE
@@ -145,6 +150,7 @@ class FilterFieldsStream(UnpaginatedStream):
     path = endpoints.FILTER_FIELDS
     http_method = "POST"
     primary_keys = ("field",)
+    replaced_by_each_sync = True  # a field that goes away leaves the table
     records_jsonpath = "$.fields[*]"
     records_list = "fields"
     schema = schemas.FILTER_FIELD

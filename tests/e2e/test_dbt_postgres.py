@@ -3,7 +3,9 @@
 `meltano run tap-contactbased target-postgres dbt-postgres:build` on day 1; the local API's
 clock moves one day; the same run is killed (the tap, SIGKILL) while it reads day 2's export,
 and run again, with `dbt-postgres:freshness` after the build. Every dbt test passes after each
-build, and the models hold what the local API served, counted here from its data.
+build, and the models hold what the local API served, counted here from its data. The
+snapshots are versioned (`emit_activate_version_messages`): the killed run deactivates
+nothing, the resumed one activates day 2's snapshot and target-postgres soft-deletes day 1's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_KEY
-from tests.e2e.conftest import landed_keys, postgres_env, tap_env
+from tests.e2e.conftest import SCHEMA, landed_keys, postgres_env, tap_env
 from tests.e2e.interrupt import PageReads
 from tests.e2e.meltano import Meltano, wait_for
 from tests.e2e.postgres import ConnectionInfo, PostgresServer
@@ -58,6 +60,7 @@ class Days:
     warehouse: ConnectionInfo
     day_one: list[str]  # exports created on day 1
     day_two: list[str]  # on day 2 (by the killed run; the resumed one creates none)
+    live_after_kill: set[tuple[str, int]]  # rows not soft-deleted once the kill had landed
     readings: dict[datetime.date, list[Row]]  # credits answers of each day's last run
     results: list[dict[str, t.Any]]  # dbt's run_results.json of each build
     enriched_between: tuple[datetime.date, datetime.date]  # this machine's UTC days
@@ -107,6 +110,7 @@ def days(
                 lookback_days=2,
                 read_mode="pages",
                 page_size=PAGE_SIZE,
+                emit_activate_version_messages=True,
                 export_bundles=[BUNDLE],
                 enrichment_bundles=["emails"],
             ),
@@ -141,6 +145,7 @@ def days(
             os.kill(tap, signal.SIGKILL)
             killed = running.wait()
         assert killed.returncode != 0
+        live_after_kill = live_rows(warehouse)
         day_two = api.created_exports[len(day_one) :]
         resumed_from = len(readings.answers)
         meltano(*BUILD, "dbt-postgres:freshness")
@@ -155,6 +160,7 @@ def days(
             warehouse,
             day_one,
             day_two,
+            live_after_kill,
             {
                 first_day: first_readings,
                 api.today: [answer for _, answer in readings.answers[resumed_from:]],
@@ -167,6 +173,15 @@ def days(
 def query(info: ConnectionInfo, sql: str) -> list[tuple[t.Any, ...]]:
     with info.connect() as connection:
         return connection.execute(sql).fetchall()
+
+
+def live_rows(info: ConnectionInfo) -> set[tuple[str, int]]:
+    """Keys of the export rows target-postgres has not soft-deleted."""
+    rows = query(
+        info,
+        f"SELECT export_id, export_row FROM {SCHEMA}.export_rows WHERE _sdc_deleted_at IS NULL",
+    )
+    return {(str(e), int(n)) for e, n in rows}
 
 
 def served(api: FakeContactBased, exports: list[str]) -> dict[tuple[str, int], Row]:
@@ -231,12 +246,27 @@ def test_the_latest_snapshot_is_each_feeds_newest_export(days: Days) -> None:
         f"SELECT export_id, export_row FROM {MODELS}.contactbased__latest_snapshot",
     )
     assert sorted((str(e), int(n)) for e, n in rows) == sorted(expected)
-    # The column is there on PostgreSQL, and the model reads it: no row is soft-deleted yet.
+    # With versioned loads the latest snapshot is simply the live rows.
+    assert live_rows(days.warehouse) == set(expected)
+
+
+def test_a_run_killed_midway_deactivates_nothing_and_the_resumed_run_activates(
+    days: Days,
+) -> None:
+    day_one = set(served(days.api, days.day_one))
+    day_two = set(served(days.api, days.day_two))
+    # Killed after some of day 2's rows landed: all of day 1's snapshot is still live.
+    assert day_one <= days.live_after_kill
+    assert days.live_after_kill - day_one
+    assert days.live_after_kill - day_one < day_two
+    # The resumed run finished day 2's snapshot under its version and activated it: staging
+    # reads the loader's _sdc_deleted_at, set on day 1's rows only.
     deleted = query(
         days.warehouse,
-        f"SELECT count(*) FROM {MODELS}.stg_contactbased__export_rows WHERE deleted_at IS NOT NULL",
+        f"SELECT export_id, export_row FROM {MODELS}.stg_contactbased__export_rows "
+        "WHERE deleted_at IS NOT NULL",
     )
-    assert deleted == [(0,)]
+    assert {(str(e), int(n)) for e, n in deleted} == day_one
 
 
 def test_credit_usage_is_the_rise_of_records_used_and_the_enrichments_per_day(

@@ -75,6 +75,7 @@ class FakeContactBased:
             raise ValueError(f"unknown bundles: {sorted(unknown)}")
         self.feed_limit = feed_limit
         self.feeds_created = 0
+        self.withdrawn_bundles: set[str] = set()  # no longer offered: not listed at all
         self.credit_pool = CreditPool(credits_total)
         self.exports: dict[str, Export] = {}
         self.created_exports: list[str] = []
@@ -204,6 +205,17 @@ class FakeContactBased:
             return sum(1 for r in self.requests if r.method == method and r.path == path)
 
     # Feeds and windows
+
+    def remove_feed(self, feed_id: str) -> None:
+        """The feed is deleted upstream: no longer listed or exportable (its exports stay)."""
+        with self._lock:
+            self.feeds = [feed for feed in self.feeds if feed["feed_id"] != feed_id]
+
+    def remove_bundle(self, key: str) -> None:
+        """The API no longer offers the bundle: it leaves GET /enrich/bundles, disabled."""
+        with self._lock:
+            self.withdrawn_bundles.add(key)
+            self.enabled_bundles = tuple(b for b in self.enabled_bundles if b != key)
 
     def feed(self, feed_id: str) -> dict[str, Any]:
         """Return an accessible feed, or fail with 404 / 403."""

@@ -430,7 +430,9 @@ def list_bundles(api: FakeContactBased, _req: Request) -> Reply:
     """GET /enrich/bundles."""
     drift = api.drift
     bundles = [
-        drift.family("bundles", _grown(api, b)) for b in bundle_catalogue(api.enabled_bundles)
+        drift.family("bundles", _grown(api, b))
+        for b in bundle_catalogue(api.enabled_bundles)
+        if b["key"] not in api.withdrawn_bundles
     ]
     return ok(drift.family("bundles", {"bundles": bundles}))
 
