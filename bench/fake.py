@@ -156,6 +156,12 @@ class FakeApi:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """Kill the fake at once (SIGKILL): it answers nothing more, and refuses connections."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+
     def __enter__(self) -> FakeApi:
         """Start."""
         return self.start()

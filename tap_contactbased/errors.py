@@ -51,9 +51,14 @@ class TransientApiError(RetriableAPIError):
 
     def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
         """The error that ends the retries: this failure, with the tries it took."""
+        return self.hiding_the_same_cause(
+            TransientApiError(self.tried_for(tries, seconds, why), self.response)
+        )
+
+    def tried_for(self, tries: int, seconds: float, why: str | None = None) -> str:
+        """This failure's line, with the tries it took (and why it gave up early)."""
         spent = f"{tried(tries)} in {seconds:.0f} s"
-        message = f"{self} ({why}; {spent})" if why else f"{self} ({spent})"
-        return self.hiding_the_same_cause(TransientApiError(message, self.response))
+        return f"{self} ({why}; {spent})" if why else f"{self} ({spent})"
 
     def hiding_the_same_cause(self, error: Exception) -> Exception:
         """`error`, chained to what this failure hides (what requests raised, say)."""
@@ -104,8 +109,16 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
         )
 
 
-class ExpiredDownloadUrl(Exception):  # noqa: N818 - a condition, not an error of the user
-    """The signed URL no longer works; ask the API for a new one."""
+class ExpiredDownloadUrl(TransientApiError):  # noqa: N818 - a condition the loop handles
+    """The signed URL was refused as expired: the next try asks the API for a new one.
+
+    When every URL of the budget was refused so, only this feed fails (`ExportError`), as
+    for any part of a ready export that cannot be read.
+    """
+
+    def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
+        """The feed's failure once as many URLs as the budget allows were refused."""
+        return self.hiding_the_same_cause(ExportError(self.tried_for(tries, seconds, why)))
 
 
 class TargetStoppedReadingError(ContactBasedError):

@@ -8,6 +8,15 @@ against every count the API did give: `total_rows`, `total_pages`, and the count
 before the export was created. A difference that reading again does not mend is an
 `ExportError`, never a smaller delivery.
 
+A page, or the CSV from the first row not yet handed out, is read again under ONE retry
+budget (`retry.Attempts`: the policy's tries and `retry_max_seconds`): a failed request, a
+short page or a 404 on a ready export's page, a cut or garbled CSV, counts that do not add
+up and an expired download URL are all failed tries of that one loop, so the sends for one
+page never exceed the policy's tries. A CSV read that gets further than the last failure
+starts a fresh budget. The class of the last failure decides what stops: a request that
+fails (status or connection, the CSV download's included) stops the run; a ready export
+that cannot be read whole (`RereadNeeded`, `ExpiredDownloadUrl`) stops only its feed.
+
 Pages are fetched whole and decoded at C speed, the next one while the current one is
 emitted (on that thread's own session of the client); the CSV is parsed as it arrives, so
 memory holds about one page whatever the size of the export.
@@ -17,11 +26,8 @@ from __future__ import annotations
 
 import collections
 import csv
-import functools
 import http.client
 import itertools
-import logging
-import time
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,17 +41,20 @@ from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, too_deep
 from tap_contactbased.api_client import UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.errors import ApiError, ExpiredDownloadUrl, ExportError, RefusedAnswerError
+from tap_contactbased.errors import (
+    ApiError,
+    ExportError,
+    RefusedAnswerError,
+    RereadNeeded,
+    TransientApiError,
+)
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from tap_contactbased.api_client import ApiClient
-    from tap_contactbased.retry import RetryPolicy
     from tap_contactbased.summary import ExportSummary
 
-URL_RENEWALS = 3
-MAX_READ_TRIES = 6
 # The csv module's words for a field past its limit: a verdict on the file, not a cut.
 FIELD_LIMIT_ERROR = "field larger than field limit"
 
@@ -153,46 +162,6 @@ class Chunk:
     form: t.Literal["csv", "page"]
 
 
-class Retrier:
-    """Counts failed reads of one part of an export; progress in between resets it."""
-
-    def __init__(
-        self,
-        what: str,
-        policy: RetryPolicy,
-        logger: logging.Logger,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        """Retry reads of `what` as `policy` says, up to `MAX_READ_TRIES` in a row."""
-        self._what = what
-        self._policy = policy
-        self._logger = logger
-        self._sleep = sleep
-        self._tries = 0
-        self._position = -1
-
-    def failed(self, position: int, problem: str) -> None:
-        """Record a failed read that got to `position`; raise once tries run out."""
-        if position > self._position:
-            self._tries = 0
-            self._position = position
-        self._tries += 1
-        if self._tries >= MAX_READ_TRIES:
-            msg = (
-                f"Could not read {self._what}: {problem} ({self._tries} tries in a row). "
-                "Rows up to the last confirmed page are saved; the next run resumes there"
-            )
-            raise ExportError(msg)
-        self._logger.warning(
-            "Reading %s again (try %d of %d): %s",
-            self._what,
-            self._tries + 1,
-            MAX_READ_TRIES,
-            problem,
-        )
-        self._sleep(self._policy.jitter(self._policy.wait(self._tries)))
-
-
 class PageBody(msgspec.Struct):
     """The part of a page answer the reader needs; the summary fields are skipped unread.
 
@@ -249,23 +218,14 @@ class PageReader:
     """Rows of a ready export through POST /intent/feeds/exports/page.
 
     While one page is emitted, the next one is fetched on a thread with its own session.
+    That fetch is sent once and never retried: it is the next page's first try, and a
+    failure of it counts in that page's budget like any other.
     """
 
-    def __init__(
-        self,
-        client: ApiClient,
-        export: ExportToRead,
-        logger: logging.Logger,
-        *,
-        policy: RetryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, client: ApiClient, export: ExportToRead) -> None:
         """Read `export` through `client`."""
         self._client = client
         self._export = export
-        self._logger = logger
-        self._policy = policy
-        self._sleep = sleep
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetched: tuple[int, Future[tuple[list[dict[str, t.Any]], int]]] | None = None
         self.nul_bytes = 0
@@ -299,56 +259,51 @@ class PageReader:
             raise export.mismatch(problem)
 
     def _page(self, page: int) -> list[dict[str, t.Any]] | None:
-        """The rows of a page, read again until they fit the counts; None past the end."""
+        """The rows of a page, tried until they fit the counts; None past the end."""
+        what = f"page {page} of {self._export.name}"
+        try:
+            return self._client.retrying(f"Reading {what}", lambda: self._attempt(page, what))
+        except TransientApiError as exc:  # a request that kept failing: it stops the run
+            given_up = exc
+        # Named after the page: the request's own line names only the endpoint.
+        raise given_up.hiding_the_same_cause(
+            TransientApiError(f"Could not read {what}: {given_up}", given_up.response)
+        )
+
+    def _attempt(self, page: int, what: str) -> list[dict[str, t.Any]] | None:
+        """One try at a page (its prefetched answer, when there is one)."""
         export = self._export
         least, most = export.page_rows(page)
-        retrier = Retrier(f"page {page} of {export.name}", self._policy, self._logger, self._sleep)
-        while True:
-            try:
-                rows, nul_bytes = self._fetch(page)
-            except ApiError as exc:
-                if exc.status not in {HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT}:
-                    raise
-                last = export.last_page
-                if least == 0 and (last is None or page > last):
-                    return None  # past the last page, by the counts or by the data
-                problem = f"{exc}, although the export is ready"
-            else:
-                if most is not None and len(rows) > most:
-                    raise export.mismatch(
-                        f"page {page} holds {len(rows):,} rows, more than the {most:,} the "
-                        "counts allow"
-                    )
-                if len(rows) >= least:
-                    self.nul_bytes += nul_bytes
-                    if len(rows) == export.page_size and page != export.last_page:
-                        self._prefetch(page + 1)
-                    return rows
-                problem = f"the page held {len(rows):,} rows, {least:,} expected"
-            retrier.failed(0, problem)
+        try:
+            rows, nul_bytes = self._answer(page)
+        except ApiError as exc:
+            if exc.status not in {HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT}:
+                raise
+            last = export.last_page
+            if least == 0 and (last is None or page > last):
+                return None  # past the last page, by the counts or by the data
+            raise RereadNeeded(f"{exc}, although the export is ready", what=what) from None
+        if most is not None and len(rows) > most:
+            raise export.mismatch(
+                f"page {page} holds {len(rows):,} rows, more than the {most:,} the counts allow"
+            )
+        if len(rows) < least:
+            raise RereadNeeded(f"the page held {len(rows):,} rows, {least:,} expected", what=what)
+        self.nul_bytes += nul_bytes
+        if len(rows) == export.page_size and page != export.last_page:
+            self._prefetch(page + 1)
+        return rows
 
-    def _fetch(self, page: int) -> tuple[list[dict[str, t.Any]], int]:
+    def _answer(self, page: int) -> tuple[list[dict[str, t.Any]], int]:
+        """The page's rows from one send: the one made ahead of time, if it was for it."""
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None and prefetched[0] == page:
-            try:
-                return prefetched[1].result()
-            except RefusedAnswerError:
-                raise  # the same answer would come again
-            except Exception:  # noqa: S110 - asked again below, which retries and reports
-                pass
-        return self._send(page, self._request(page))
+            return prefetched[1].result()
+        return self._client.send_decoded(self._request(page), decode_page)
 
     def _request(self, page: int) -> t.Any:
         return self._client.prepare(
             "POST", endpoints.EXPORTS_PAGE, body={"export_id": self._export.export_id, "page": page}
-        )
-
-    def _send(self, page: int, request: t.Any) -> tuple[list[dict[str, t.Any]], int]:
-        """A page, under the client's retries (on whichever thread sends it)."""
-        client = self._client
-        return client.retrying(
-            f"Reading page {page} of {self._export.name}",
-            lambda: client.send_decoded(request, decode_page),
         )
 
     def _prefetch(self, page: int) -> None:
@@ -357,7 +312,8 @@ class PageReader:
                 max_workers=1, thread_name_prefix="contactbased-page"
             )
         request = self._request(page)  # built here: only the sending runs on the thread
-        self._prefetched = (page, self._prefetcher.submit(self._send, page, request))
+        future = self._prefetcher.submit(self._client.send_decoded, request, decode_page)
+        self._prefetched = (page, future)
 
     def _close(self) -> None:
         self._prefetched = None
@@ -366,26 +322,15 @@ class PageReader:
 
 
 class CsvReader:
-    """Rows of a ready export from its full CSV, streamed through one signed URL.
+    """Rows of a ready export from its full CSV, streamed through a signed URL.
 
     Chunks are cut on page boundaries so that resuming works the same in both modes.
     """
 
-    def __init__(
-        self,
-        client: ApiClient,
-        export: ExportToRead,
-        logger: logging.Logger,
-        *,
-        policy: RetryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, client: ApiClient, export: ExportToRead) -> None:
         """Read `export` through `client`."""
         self._client = client
         self._export = export
-        self._logger = logger
-        self._policy = policy
-        self._sleep = sleep
         self.header: list[str] | None = None
         self.nul_bytes = 0
         csv.field_size_limit(limits.MAX_CSV_FIELD_CHARS)
@@ -404,11 +349,18 @@ class CsvReader:
             number += count
 
     def _batches(self, start_row: int) -> Iterator[list[list[str]]]:
-        """Every row from `start_row` to the end, read again from there after a failure."""
+        """Every row from `start_row` to the end, read again from there after a failure.
+
+        Each try asks for a new download URL and downloads the CSV, skipping the rows an
+        earlier try handed out; a try that gets further than the last failure starts a
+        fresh budget.
+        """
         export = self._export
+        what = f"the CSV of {export.name}"
+        attempts = self._client.attempts(f"Reading {what}")
         next_row = start_row
-        retrier = Retrier(f"the CSV of {export.name}", self._policy, self._logger, self._sleep)
         while True:
+            failure: TransientApiError
             try:
                 response = self._open()
                 response.raw.decode_content = True
@@ -430,16 +382,19 @@ class CsvReader:
                 problem = export.count_problem(next_row - 1)
                 if problem is None:
                     return
+                failure = RereadNeeded(problem, what=what)
             except BadAnswer as verdict:
                 raise self._refusal(str(verdict)) from None
+            except TransientApiError as exc:  # the URL or the download did not start
+                failure = exc
             except CSV_READ_ERRORS as exc:
                 if isinstance(exc, csv.Error) and FIELD_LIMIT_ERROR in str(exc):
                     raise self._refusal(
                         f"has a field longer than {limits.MAX_CSV_FIELD_CHARS:,} characters "
                         "(MAX_CSV_FIELD_CHARS)"
                     ) from None
-                problem = describe_read_error(exc)
-            retrier.failed(next_row, problem)
+                failure = RereadNeeded(describe_read_error(exc), what=what)
+            attempts.failed(failure, position=next_row)
 
     def _refusal(self, problem: str) -> RefusedAnswerError:
         return RefusedAnswerError(
@@ -456,26 +411,23 @@ class CsvReader:
             raise ExportError(msg)
 
     def _open(self) -> requests.Response:
-        what = f"the CSV download of {self._export.name}"
-        for _ in range(URL_RENEWALS):
-            answer = self._client.post(
-                endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": self._export.export_id}
+        """One try's download, opened: a new signed URL, sent once, and its GET, sent once."""
+        export = self._export
+        answer = self._client.json(
+            "POST",
+            endpoints.EXPORTS_DOWNLOAD_URL,
+            body={"export_id": export.export_id},
+            retry=False,  # a failure counts in the CSV's budget
+        )
+        url = answer.get("url") if isinstance(answer, dict) else None
+        if not isinstance(url, str) or not url:
+            msg = (
+                f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
+                f"{export.name}; set read_mode to pages to read it page by page, "
+                "and report this difference"
             )
-            url = answer.get("url") if isinstance(answer, dict) else None
-            if not isinstance(url, str) or not url:
-                msg = (
-                    f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
-                    f"{self._export.name}; set read_mode to pages to read it page by page, "
-                    "and report this difference"
-                )
-                raise ExportError(msg)
-            try:
-                opening = functools.partial(self._client.open_download, url, what)
-                return self._client.retrying(f"Opening {what}", opening)
-            except ExpiredDownloadUrl:
-                self._logger.info("The download URL of %s expired; asking for a new one.", what)
-        msg = f"Every download URL for {what} was refused as expired ({URL_RENEWALS} tries)"
-        raise ExportError(msg)
+            raise ExportError(msg)
+        return self._client.open_download(url, f"the CSV download of {export.name}")
 
 
 def describe_read_error(exc: BaseException) -> str:
@@ -485,14 +437,7 @@ def describe_read_error(exc: BaseException) -> str:
     return f"the connection dropped while the body was read ({type(exc).__name__})"
 
 
-def make_reader(
-    mode: str,
-    client: ApiClient,
-    export: ExportToRead,
-    logger: logging.Logger,
-    *,
-    policy: RetryPolicy,
-) -> PageReader | CsvReader:
+def make_reader(mode: str, client: ApiClient, export: ExportToRead) -> PageReader | CsvReader:
     """The reader for the `read_mode` setting."""
     reader_class = CsvReader if mode == "csv" else PageReader
-    return reader_class(client, export, logger, policy=policy)
+    return reader_class(client, export)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from tap_contactbased import retry
+
 
 class VirtualClock:
     """`monotonic()` and `sleep()` of `retry.Clock`; `sleep` records each wait and advances."""
@@ -16,3 +20,16 @@ class VirtualClock:
     def sleep(self, seconds: float, /) -> None:
         self.waits.append(seconds)
         self.now += seconds
+
+
+def virtual_retry_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Put the retry loop on a new virtual clock, with the tap's real waits (1 s to 60 s).
+
+    The suite shrinks the waits (conftest's `fast_retries`); on a virtual clock the real
+    ones cost nothing, and a test can read the time a give-up took.
+    """
+    clock = VirtualClock()
+    monkeypatch.setattr(retry, "SYSTEM_CLOCK", clock)
+    monkeypatch.setattr(retry, "INITIAL_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(retry, "MAX_WAIT_SECONDS", 60.0)
+    return clock

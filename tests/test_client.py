@@ -13,7 +13,7 @@ from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
-from tests.clocks import VirtualClock
+from tests.clocks import VirtualClock, virtual_retry_clock
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
 from tests.singer_run import run_command, run_tap, selected_catalog
@@ -65,10 +65,7 @@ def test_rate_limit_without_retry_after_backs_off_and_completes(
 @pytest.fixture
 def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     """The retry loop on a virtual clock, with the real waits and no jitter."""
-    clock = VirtualClock()
-    monkeypatch.setattr(retry, "SYSTEM_CLOCK", clock)
-    monkeypatch.setattr(retry, "INITIAL_WAIT_SECONDS", 1.0)
-    monkeypatch.setattr(retry, "MAX_WAIT_SECONDS", 60.0)
+    clock = virtual_retry_clock(monkeypatch)
     monkeypatch.setattr(RetryPolicy, "jitter", staticmethod(lambda seconds: seconds))
     return clock
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.fake_api import BUNDLE_KEYS, CONTRACT_COLUMNS, FakeContactBased, Faults
+from tests.fake_api.faults import Hit
 
 KEY = "cbk_test_key"
 TODAY = dt.date(2026, 11, 27)
@@ -695,6 +696,67 @@ def test_short_pages_and_pages_that_end_early(api: FakeContactBased, client: Cli
     api.faults.page_rows_missing = 3
     assert client.page(export_id, 2).json()["rows"] == full[1000:-3]
     assert len(client.csv_rows(export_id)) == total  # the CSV is not affected
+
+
+def page_answer(client: Client, export_id: str, page: int) -> int | str:
+    """The status of a page's answer; "rows N" for a 200; "cut" when the body broke off."""
+    try:
+        response = client.page(export_id, page)
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
+        return "cut"
+    if response.status_code != 200:
+        return response.status_code
+    return f"rows {len(response.json()['rows'])}"
+
+
+@pytest.mark.parametrize(
+    ("fault", "answer"), [("503", 503), ("404", 404), ("short", "rows 999"), ("cut", "cut")]
+)
+def test_a_failing_page_fails_that_page_of_every_export_each_time(
+    api: FakeContactBased, client: Client, fault: str, answer: int | str
+) -> None:
+    summaries = [client.ready_export(**window(api, 30, feed), page_size=1000) for feed in (0, 1)]
+    api.faults.failing_page = (1, fault)
+    for summary in summaries:
+        export_id = summary["export_id"]
+        assert [page_answer(client, export_id, 1) for _ in range(2)] == [answer, answer]
+        assert page_answer(client, export_id, 2) == f"rows {summary['total_rows'] - 1000}"
+    hit = Hit("POST /intent/feeds/exports/page", f"page 1: {fault}")
+    assert api.fault_engine.hits == [hit] * 4
+
+
+def test_csv_cut_at_a_row_ends_every_download_before_it(
+    api: FakeContactBased, client: Client
+) -> None:
+    export_id = client.ready_export(**window(api, 30))["export_id"]
+    api.faults.csv_cut_at_row = 11
+    for _ in range(2):
+        response = requests.get(client.download_url(export_id), timeout=10, stream=True)
+        lines: list[bytes] = []
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            lines.extend(response.iter_lines())
+        assert len(lines) == 1 + 10  # the header and rows 1 to 10
+
+
+@pytest.mark.parametrize("read", ["page", "download"])
+def test_an_api_that_dies_mid_read_answers_the_first_read_then_nothing(
+    api: FakeContactBased, client: Client, read: str
+) -> None:
+    export_id = client.ready_export(**window(api, 30))["export_id"]
+    url = client.download_url(export_id)
+    api.faults.dies_mid_read = True
+    assert client.get("/organization/credits").status_code == 200  # not a read: answered
+    if read == "page":
+        assert client.page(export_id, 1).status_code == 200
+    else:
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            requests.get(url, timeout=10).raise_for_status()  # cut halfway
+    assert api.fault_engine.died.is_set()
+    with pytest.raises(requests.ConnectionError):
+        client.get("/organization/credits")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=10)
+    assert [r.status for r in api.requests[-2:]] == [0, 0]
 
 
 def test_faults_aimed_at_an_endpoint_strike_only_there_and_are_logged(

@@ -9,7 +9,6 @@ that feed.
 from __future__ import annotations
 
 import json
-import logging
 import typing as t
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from tap_contactbased import endpoints, limits
 from tap_contactbased.cli import EXPECTED_FAILURES
 from tap_contactbased.errors import RefusedAnswerError
 from tap_contactbased.readers import ExportToRead, PageReader
-from tap_contactbased.retry import RetryPolicy
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -31,7 +29,6 @@ HUGE_NUMBER = "1e999"
 NESTED = "nests JSON deeper than 256 levels (MAX_JSON_DEPTH)"
 OUT_OF_RANGE = "holds a value the tap cannot read (Number out of range"
 MEMORY_BOUND = 150 * 1024 * 1024
-POLICY = RetryPolicy(initial_wait=0.001, max_wait=0.01, max_tries=8, max_seconds=120)
 BAD_VALUES = [
     pytest.param(DEEP_ARRAY, NESTED, id="nested"),
     pytest.param(HUGE_NUMBER, OUT_OF_RANGE, id="1e999"),
@@ -302,7 +299,7 @@ class PagesWithARefusedSecond:
 def test_a_prefetched_page_past_a_cap_is_not_asked_for_again() -> None:
     api = PagesWithARefusedSecond()
     export = ExportToRead("exp_1", "export exp_1", 1000, 3000, 3, ())
-    reader = PageReader(t.cast("t.Any", api), export, logging.getLogger("test"), policy=POLICY)
+    reader = PageReader(t.cast("t.Any", api), export)
 
     with pytest.raises(RefusedAnswerError):
         [list(chunk.rows) for chunk in reader.chunks(1)]

@@ -5,9 +5,10 @@ url: ..."), and a signed URL's query string is its secret. Here the local API ha
 that fail below HTTP: to a closed loopback port (connection refused), to a socket whose
 backlog is full, which never answers a handshake (connect timeout; a read timeout's text
 names no URL), and with https to a plain-HTTP server (TLS handshake failure). Each run
-retries the download as the retry policy says, then stops in one line with the export left
-in flight; nothing it writes holds the API key or the URL's signature or query string:
-records, state, logs at the default level and at DEBUG, the exception and its traceback.
+retries the download as the retry policy says (a new signed URL each try), then stops in one
+line with the export left in flight; nothing it writes holds the API key or the URL's
+signature or query string: records, state, logs at the default level and at DEBUG, the
+exception and its traceback.
 """
 
 from __future__ import annotations
@@ -158,11 +159,11 @@ def test_a_download_failing_on_the_wire_stops_in_one_line_and_leaks_nothing(
             for level, env in levels.items()
         }
 
-    # The fault hit the download, as meant: each run asked for one signed URL and tried
-    # it as often as the retry policy allows, failing as `kind` says, and nothing else.
+    # The fault hit the download, as meant: each run tried it as often as the retry
+    # policy allows, each try with a new signed URL, failing as `kind` says, and nothing else.
     runs = 1 + len(commands)
-    assert api.count_requests("POST", DOWNLOAD_URL) == runs
-    assert len(api.issued_signatures) == runs
+    assert api.count_requests("POST", DOWNLOAD_URL) == runs * retry.MAX_TRIES
+    assert len(api.issued_signatures) == runs * retry.MAX_TRIES
     assert not any(r.path.startswith("/files/") for r in api.requests)
     error = in_process.error
     assert isinstance(error, EXPECTED_FAILURES)

@@ -161,9 +161,7 @@ class EnrichmentStream(ContactBasedStream):
         name = f"export {export_id} of feed {entry.get('feed_id')}"
         self.logger.info("Reading the contact ids of %s again for enrichment.", name)
         to_read = ExportToRead.of(export, name, page_size=self.settings.page_size)
-        reader = make_reader(
-            self.settings.read_mode, self.client, to_read, self.logger, policy=self.client.policy
-        )
+        reader = make_reader(self.settings.read_mode, self.client, to_read)
         for chunk in reader.chunks(1):
             yield from contact_ids_in(chunk, entry.get("deliver_through"))
 

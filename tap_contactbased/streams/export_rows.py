@@ -336,9 +336,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         )
         properties = self.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
-        reader = make_reader(
-            self.settings.read_mode, self.client, export, self.logger, policy=self.client.policy
-        )
+        reader = make_reader(self.settings.read_mode, self.client, export)
         contacts = self.run.contacts if self.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0

@@ -24,9 +24,15 @@ class PageReads:
         decide = api.fault_engine.decide
 
         def deciding(
-            *, download: bool = False, page: bool = False, endpoint: str | None = None
+            *,
+            download: bool = False,
+            page: bool = False,
+            endpoint: str | None = None,
+            page_number: object = None,
         ) -> Decision:
-            decision = decide(download=download, page=page, endpoint=endpoint)
+            decision = decide(
+                download=download, page=page, endpoint=endpoint, page_number=page_number
+            )
             if not page:
                 return decision
             with self._lock:

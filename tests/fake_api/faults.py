@@ -7,7 +7,8 @@ decremented in place, so a test can read how many are left.
 
 Faults can also be aimed at one endpoint (`aimed`): the next requests to it get them in
 order, whatever the "every Nth" counters say, and each one that strikes is logged in
-`FaultEngine.hits`, so a test can prove that the fault hit what it was meant to hit.
+`FaultEngine.hits`, so a test can prove that the fault hit what it was meant to hit. So is
+each strike of `failing_page`, which fails one page of every export for as long as it is set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import enum
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -49,6 +51,14 @@ class Faults:
     # "503", "drop" (closed before it is served).
     aimed: dict[str, list[str]] = field(default_factory=dict)
     hold_seconds: float = 0.0
+    # Faults that never heal, for the retry budget of a read. `failing_page`: (k, fault),
+    # page k of every export always answers "503", "404" (as if it were missing), "short"
+    # (its last row left out) or "cut" (half its body, then the connection closes).
+    failing_page: tuple[int, str] | None = None
+    csv_cut_at_row: int | None = None  # every CSV download breaks off before this row (1-based)
+    # The API dies mid-read: after the first page answer, or halfway through the first CSV
+    # download (cut there), every request and download is dropped without an answer.
+    dies_mid_read: bool = False
     malformed_download_urls: bool = False  # signed URLs that cannot be parsed (a lone "[")
     # Builds, fixed when an export is created.
     fail_exports: bool = False  # builds fail at half progress with a build_error
@@ -119,6 +129,10 @@ class Decision:
     retry_after: float | None = None
 
 
+PAGE_FAULTS = ("503", "404", "short", "cut")
+# The faults of `failing_page` that replace or spoil the answer; the others are the page's.
+PAGE_ACTIONS = {"503": Action.SERVER_ERROR, "cut": Action.CUT}
+
 AIMED_ACTIONS: dict[str, Action | None] = {
     "hold": None,
     "429": Action.RATE_LIMIT,
@@ -162,6 +176,7 @@ class FaultEngine:
         self._rng = random.Random(0)
         self.delayed_answers = 0  # answers held back by a latency fault, so far
         self.hits: list[Hit] = []  # the aimed faults that struck, in order
+        self.died = threading.Event()  # set when `dies_mid_read` struck
 
     def _every(self, knob: str, every: int | None) -> bool:
         """Count one eligible request for a knob; True on every `every`-th one."""
@@ -197,21 +212,56 @@ class FaultEngine:
         return delay, AIMED_ACTIONS[fault]
 
     def decide(
-        self, *, download: bool = False, page: bool = False, endpoint: str | None = None
+        self,
+        *,
+        download: bool = False,
+        page: bool = False,
+        endpoint: str | None = None,
+        page_number: object = None,
     ) -> Decision:
         """Decide the faults of one request (an API call, or a download when `download`).
 
         `endpoint` ("METHOD /path") is matched with the faults aimed at an endpoint; one
         that strikes replaces what the other knobs drew (their counters still count).
+        `page_number` is the page a page request asks for, matched with `failing_page`.
         """
         with self._lock:
+            if self.faults.dies_mid_read and self.died.is_set():
+                return Decision(action=Action.DROP)
             aimed = self._aimed(endpoint)
             decision = self._drawn(download=download, page=page)
             if aimed is not None:
                 delay, action = aimed
                 decision = Decision(delay, action, self.faults.retry_after)
+            fault = self._page_fault(endpoint, page_number, PAGE_ACTIONS) if page else None
+            if fault is not None:
+                decision = Decision(decision.delay, PAGE_ACTIONS[fault])
+            if self.faults.dies_mid_read and (download or page):
+                self.died.set()  # this answer is the last one; a download is cut halfway
+                if download:
+                    decision = Decision(decision.delay, Action.CUT)
             self.delayed_answers += decision.delay > 0
             return decision
+
+    def page_fails(self, endpoint: str, page_number: object, fault: str) -> bool:
+        """True, logged as a hit, when `failing_page` fails this page with `fault`."""
+        with self._lock:
+            return self._page_fault(endpoint, page_number, (fault,)) is not None
+
+    def _page_fault(
+        self, endpoint: str | None, page_number: object, faults: Iterable[str]
+    ) -> str | None:
+        """The fault of `failing_page` among `faults` for this page, logged as a hit."""
+        failing = self.faults.failing_page
+        if failing is None or failing[0] != page_number:
+            return None
+        page, fault = failing
+        if fault not in PAGE_FAULTS:
+            raise ValueError(f"unknown page fault {fault!r}: one of {PAGE_FAULTS}")
+        if fault not in faults:
+            return None
+        self.hits.append(Hit(endpoint or "", f"page {page}: {fault}"))
+        return fault
 
     def _drawn(self, *, download: bool, page: bool) -> Decision:
         """The faults the knobs draw for one request."""

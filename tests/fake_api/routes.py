@@ -342,12 +342,13 @@ def export_page(api: FakeContactBased, req: Request) -> Reply:
     summary = drift.summary(export.summary())
     if export.state()[0] == "building":
         return ok({**summary, **drift.family("page", {"page": page, "rows": []})})
-    if export.built and api.fault_engine.take("page_not_found"):
+    engine, endpoint = api.fault_engine, f"{req.method} {req.path}"
+    if export.built and (engine.take("page_not_found") or engine.page_fails(endpoint, page, "404")):
         raise ApiError(404, f"Page {page} of export {export.export_id} not found")
     _readable(export, page)
     start, stop = export.page_bounds(page)
     stop = max(start, min(stop, export.total_rows - api.faults.page_rows_missing))
-    if stop > start and api.fault_engine.take("short_pages"):
+    if stop > start and (engine.take("short_pages") or engine.page_fails(endpoint, page, "short")):
         stop -= 1
     values = list(export.iter_values(start, stop))
     huge, texts = api.faults.huge_field_bytes, api.faults.first_row_texts

@@ -139,10 +139,14 @@ class _Handler(BaseHTTPRequestHandler):
         split = urllib.parse.urlsplit(self.path)
         request = self._read_request(method, split.path, urllib.parse.parse_qs(split.query))
         download = split.path.startswith(FILES_PREFIX)
+        page = method == "POST" and split.path == PAGE_PATH
         decision = api.fault_engine.decide(
             download=download,
-            page=method == "POST" and split.path == PAGE_PATH,
+            page=page,
             endpoint=f"{method} {split.path}",
+            page_number=request.body.get("page")
+            if page and isinstance(request.body, dict)
+            else None,
         )
         if decision.delay > 0:
             time.sleep(decision.delay)  # injected latency, not synchronisation
@@ -266,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
         if truncate:
             stop = start + (stop - start) // 2
         stop = max(start, stop - faults.csv_rows_missing)
+        if faults.csv_cut_at_row is not None:
+            stop, truncate = min(stop, start + faults.csv_cut_at_row - 1), True
         chunks = csv_chunks(
             export,
             start,
