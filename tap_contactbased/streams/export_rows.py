@@ -1,11 +1,11 @@
 """The export_rows stream: the rows of every configured feed's export, typed, exactly once.
 
-The stream drives the run's export jobs (`orchestrator`) and turns the rows of each ready
-export into records. State per feed, kept by the jobs: `delivered_through` (last complete
-day delivered, incremental mode), `in_flight` (the export being delivered, with
-`rows_done`, the rows confirmed so far), `last_export_id` (the last export delivered).
-A versioned snapshot keeps its version in the state until every feed is delivered
-(`snapshot`).
+The stream plans the run's export jobs (`plan`), hands them to the `scheduler` and turns
+the rows of each ready export into records. State per feed, kept by the jobs:
+`delivered_through` (last complete day delivered, incremental mode), `in_flight` (the export
+being delivered, with `rows_done`, the rows confirmed so far), `last_export_id` (the last
+export delivered). A versioned snapshot keeps its version in the state until every feed is
+delivered (`snapshot`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import sys
 import typing as t
+from dataclasses import dataclass
 from functools import cached_property
 
 from singer_sdk import metrics
@@ -25,10 +26,11 @@ from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.coercion import RowTyper
 from tap_contactbased.errors import ContactBasedError, ExportError
-from tap_contactbased.job import Phase, WaitPolicy
+from tap_contactbased.job import Phase, WaitPolicy, failures
 from tap_contactbased.lifecycle import ExportLifecycle
-from tap_contactbased.orchestrator import ExportRun
+from tap_contactbased.plan import Planner
 from tap_contactbased.readers import ExportToRead, make_reader
+from tap_contactbased.scheduler import Scheduler
 from tap_contactbased.sdk_internals import (
     BookmarkKeptByTap,
     SelectionWalkSkipped,
@@ -82,7 +84,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         self._record_counter: metrics.Counter | None = None
         # A versioned snapshot (emit_activate_version_messages, export_mode snapshot).
         self._snapshot: SnapshotVersion | None = None
-        self._export_run: ExportRun | None = None
+        self._jobs: tuple[ExportJob, ...] = ()  # the jobs of this run, once planned
 
     @property
     @override
@@ -145,26 +147,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         """Only once every feed's export of the snapshot was delivered."""
         return self._snapshot is not None and self._snapshot.complete
 
-    def export_run(self) -> ExportRun:
-        """The export jobs of this run, on this stream's client, state and policies."""
-        settings = self.settings
-        wait = WaitPolicy(
-            timeout_seconds=settings.export_timeout_seconds,
-            stall_timeout_seconds=settings.export_stall_timeout_seconds,
-            max_interval_seconds=settings.poll_interval_max_seconds,
-        )
-        return ExportRun(
-            api=self.client,
-            lifecycle=ExportLifecycle(self.client, self.logger),
-            run=self.run,
-            wait=wait,
-            retry=self.client.policy,
-            state_of=lambda feed_id: self.get_context_state({"feed_id": feed_id}),
-            checkpoint=self.write_checkpoint,
-            logger=self.logger,
-            delivered_before=self._snapshot.delivered_before if self._snapshot else (),
-        )
-
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         return self._deliver(self._rows_of)
@@ -226,8 +208,8 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         any moment confirms a row that is not in an announced file. A versioned snapshot
         notes the feeds delivered first: the STATE that confirms the last one closes it.
         """
-        if self._snapshot is not None and self._export_run is not None:
-            jobs = self._export_run.jobs
+        if self._snapshot is not None:
+            jobs = self._jobs
             self._snapshot.note(job.feed_id for job in jobs if job.phase is Phase.DELIVERED)
         if self._batch_files is not None:
             write_state_now(self)
@@ -237,28 +219,47 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     def _deliver(
         self, read: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
     ) -> Iterator[dict[str, t.Any]]:
-        """Deliver every feed's export, each read by `read` (records, or files)."""
-        if not self.settings.feed_ids:
+        """Plan every feed's export, then deliver each, read by `read` (records, or files)."""
+        settings = self.settings
+        if not settings.feed_ids:
             self.logger.info("feed_ids is empty: export_rows emits nothing.")
             return
+        lifecycle = ExportLifecycle(self.client, self.logger)
+        wait = WaitPolicy.from_settings(settings)
+        states = {f: self.get_context_state({"feed_id": f}) for f in settings.feed_ids}
+        snapshot = self._snapshot
+        planner = Planner(
+            self.run,
+            lifecycle,
+            states,
+            wait=wait,
+            logger=self.logger,
+            delivered_before=snapshot.delivered_before if snapshot else (),
+        )
         if self.run.connection_test:
-            self._test_access()
+            self._test_access(planner)
             return
-        export_run = self._export_run = self.export_run()
         if self._snapshot is not None:
             self._snapshot.note(())  # every feed delivered before: the snapshot is whole
         try:
-            export_run.plan()
-            export_run.preflight()
-            yield from export_run.records(read)
+            plan = planner.plan()
+            self._jobs = plan.jobs
+            if settings.plan_only:
+                self.run.export_failures.extend(failures(plan.jobs))  # refused counts
+                return
+            delivery = StreamDelivery(read, self.write_checkpoint)
+            scheduler = Scheduler(
+                plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
+            )
+            yield from scheduler.run()
         except BaseException:
             self.run.receipt_on_failure()
             raise
-        self.run.export_failures.extend(export_run.failures)
+        self.run.export_failures.extend(scheduler.failures)
 
-    def _test_access(self) -> None:
+    def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
-        self.export_run().check_settings()
+        planner.check_settings()
         for feed_id in self.settings.feed_ids:
             preview = self.client.post(endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id))
             self.logger.info(
@@ -399,6 +400,14 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
                 export.name,
                 nul_bytes,
             )
+
+
+@dataclass(frozen=True)
+class StreamDelivery:
+    """What the scheduler delivers through: the stream's reader of a ready export, its STATE."""
+
+    rows: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
+    checkpoint: Callable[[], None]
 
 
 class TypedChunk:
