@@ -47,6 +47,9 @@ NEVER = {
     "plan": {"scheduler", "readers", "client", "streams", "tap", "cli"},
     "scheduler": {"plan", "readers", "client", "streams", "tap", "cli"},
     "probe": {"client", "streams", "tap", "cli", "sdk_internals", "plan", "scheduler", "job"},
+    # Rows are read, then typed: the reader hands the typer its chunks, never the reverse.
+    "readers": {"client", "streams", "job", "plan", "scheduler"},
+    "coercion": {"api_client", "retry", "readers", "client", "streams", "job", "plan", "scheduler"},
 }
 
 Imports = dict[str, set[tuple[str, int]]]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import sys
 import typing as t
-from dataclasses import dataclass
 from functools import cached_property
 
 from singer_sdk import metrics
@@ -21,16 +20,16 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
 
-from tap_contactbased import batch_files, endpoints, schemas
+from tap_contactbased import batch_files, schemas
 from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.coercion import RowTyper
+from tap_contactbased.coercion import RowTyper, TypedChunk
 from tap_contactbased.errors import ContactBasedError, ExportError
 from tap_contactbased.job import Phase, WaitPolicy, failures
-from tap_contactbased.lifecycle import ExportLifecycle
+from tap_contactbased.lifecycle import ExportLifecycle, preview
 from tap_contactbased.plan import Planner
 from tap_contactbased.readers import ExportToRead, make_reader
-from tap_contactbased.scheduler import Scheduler
+from tap_contactbased.scheduler import Delivery, Scheduler
 from tap_contactbased.sdk_internals import (
     BookmarkKeptByTap,
     SelectionWalkSkipped,
@@ -52,14 +51,13 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_contactbased.job import ExportJob
-    from tap_contactbased.readers import Chunk
-    from tap_contactbased.run import ContactLedger, RunContext
+    from tap_contactbased.run import RunContext
     from tap_contactbased.sdk_internals import BaseBatchFileEncoding, BatchConfig
 
 
@@ -79,7 +77,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         self.forced_replication_method = "INCREMENTAL"
         # Set in BATCH mode when this stream writes its own files (see get_batches).
         self._batch_files: BatchFiles | None = None
-        self._batch_records: metrics.Counter | None = None
         self._batch_counter: metrics.Counter | None = None
         self._record_counter: metrics.Counter | None = None
         # A versioned snapshot (emit_activate_version_messages, export_mode snapshot).
@@ -99,9 +96,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         if self.config.get("api_key"):
             for feed_id in settings.feed_ids:
                 try:
-                    preview = self.client.post(
-                        endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id)
-                    )
+                    preview = self._preview(feed_id)
                 except (ContactBasedError, RetriableAPIError) as exc:
                     self.logger.warning(
                         "Preview of feed %s failed; discovery keeps the contract's columns: %s",
@@ -113,9 +108,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
                 columns.extend(str(c) for c in listed or [])
         return schemas.export_row_schema(columns, settings.export_bundles)
 
-    def _preview_body(self, feed_id: str) -> dict[str, t.Any]:
-        options = ExportOptions.from_settings(self.settings, feed_id, 1)
-        return {**options.body(), "preview_rows": 1, "skip_count": True}
+    def _preview(self, feed_id: str) -> t.Any:
+        """A free preview of one row of the feed's export with this run's options."""
+        return preview(self.client, ExportOptions.from_settings(self.settings, feed_id, 1))
 
     @property
     @override
@@ -149,7 +144,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        return self._deliver(self._rows_of)
+        return self._deliver(RecordDelivery(self))
 
     @override
     def get_batches(
@@ -168,11 +163,11 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
             )
             yield from super().get_batches(batch_config, context)
             return
-        counter = self.get_batch_counter()
+        batches = self.get_batch_counter()
 
         def announce(alias: str, manifest: list[str]) -> None:
             announce_batch(self, alias, batch_config.encoding, manifest)
-            counter.increment()
+            batches.increment()
 
         aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
         with owner_only():
@@ -183,8 +178,8 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
                 aliases=aliases,
                 version=stream_version(self),
             )
-            with self.get_record_counter() as self._batch_records:
-                for _ in self._deliver(self._files_of):
+            with self.get_record_counter() as counter:
+                for _ in self._deliver(FileDelivery(self, self._batch_files, counter)):
                     pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
@@ -216,10 +211,8 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         else:
             super().write_checkpoint()
 
-    def _deliver(
-        self, read: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
-    ) -> Iterator[dict[str, t.Any]]:
-        """Plan every feed's export, then deliver each, read by `read` (records, or files)."""
+    def _deliver(self, delivery: Delivery) -> Iterator[dict[str, t.Any]]:
+        """Plan every feed's export, then deliver each through `delivery` (records, or files)."""
         settings = self.settings
         if not settings.feed_ids:
             self.logger.info("feed_ids is empty: export_rows emits nothing.")
@@ -239,15 +232,14 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         if self.run.connection_test:
             self._test_access(planner)
             return
-        if self._snapshot is not None:
-            self._snapshot.note(())  # every feed delivered before: the snapshot is whole
+        if snapshot is not None:
+            snapshot.note(())  # every feed delivered before: the snapshot is whole
         try:
             plan = planner.plan()
             self._jobs = plan.jobs
             if settings.plan_only:
                 self.run.export_failures.extend(failures(plan.jobs))  # refused counts
                 return
-            delivery = StreamDelivery(read, self.write_checkpoint)
             scheduler = Scheduler(
                 plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
             )
@@ -261,29 +253,12 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
         planner.check_settings()
         for feed_id in self.settings.feed_ids:
-            preview = self.client.post(endpoints.EXPORTS_PREVIEW, self._preview_body(feed_id))
+            columns = self._preview(feed_id).get("columns") or []
             self.logger.info(
                 "Connection test: feed %s previews %d columns; no export created.",
                 feed_id,
-                len(preview.get("columns") or []),
+                len(columns),
             )
-
-    def _rows_of(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """RECORD mode: a ready export's records, each chunk confirmed once it is emitted.
-
-        Where nothing would change them, the records are written here, a chunk at a time,
-        instead of one by one through the SDK's loop (`direct_record_writer`).
-        """
-        writer = direct_record_writer(self)
-        for chunk in self._typed_chunks(job):
-            if writer is None:
-                yield from chunk
-            else:
-                version = stream_version(self)
-                written = writer.write_records(self.name, version, self.chunk_extracted_at, chunk)
-                self.get_record_counter().increment(written)
-            job.confirm(chunk.last_row)
-            self.write_checkpoint()
 
     @override
     def get_record_counter(
@@ -296,155 +271,112 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
             )
         return self._record_counter
 
-    def _files_of(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """BATCH mode: each chunk's records into files, announced, and only then confirmed.
 
-        So `rows_done` advances only together with an announced file, and a state written
-        at any moment confirms no row that is not in one. Yields no record.
-        """
-        files, counter = self._batch_files, self._batch_records
-        assert files is not None
-        assert counter is not None
-        assert job.export_id is not None
-        unchanged = passes_records_unchanged(self)
+class RecordDelivery:
+    """RECORD mode: a ready export's records, each chunk confirmed once it is emitted.
+
+    Where nothing would change them, the records are written here, a chunk at a time,
+    instead of one by one through the SDK's loop (`direct_record_writer`).
+    """
+
+    def __init__(self, stream: ExportRowsStream) -> None:
+        """Deliver through `stream`: its writer, counters, catalog and STATE."""
+        self._stream = stream
+
+    def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
+        """The records of a ready export from its first unconfirmed row."""
+        stream = self._stream
+        writer = direct_record_writer(stream)
         for chunk in self._typed_chunks(job):
-            label = f"{job.export_id}-{chunk.first_row:09d}"
-            if unchanged:
-                written = files.write(self.name, chunk, label)
+            if writer is None:
+                yield from chunk
             else:
-                written = files.write_mapped(mapped_records(self, chunk), label)
-            counter.increment(written)
+                version = stream_version(stream)
+                extracted_at = stream.chunk_extracted_at
+                written = writer.write_records(stream.name, version, extracted_at, chunk)
+                stream.get_record_counter().increment(written)
             job.confirm(chunk.last_row)
-            self.write_checkpoint()
-        yield from ()
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """A STATE message now."""
+        self._stream.write_checkpoint()
 
     def _typed_chunks(self, job: ExportJob) -> Iterator[TypedChunk]:
         """The chunks of a ready export from its first unconfirmed row, typed."""
         assert job.summary is not None
         assert job.flight is not None
+        stream, settings, logger = self._stream, self._stream.settings, self._stream.logger
         page_size = job.page_size
         if page_size is None:
             # A state written before it recorded page_size, and an API that does not echo it.
-            if self.settings.read_mode == "pages":
+            if settings.read_mode == "pages":
                 msg = (
                     f"{job.describe()}: neither the state nor the API says its page size, "
                     "which reading it by pages needs; run with read_mode csv to finish it"
                 )
                 raise ExportError(msg)
-            page_size = self.settings.page_size  # the CSV is read to its end whatever the size
+            page_size = settings.page_size  # the CSV is read to its end whatever the size
         export = ExportToRead.of(
             job.summary, job.describe(), page_size=page_size, at_least=job.expected_rows
         )
-        properties = self.effective_schema["properties"]
+        properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(
-            self.settings.read_mode, self.client, export, self.logger, policy=self.client.policy
+            settings.read_mode, stream.client, export, logger, policy=stream.client.policy
         )
-        contacts = self.run.contacts if self.run.enrichment_active else None
+        contacts = stream.run.contacts if stream.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
         for chunk in reader.chunks(job.next_row):
             # A chunk's rows were extracted together; one timestamp serves them all.
-            self.chunk_extracted_at = datetime.datetime.now(datetime.timezone.utc)
-            key = tuple(chunk.header)
-            typer = typers.get(key)
+            stream.chunk_extracted_at = datetime.datetime.now(datetime.timezone.utc)
+            typer = typers.get(key := tuple(chunk.header))
             if typer is None:
-                typer = typers[key] = self._typer(export, chunk.header, properties, fixed)
+                typer = typers[key] = RowTyper(chunk.header, properties, fixed)
+                typer.warn_of_columns(export.name, logger)
             typed = TypedChunk(chunk, typer, job.flight.deliver_through, contacts)
             yield typed
             emitted += typed.emitted
-        self._report_values(export, typers.values(), reader.nul_bytes)
-        self.logger.info("Delivered %s rows of %s.", f"{emitted:,}", export.name)
-
-    def _typer(
-        self,
-        export: ExportToRead,
-        header: list[str],
-        properties: dict[str, t.Any],
-        fixed: dict[str, t.Any],
-    ) -> RowTyper:
-        typer = RowTyper(header, properties, fixed)
-        if typer.unknown_columns:
-            self.logger.warning(
-                "%s has columns the catalog does not know: %s. They are kept as text in "
-                "extra_columns; run discovery again to type them.",
-                export.name,
-                ", ".join(typer.unknown_columns),
-            )
-        missing = [
-            c for c in typer.missing_columns if not c.startswith(schemas.BUNDLE_COLUMN_PREFIX)
-        ]
-        if missing:
-            self.logger.warning(
-                "%s lacks the columns %s; they are null in its records.",
-                export.name,
-                ", ".join(missing),
-            )
-        return typer
-
-    def _report_values(
-        self, export: ExportToRead, typers: Iterable[RowTyper], nul_bytes: int
-    ) -> None:
-        for typer in typers:
-            for column, count in sorted(typer.invalid_values.items()):
-                self.logger.warning(
-                    "%s: %d value(s) of %s did not fit its type; they are null, with the "
-                    "text kept in extra_columns.",
-                    export.name,
-                    count,
-                    column,
-                )
-        if nul_bytes:
-            self.logger.warning(
+        for typer in typers.values():
+            typer.report(export.name, logger)
+        if reader.nul_bytes:
+            logger.warning(
                 "%s: removed %d NUL character(s), which text cannot hold.",
                 export.name,
-                nul_bytes,
+                reader.nul_bytes,
             )
+        logger.info("Delivered %s rows of %s.", f"{emitted:,}", export.name)
 
 
-@dataclass(frozen=True)
-class StreamDelivery:
-    """What the scheduler delivers through: the stream's reader of a ready export, its STATE."""
+class FileDelivery(RecordDelivery):
+    """BATCH mode: each chunk's records into files, announced, and only then confirmed.
 
-    rows: Callable[[ExportJob], Iterator[dict[str, t.Any]]]
-    checkpoint: Callable[[], None]
-
-
-class TypedChunk:
-    """The records of one chunk, typed, without rows past the delivery's last day.
-
-    Once its records have been read, `last_row` is the chunk's last row (1-based) and
-    `emitted` the number of records it gave.
+    So `rows_done` advances only together with an announced file, and a state written at any
+    moment confirms no row that is not in one.
     """
 
     def __init__(
-        self, chunk: Chunk, typer: RowTyper, through: str | None, contacts: ContactLedger | None
+        self, stream: ExportRowsStream, files: BatchFiles, counter: metrics.Counter
     ) -> None:
-        """Type the rows of `chunk` with `typer`; note contact ids in `contacts` if given."""
-        self.first_row = chunk.first_row
-        self.last_row = chunk.first_row - 1
-        self.emitted = 0
-        self._chunk = chunk
-        self._typer = typer
-        self._through = through
-        self._contacts = contacts
+        """Write through `files`, counting the records in `counter`."""
+        super().__init__(stream)
+        self._files = files
+        self._counter = counter
 
-    def __iter__(self) -> Iterator[dict[str, t.Any]]:
-        """The records, in the order of the export."""
-        chunk, through, contacts = self._chunk, self._through, self._contacts
-        to_record = self._typer.csv_record if chunk.form == "csv" else self._typer.page_record
-        number = chunk.first_row
-        emitted = 0
-        for raw in chunk.rows:
-            record = to_record(number, raw)
-            number += 1
-            if through is not None:
-                day = record.get("signal_date")
-                if day is not None and day > through:
-                    continue
-            if contacts is not None and (contact_id := record.get("contact_id")):
-                contacts.add(contact_id)
-            emitted += 1
-            yield record
-        self.last_row = number - 1
-        self.emitted = emitted
+    @override
+    def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
+        """Yields no record: the files hold them."""
+        assert job.export_id is not None
+        stream, files = self._stream, self._files
+        unchanged = passes_records_unchanged(stream)
+        for chunk in self._typed_chunks(job):
+            label = f"{job.export_id}-{chunk.first_row:09d}"
+            if unchanged:
+                written = files.write(stream.name, chunk, label)
+            else:
+                written = files.write_mapped(mapped_records(stream, chunk), label)
+            self._counter.increment(written)
+            job.confirm(chunk.last_row)
+            self.checkpoint()
+        yield from ()
