@@ -4,6 +4,9 @@ The SDK does not type strings (it would turn the text "false" into True and leav
 numbers as text), so the tap types each value once, with converters chosen once per
 export header from the schema. A value that does not fit its type becomes null and its
 text is kept in `extra_columns`, so nothing is lost and the sync goes on.
+
+The rows come as read (`Chunk`, from `readers`) and leave as records (`TypedChunk`), without
+the rows past the delivery's last day.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import operator
 import sys
 import typing as t
 from collections import Counter
+from dataclasses import dataclass
 
 import msgspec
 
 from tap_contactbased import limits
-from tap_contactbased.schemas import CONTACT_ID_ALIASES, EXTRA_COLUMNS
+from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, CONTACT_ID_ALIASES, EXTRA_COLUMNS
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    import logging
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
+RawRow = t.Any  # list[str] from the CSV, dict[str, str | None] from a page
 Converter = t.Callable[[str], t.Any]
 Check = t.Callable[[str], object]  # raises ValueError for an invalid value
 
@@ -145,6 +151,24 @@ def record_name(column: str) -> str:
     return "contact_id" if column in CONTACT_ID_ALIASES else column
 
 
+@dataclass
+class Chunk:
+    """Consecutive rows of an export as read, starting at `first_row` (1-based)."""
+
+    first_row: int
+    header: list[str]
+    rows: Iterator[RawRow]
+    form: t.Literal["csv", "page"]
+
+
+class Contacts(t.Protocol):
+    """Where the contact ids of the delivered rows are noted (`run.ContactLedger`)."""
+
+    def add(self, contact_id: str) -> None:
+        """Note one contact id."""
+        ...
+
+
 class RowTyper:
     """Turns the rows of one export into typed records, planned once from its header.
 
@@ -198,6 +222,32 @@ class RowTyper:
         self._width = len(self.header)
         self._pick = column_picker(self.header)
         self.invalid_values: Counter[str] = Counter()
+
+    def warn_of_columns(self, name: str, logger: logging.Logger) -> None:
+        """Warn of the columns export `name` has and the catalog does not, and the reverse."""
+        if self.unknown_columns:
+            logger.warning(
+                "%s has columns the catalog does not know: %s. They are kept as text in "
+                "extra_columns; run discovery again to type them.",
+                name,
+                ", ".join(self.unknown_columns),
+            )
+        missing = [c for c in self.missing_columns if not c.startswith(BUNDLE_COLUMN_PREFIX)]
+        if missing:
+            logger.warning(
+                "%s lacks the columns %s; they are null in its records.", name, ", ".join(missing)
+            )
+
+    def report(self, name: str, logger: logging.Logger) -> None:
+        """Warn of the values of export `name` that did not fit their type, by column."""
+        for column, count in sorted(self.invalid_values.items()):
+            logger.warning(
+                "%s: %d value(s) of %s did not fit its type; they are null, with the text kept "
+                "in extra_columns.",
+                name,
+                count,
+                column,
+            )
 
     def csv_record(self, row_number: int, values: Sequence[str]) -> dict[str, t.Any]:
         """A record from one CSV row (empty fields are null)."""
@@ -256,3 +306,43 @@ class RowTyper:
         extra = extra if extra is not None else {}
         extra[name] = text if isinstance(text, str) else _text_of(text)
         return extra
+
+
+class TypedChunk:
+    """The records of one chunk, typed, without rows past the delivery's last day.
+
+    Once its records have been read, `last_row` is the chunk's last row (1-based) and
+    `emitted` the number of records it gave.
+    """
+
+    def __init__(
+        self, chunk: Chunk, typer: RowTyper, through: str | None, contacts: Contacts | None
+    ) -> None:
+        """Type the rows of `chunk` with `typer`; note contact ids in `contacts` if given."""
+        self.first_row = chunk.first_row
+        self.last_row = chunk.first_row - 1
+        self.emitted = 0
+        self._chunk = chunk
+        self._typer = typer
+        self._through = through
+        self._contacts = contacts
+
+    def __iter__(self) -> Iterator[dict[str, t.Any]]:
+        """The records, in the order of the export."""
+        chunk, through, contacts = self._chunk, self._through, self._contacts
+        to_record = self._typer.csv_record if chunk.form == "csv" else self._typer.page_record
+        number = chunk.first_row
+        emitted = 0
+        for raw in chunk.rows:
+            record = to_record(number, raw)
+            number += 1
+            if through is not None:
+                day = record.get("signal_date")
+                if day is not None and day > through:
+                    continue
+            if contacts is not None and (contact_id := record.get("contact_id")):
+                contacts.add(contact_id)
+            emitted += 1
+            yield record
+        self.last_row = number - 1
+        self.emitted = emitted

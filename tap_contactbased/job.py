@@ -22,8 +22,9 @@ from tap_contactbased.state import InFlight, day_or_none
 from tap_contactbased.summary import ExportStatus
 
 if t.TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from collections.abc import Iterable, MutableMapping
 
+    from tap_contactbased.settings import Settings
     from tap_contactbased.summary import ExportOptions, ExportSummary
     from tap_contactbased.windows import Window
 
@@ -68,6 +69,15 @@ class WaitPolicy:
     stall_timeout_seconds: float
     max_interval_seconds: float
     first_interval_seconds: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WaitPolicy:
+        """The waits of a run, from its settings (tests shorten them here)."""
+        return cls(
+            timeout_seconds=settings.export_timeout_seconds,
+            stall_timeout_seconds=settings.export_stall_timeout_seconds,
+            max_interval_seconds=settings.poll_interval_max_seconds,
+        )
 
 
 class BuildClock:
@@ -182,10 +192,6 @@ class ExportJob:
     def counted(self, total_rows: int | None, records_required: int | None) -> None:
         """The count before the create: the rows expected and the records credits reserved."""
         self.expected_rows, self.records_required = total_rows, records_required
-
-    def would_use(self, summary: ExportSummary) -> None:
-        """The export a plan_only run would resume or reuse for this job; nothing starts."""
-        self.summary = summary
 
     def drop_flight(self) -> None:
         """Forget the export an earlier run left in flight: the API lost it or it failed."""
@@ -356,15 +362,24 @@ class ExportJob:
             return self.flight.page_size
         return self.options.page_size if self.options else None
 
-    def describe(self) -> str:
-        """The export (or the planned one) and its window, for log lines and errors."""
+    def describe(self, seen: ExportSummary | None = None) -> str:
+        """The export (or the planned one) and its window, for log lines and errors.
+
+        `seen`: the export's summary as the API gives it now, when the job does not hold one.
+        """
         if self.flight is not None:
             start, end = self.flight.start_date, self.flight.end_date
         elif self.window is not None:
             start, end = self.window.start_date.isoformat(), self.window.end_date.isoformat()
         else:
             start = end = None
-        if self.summary is not None:
-            start, end = self.summary.start_date or start, self.summary.end_date or end
+        summary = self.summary or seen
+        if summary is not None:
+            start, end = summary.start_date or start, summary.end_date or end
         what = f"export {self.export_id}" if self.export_id else "the export"
         return f"{what} of feed {self.feed_id} ({start or '?'}..{end or '?'})"
+
+
+def failures(jobs: Iterable[ExportJob]) -> list[str]:
+    """Why each failed job did not deliver its feed."""
+    return [job.error or job.describe() for job in jobs if job.phase is Phase.FAILED]

@@ -1,8 +1,9 @@
 """The export endpoints as operations: today, list, find, count, credits, create.
 
-Free of stream logic and of scheduling: `orchestrator` decides what to call when. Creating is
-the one billed call, so it is never retried here: after a failed create the orchestrator
-looks on the API for the export first (a create whose answer was lost may have happened).
+Free of stream logic and of scheduling: the planner (`plan`) and the scheduler (`scheduler`)
+decide what to call when. Creating is the one billed call, so it is never retried here: after
+a failed create the scheduler looks on the API for the export first (a create whose answer
+was lost may have happened).
 """
 
 from __future__ import annotations
@@ -287,3 +288,8 @@ def _parse_time(text: str | None) -> datetime.datetime | None:
 def describe_counts(parts: Mapping[str, int]) -> str:
     """`feed a 1,000; feed b 2,000` for messages about several feeds."""
     return "; ".join(f"feed {feed} {count:,}" for feed, count in parts.items())
+
+
+def number_text(value: int | None) -> str:
+    """`1,000` for messages about rows and credits, or what an unknown count reads as."""
+    return "an unknown number of" if value is None else f"{value:,}"

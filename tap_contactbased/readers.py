@@ -41,6 +41,7 @@ from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, too_deep
 from tap_contactbased.api_client import UnreadableBodyError
 from tap_contactbased.bodies import ReadAhead, text_stream
+from tap_contactbased.coercion import Chunk, RawRow
 from tap_contactbased.errors import (
     ApiError,
     ExportError,
@@ -68,7 +69,6 @@ CSV_READ_ERRORS: tuple[type[BaseException], ...] = (
     UnicodeDecodeError,
 )
 
-RawRow = t.Any  # list[str] from the CSV, dict[str, str | None] from a page
 # CSV rows are parsed in small batches at C speed; a batch cut by a failure is read again.
 BATCH_ROWS = 500
 
@@ -150,16 +150,6 @@ class ExportToRead:
 def skip_rows(rows: Iterator[RawRow], count: int) -> None:
     """Consume `count` rows that an earlier read already handed out."""
     collections.deque(itertools.islice(rows, count), maxlen=0)
-
-
-@dataclass
-class Chunk:
-    """Consecutive rows of an export, starting at `first_row` (1-based)."""
-
-    first_row: int
-    header: list[str]
-    rows: Iterator[RawRow]
-    form: t.Literal["csv", "page"]
 
 
 class PageBody(msgspec.Struct):

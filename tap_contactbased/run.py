@@ -22,7 +22,7 @@ from tap_contactbased.pagination import envelope_items
 from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, MutableMapping
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 
     from tap_contactbased.job import ExportJob
     from tap_contactbased.settings import Settings
@@ -47,6 +47,24 @@ def feed_cap(feed: Mapping[str, t.Any]) -> int | None:
     """A feed's `max_lookback_days`, when the API gives it as a positive whole number."""
     cap = feed.get("max_lookback_days")
     return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+
+
+def unknown_feeds_problem(unknown: Sequence[str], feeds: Mapping[str, t.Any]) -> str:
+    """The problem with configured feeds the organization does not have, naming those it has."""
+    known = ", ".join(sorted(feeds)) or "none"
+    return (
+        f"feed_ids contains {', '.join(unknown)}, not a feed of this organization "
+        f"(known feeds: {known})"
+    )
+
+
+def settings_refusal(problems: Sequence[str]) -> ConfigError:
+    """The one refusal of settings that do not fit the organization, naming every problem."""
+    return ConfigError(
+        f"The settings do not fit this organization, so nothing was created: "
+        f"{'; '.join(problems)}. Fix them (the feeds and bundles streams list what exists) "
+        "and run again."
+    )
 
 
 @dataclass
@@ -265,12 +283,7 @@ class RunContext:
         feeds = self.feeds(api)
         found = feeds.get(feed_id.lower())
         if found is None:
-            known = ", ".join(sorted(feeds)) or "none"
-            msg = (
-                f"feed_ids contains {feed_id}, which is not a feed of this organization. "
-                f"Known feeds: {known}. Fix feed_ids (the feeds stream lists them)."
-            )
-            raise ConfigError(msg)
+            raise settings_refusal([unknown_feeds_problem([feed_id], feeds)])
         return found
 
     def bundle_problems(self, api: ApiClient) -> list[str]:

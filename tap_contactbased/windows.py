@@ -51,3 +51,8 @@ def plan_window(
     if start > yesterday:
         return None
     return Window(days, start, today, yesterday, skipped)
+
+
+def window_text(window: Window | None) -> str:
+    """`2026-11-21..2026-11-27` for log lines and errors, `?` before a window is planned."""
+    return "?" if window is None else f"{window.start_date}..{window.end_date}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import typing as t
 
@@ -9,10 +10,12 @@ import pytest
 
 from tap_contactbased import retry
 from tap_contactbased.job import WaitPolicy
-from tap_contactbased.streams import export_rows
 from tests.distributions import Distributions, build
 from tests.fake_api import FakeContactBased
 from tests.fast_retries import FAST_RETRY_WAITS
+
+if t.TYPE_CHECKING:
+    from tap_contactbased.settings import Settings
 
 # Every stream of the tap, in the order a sync runs them.
 ALL_STREAMS = [
@@ -71,13 +74,15 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def shorten_export_waits(monkeypatch: pytest.MonkeyPatch, **seconds: float) -> None:
     """Give up on exports after `seconds` (`timeout_seconds`, `stall_timeout_seconds`).
 
-    Below the settings' floors, in this process only: for tests of a run that gives up.
+    Below the settings' floors, in this process only: for tests of a run that gives up. The
+    run takes its waits from `WaitPolicy.from_settings` alone, so that is what is shortened.
     """
+    of_settings = WaitPolicy.from_settings
 
-    def shortened(**fields: t.Any) -> WaitPolicy:
-        return WaitPolicy(**{**fields, **seconds})
+    def shortened(settings: Settings) -> WaitPolicy:
+        return dataclasses.replace(of_settings(settings), **seconds)
 
-    monkeypatch.setattr(export_rows, "WaitPolicy", shortened)
+    monkeypatch.setattr(WaitPolicy, "from_settings", shortened)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import typing as t
 
 import pytest
@@ -210,6 +211,40 @@ def test_plan_only_creates_nothing_and_reports(
     assert result.records("export_rows") == []
     assert api.created_exports == []
     assert api.count_requests("POST", "/intent/feeds/exports/count") == len(config["feed_ids"])
+
+
+def test_plan_only_with_a_reusable_export_counts_no_cost(
+    api: FakeContactBased, config: dict[str, t.Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reusing costs nothing: the spend check must not see an export of unknown cost, which
+    # under max_records_per_run refuses the run and without it warns.
+    feed_id = config["feed_ids"][0]
+    one_feed = {**config, "feed_ids": [feed_id]}
+    run_tap(one_feed, streams=["export_rows"])
+    (reusable,) = api.created_exports
+    on_api = api.exports[reusable].summary()
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(
+            {**one_feed, "plan_only": True, "max_records_per_run": 1},
+            streams=["export_rows"],
+            state={},
+        )
+
+    assert result.records("export_rows") == []
+    assert api.created_exports == [reusable]
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"Plan: would reuse export {reusable} of feed {feed_id}; nothing to spend." in messages
+    assert not any("would reserve" in m for m in messages)
+    receipt = next(r for r in caplog.records if r.getMessage().startswith("Cost receipt"))
+    assert receipt.__dict__["cost_receipt"]["exports_planned"] == [
+        {
+            "feed_id": feed_id,
+            "start_date": on_api["start_date"],
+            "end_date": on_api["end_date"],
+            "reuse_export_id": reusable,
+        }
+    ]
 
 
 def test_connection_test_creates_no_export(

@@ -25,21 +25,31 @@ NEVER = {
     "endpoints": {"*"},
     "spelling": {"*"},
     "errors": {"*"},
-    "retry": {"api_client", "client", "streams", "job", "readers", "orchestrator", "run"},
+    "retry": {"api_client", "client", "streams", "job", "readers", "plan", "scheduler", "run"},
     "api_client": {
         "client",
         "streams",
         "tap",
         "cli",
         "job",
-        "orchestrator",
+        "plan",
+        "scheduler",
         "readers",
         "run",
         "lifecycle",
         "pagination",
     },
     "pagination": {"client", "streams", "tap", "cli"},
-    "probe": {"client", "streams", "tap", "cli", "sdk_internals", "orchestrator", "job"},
+    "job": {"plan", "scheduler", "lifecycle", "api_client", "readers", "client", "streams"},
+    "lifecycle": {"job", "plan", "scheduler", "client", "streams", "tap", "cli"},
+    "run": {"plan", "scheduler", "client", "streams", "tap", "cli"},
+    # The plan is made before anything is scheduled; the scheduler needs no plan, only jobs.
+    "plan": {"scheduler", "readers", "client", "streams", "tap", "cli"},
+    "scheduler": {"plan", "readers", "client", "streams", "tap", "cli"},
+    "probe": {"client", "streams", "tap", "cli", "sdk_internals", "plan", "scheduler", "job"},
+    # Rows are read, then typed: the reader hands the typer its chunks, never the reverse.
+    "readers": {"client", "streams", "job", "plan", "scheduler"},
+    "coercion": {"api_client", "retry", "readers", "client", "streams", "job", "plan", "scheduler"},
 }
 
 Imports = dict[str, set[tuple[str, int]]]

@@ -10,9 +10,8 @@ import pytest
 
 from tap_contactbased.errors import StateError
 from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
-from tap_contactbased.orchestrator import ExportRun
-from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
+from tap_contactbased.scheduler import Scheduler
 from tap_contactbased.settings import Settings
 from tap_contactbased.state import InFlight
 from tap_contactbased.summary import ExportSummary
@@ -220,34 +219,40 @@ class ScriptedExports:
         return {current.export_id: current}
 
 
+class NotedDelivery:
+    """A delivery that notes each job it reads, giving one record of each."""
+
+    def __init__(self) -> None:
+        self.read: list[ExportJob] = []
+
+    def rows(self, job: ExportJob) -> t.Iterator[dict[str, t.Any]]:
+        self.read.append(job)
+        yield {}
+
+    def checkpoint(self) -> None:
+        pass
+
+
 def wait_for(
     script: list[tuple[float, ExportSummary]],
 ) -> tuple[ExportJob, VirtualTime, ScriptedExports]:
     time = VirtualTime()
     exports = ScriptedExports(time, script)
     settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
-    run = ExportRun(
-        api=t.cast(t.Any, None),
-        lifecycle=t.cast(t.Any, exports),
-        run=RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+    job = started_job(at=0.0)
+    delivery = NotedDelivery()
+    scheduler = Scheduler(
+        (job,),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        delivery,
         wait=POLICY,
-        retry=RetryPolicy(1, 60, 8, 120),
-        state_of=lambda _feed: {},
-        checkpoint=lambda: None,
         logger=logging.getLogger("test"),
         clock=time.clock,
         sleep=time.sleep,
     )
-    job = started_job(at=0.0)
-    run.jobs.append(job)
-    read: list[ExportJob] = []
-
-    def reader(ready: ExportJob) -> t.Iterator[dict[str, t.Any]]:
-        read.append(ready)
-        yield {}
-
-    list(run.records(reader))
-    assert read in ([], [job])
+    list(scheduler.run())
+    assert delivery.read in ([], [job])
     return job, time, exports
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
+from tap_contactbased.coercion import RowTyper, TypedChunk
 from tap_contactbased.errors import ApiError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.readers import ExportToRead, make_reader
@@ -34,41 +35,18 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_contactbased.readers import Chunk
     from tap_contactbased.run import RunContext
 
 BATCH_SIZE = 1000
 CONTACT_ID = re.compile(CONTACT_ID_PATTERN)
+# What a re-read types: the id, and the day that says whether the row was delivered.
+ID_AND_DAY = {name: schemas.ROW_COLUMN_TYPES[name] for name in ("contact_id", "signal_date")}
 
 
 def batches(ids: Sequence[str], size: int = BATCH_SIZE) -> Iterator[Sequence[str]]:
     """Consecutive batches of at most `size` ids; the last one may be partial."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
-
-
-def contact_ids_in(chunk: Chunk, deliver_through: str | None) -> Iterator[str]:
-    """The contact ids of a chunk's rows that a run delivered (by `signal_date`)."""
-    header = chunk.header
-    id_column = next((c for c in header if c in schemas.CONTACT_ID_ALIASES), None)
-    if id_column is None:
-        return
-    if chunk.form == "csv":
-        id_index = header.index(id_column)
-        date_index = header.index("signal_date") if "signal_date" in header else None
-        for row in chunk.rows:
-            day = row[date_index] if date_index is not None and date_index < len(row) else None
-            if deliver_through is not None and day and day > deliver_through:
-                continue
-            if id_index < len(row) and row[id_index]:
-                yield row[id_index]
-    else:
-        for row in chunk.rows:
-            day = row.get("signal_date")
-            if deliver_through is not None and day and day > deliver_through:
-                continue
-            if contact_id := row.get(id_column):
-                yield contact_id
 
 
 class EnrichmentStream(ContactBasedStream):
@@ -162,8 +140,12 @@ class EnrichmentStream(ContactBasedStream):
         self.logger.info("Reading the contact ids of %s again for enrichment.", name)
         to_read = ExportToRead.of(export, name, page_size=self.settings.page_size)
         reader = make_reader(self.settings.read_mode, self.client, to_read)
+        through = entry.get("deliver_through")
         for chunk in reader.chunks(1):
-            yield from contact_ids_in(chunk, entry.get("deliver_through"))
+            # The rows the run delivered, chosen as the delivery chose them.
+            for record in TypedChunk(chunk, RowTyper(chunk.header, ID_AND_DAY, {}), through, None):
+                if contact_id := record["contact_id"]:
+                    yield contact_id
 
     def _enrich(self, ids: list[str]) -> Iterator[dict[str, t.Any]]:
         bundles = self.settings.enrichment_bundles

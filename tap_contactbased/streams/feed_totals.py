@@ -8,6 +8,7 @@ import typing as t
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ContractError
+from tap_contactbased.run import feed_cap
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -43,12 +44,8 @@ class FeedTotalsStream(ContactBasedStream):
         if not settings.feed_ids:
             self.logger.info("feed_ids is empty: feed_totals emits nothing.")
         for feed_id in settings.feed_ids:
-            feed = self.run.feed(self.client, feed_id)
-            cap = feed.get("max_lookback_days")
-            lookback = min(
-                settings.lookback_days,
-                cap if isinstance(cap, int) and cap > 0 else settings.lookback_days,
-            )
+            cap = feed_cap(self.run.feed(self.client, feed_id))
+            lookback = min(settings.lookback_days, cap or settings.lookback_days)
             answer = self.client.post(
                 endpoints.SEARCH,
                 {"feed_id": feed_id, "lookback_days": lookback, "include_daily_counts": True},

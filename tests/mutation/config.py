@@ -9,7 +9,8 @@ from __future__ import annotations
 # The modules that keep the promises, as paths in the repository.
 MODULES = (
     "tap_contactbased/job.py",
-    "tap_contactbased/orchestrator.py",
+    "tap_contactbased/plan.py",
+    "tap_contactbased/scheduler.py",
     "tap_contactbased/lifecycle.py",
     "tap_contactbased/summary.py",
     "tap_contactbased/readers.py",

@@ -1,0 +1,397 @@
+"""The plan of a run: what each feed's export will be and what the run would spend, free.
+
+1. Check every configured feed and bundle, and each fresh feed's lookback, against the
+   organization, naming every offender at once.
+2. Resume the exports the state names in flight, looked up in one request and checked
+   against the API before any of them is trusted.
+3. Plan each feed's window; reuse an identical export, or count the one to create.
+4. Check the spend: what the creates would reserve, summed, against `max_records_per_run`
+   and the credit pool. A refusal names the total and the parts.
+
+The result is a frozen `Plan`: each feed's job, its `PlannedExport` line, and the `Spend`.
+`plan_only` reports it and starts nothing; otherwise the jobs go to the scheduler.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import typing as t
+from dataclasses import dataclass
+
+from tap_contactbased.errors import ContractError, CreditError
+from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
+from tap_contactbased.lifecycle import describe_counts, number_text
+from tap_contactbased.run import feed_cap, settings_refusal, unknown_feeds_problem
+from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
+from tap_contactbased.summary import ExportOptions, ExportStatus
+from tap_contactbased.windows import SNAPSHOT, Window, plan_window, window_text
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+
+    from tap_contactbased.job import WaitPolicy
+    from tap_contactbased.lifecycle import ExportLifecycle
+    from tap_contactbased.run import Receipt, RunContext
+    from tap_contactbased.settings import Settings
+    from tap_contactbased.summary import ExportSummary
+
+    FeedState = MutableMapping[str, t.Any]
+
+
+@dataclass(frozen=True)
+class PlannedExport:
+    """One line of the plan: a feed's export to resume, to reuse, or to create."""
+
+    feed_id: str
+    action: t.Literal["resume", "reuse", "create"]
+    window: Window | None = None
+    export_id: str | None = None  # the export to resume or reuse
+    described: str = ""  # the export to resume, as log lines name it
+    total_rows: int | None = None  # of the export to create, as counted
+    records_required: int | None = None
+
+    def as_receipt(self) -> dict[str, t.Any]:
+        """The line as the cost receipt's `exports_planned` lists it."""
+        entry: dict[str, t.Any] = {"feed_id": self.feed_id}
+        if self.window is not None:
+            entry["start_date"] = self.window.start_date.isoformat()
+            entry["end_date"] = self.window.end_date.isoformat()
+        if self.action == "resume":
+            entry["resume_export_id"] = self.export_id
+        elif self.action == "reuse":
+            entry["reuse_export_id"] = self.export_id
+        else:
+            entry.update(total_rows=self.total_rows, records_required=self.records_required)
+        return entry
+
+    def line(self) -> str:
+        """The line as `plan_only` logs it."""
+        if self.action == "resume":
+            return f"Plan: would resume {self.described}; nothing to spend."
+        if self.action == "reuse":
+            return (
+                f"Plan: would reuse export {self.export_id} of feed {self.feed_id}; "
+                "nothing to spend."
+            )
+        return (
+            f"Plan: would export feed {self.feed_id} for {window_text(self.window)}: "
+            f"{number_text(self.total_rows)} rows, reserving {number_text(self.records_required)} "
+            "records credits. Nothing was created (plan_only)."
+        )
+
+
+@dataclass(frozen=True)
+class Spend:
+    """The records credits each export to create would reserve, by feed (None: not said)."""
+
+    parts: Mapping[str, int | None]
+
+    @property
+    def known(self) -> dict[str, int]:
+        """The parts the count gave."""
+        return {feed: cost for feed, cost in self.parts.items() if cost is not None}
+
+    @property
+    def total(self) -> int:
+        """The known parts, summed."""
+        return sum(self.known.values())
+
+    @property
+    def unknown(self) -> list[str]:
+        """The feeds whose count did not say what their export would reserve."""
+        return [feed for feed, cost in self.parts.items() if cost is None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every job of the run, a line for each, and what the creates would spend."""
+
+    jobs: tuple[ExportJob, ...]
+    exports: tuple[PlannedExport, ...]
+    spend: Spend
+
+    @classmethod
+    def of(cls, planned: Sequence[tuple[ExportJob, PlannedExport]]) -> Plan:
+        """The plan of these jobs; only exports still to create (counted) are spent on."""
+        to_create = [
+            row for job, row in planned if row.action == "create" and job.phase is Phase.PLANNED
+        ]
+        return cls(
+            jobs=tuple(job for job, _ in planned),
+            exports=tuple(row for _, row in planned),
+            spend=Spend({row.feed_id: row.records_required for row in to_create}),
+        )
+
+    def report(self, receipt: Receipt, logger: logging.Logger) -> None:
+        """Log each line and list it in the receipt (`plan_only`)."""
+        for row in self.exports:
+            logger.info("%s", row.line())
+            receipt.exports_planned.append(row.as_receipt())
+
+
+class Planner:
+    """Builds the `Plan` of a run from its settings, its state and the API, for free."""
+
+    def __init__(
+        self,
+        run: RunContext,
+        lifecycle: ExportLifecycle,
+        states: Mapping[str, FeedState],
+        *,
+        wait: WaitPolicy,
+        logger: logging.Logger,
+        clock: Callable[[], float] = time.monotonic,
+        delivered_before: Collection[str] = (),
+    ) -> None:
+        """Plan `run`'s feeds, whose state entries `states` holds by feed id.
+
+        `delivered_before`: feeds an earlier run already delivered in the snapshot this run
+        finishes (`snapshot.SnapshotVersion`): not exported again.
+        """
+        self._run = run
+        self._lifecycle = lifecycle
+        self._states = states
+        self._wait = wait
+        self._logger = logger
+        self._clock = clock
+        self._delivered_before = frozenset(delivered_before)
+
+    @property
+    def settings(self) -> Settings:
+        return self._run.settings
+
+    def plan(self) -> Plan:
+        """The plan, or a `ConfigError`/`CreditError` naming every offending setting or state."""
+        settings = self.settings
+        feeds = self.check_settings()
+        today = self._lifecycle.api_today(settings.feed_ids[0])
+        resumed = self._resume(today)
+        self._run.check_pending_enrichment(self._run.client)
+        planned: list[tuple[ExportJob, PlannedExport]] = []
+        for feed_id in settings.feed_ids:
+            if feed_id in self._delivered_before:
+                self._logger.info(
+                    "Feed %s was delivered by an earlier run in the snapshot this run "
+                    "finishes: not exported again.",
+                    feed_id,
+                )
+                continue
+            earlier = resumed.get(feed_id)
+            if earlier is not None:
+                planned.append(earlier)
+                if settings.export_mode == SNAPSHOT:
+                    continue
+            cap = feed_cap(feeds[feed_id]) or settings.lookback_days
+            line = self._plan_feed(feed_id, cap, today, earlier[0] if earlier else None)
+            if line is not None:
+                planned.append(line)
+        plan = Plan.of(planned)
+        if settings.plan_only:
+            plan.report(self._run.receipt, self._logger)
+        check_spend(plan.spend, settings, self._lifecycle, self._logger)
+        return plan
+
+    def check_settings(self) -> dict[str, dict[str, t.Any]]:
+        """The organization's feeds, once every feed, bundle and lookback is known to fit.
+
+        A `ConfigError` names every setting that does not fit, not only the first.
+        """
+        settings = self.settings
+        feeds = self._run.feeds(self._run.client)
+        problems = self._run.bundle_problems(self._run.client)
+        unknown = [f for f in settings.feed_ids if f not in feeds]
+        if unknown:
+            problems.insert(0, unknown_feeds_problem(unknown, feeds))
+        for feed_id in settings.feed_ids:
+            cap = feed_cap(feeds.get(feed_id) or {}) or settings.lookback_days
+            state = self._states[feed_id]
+            fresh = "delivered_through" not in state and "in_flight" not in state
+            if feed_id in feeds and fresh and settings.lookback_days > cap:
+                problems.append(
+                    f"lookback_days is {settings.lookback_days} but feed {feed_id} allows at "
+                    f"most {cap} (max_lookback_days)"
+                )
+        if problems:
+            raise settings_refusal(problems)
+        return feeds
+
+    def _resume(self, today: datetime.date) -> dict[str, tuple[ExportJob, PlannedExport]]:
+        """Jobs for the exports earlier runs left in flight, looked up in one request.
+
+        Before any of them is resumed, the state is checked against the API: each export
+        in flight must be its feed's, of the window and size the state says, and no day
+        delivered after the API's today. A `StateMismatchError` names every misfit.
+        """
+        flights: dict[str, InFlight] = {}
+        problems: list[str | None] = []
+        for feed_id in self.settings.feed_ids:
+            state = self._states[feed_id]
+            where = f"bookmarks.export_rows, feed {feed_id}"
+            if "in_flight" in state:
+                flight = InFlight.from_state(state["in_flight"], f"{where}, in_flight")
+                flights[feed_id] = flight
+                through = flight.deliver_through
+                problems.append(
+                    future_bookmark(through, today, f"{where}, in_flight.deliver_through")
+                )
+            through = state.get("delivered_through")
+            problems.append(future_bookmark(through, today, f"{where}, delivered_through"))
+        summaries = self._lifecycle.summaries([f.export_id for f in flights.values()])
+        for feed_id, flight in flights.items():
+            summary = summaries.get(flight.export_id)
+            if summary is not None and summary.status is not ExportStatus.FAILED:
+                problems.extend(self._misfits(feed_id, flight, summary))
+        if any(problems):
+            raise StateMismatchError([p for p in problems if p])
+        jobs = {}
+        for feed_id, flight in flights.items():
+            summary = summaries.get(flight.export_id)
+            job = ExportJob.resumed(feed_id, self._states[feed_id], flight)
+            if summary is None or summary.status is ExportStatus.FAILED:
+                self._logger.warning(
+                    "The export %s left in flight for feed %s by an earlier run is %s; "
+                    "planning a new one.",
+                    flight.export_id,
+                    feed_id,
+                    "gone" if summary is None else "failed",
+                )
+                job.drop_flight()
+                continue
+            line = PlannedExport(
+                feed_id, "resume", export_id=flight.export_id, described=job.describe(summary)
+            )
+            if not self.settings.plan_only:
+                job.start(summary, Origin.RESUMED, self._clock())
+                job.observe(summary, self._wait, self._clock())
+                self._logger.info(
+                    "Resuming %s after row %d, left in flight by an earlier run.",
+                    job.describe(),
+                    flight.rows_done,
+                )
+                self._run.receipt.exports_reused.append(flight.export_id)
+            jobs[feed_id] = (job, line)
+        return jobs
+
+    def _misfits(self, feed_id: str, flight: InFlight, summary: ExportSummary) -> list[str]:
+        """What the API contradicts in a feed's export in flight, the feed's own included."""
+        where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
+        problems = flight_misfits(flight, summary, where)
+        if not self._lifecycle.is_export_of(summary, feed_id):
+            problems.insert(
+                0,
+                f"{where} names export {flight.export_id}, an export of feed "
+                f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry",
+            )
+        return problems
+
+    def _plan_feed(
+        self, feed_id: str, cap: int, today: datetime.date, earlier: ExportJob | None
+    ) -> tuple[ExportJob, PlannedExport] | None:
+        """The feed's next window, reused or counted; None when no complete day is left."""
+        settings = self.settings
+        state = self._states[feed_id]
+        delivered = state.get("delivered_through")
+        if earlier is not None:
+            assert earlier.flight is not None
+            delivered = earlier.flight.deliver_through
+        window = plan_window(
+            mode=settings.export_mode,
+            today=today,
+            lookback_days=settings.lookback_days,
+            max_lookback_days=cap,
+            delivered_through=None if delivered is None else datetime.date.fromisoformat(delivered),
+        )
+        if window is None:
+            if earlier is None:  # else the feed's resumed export delivers what there is
+                self._nothing_to_export(feed_id, today, fresh=delivered is None)
+            return None
+        if window.skipped_days:
+            self._logger.warning(
+                "Feed %s was last delivered through %s, more than its max_lookback_days (%d) "
+                "ago: %d day(s) before %s cannot be exported any more and are skipped.",
+                feed_id,
+                delivered,
+                cap,
+                window.skipped_days,
+                window.start_date,
+            )
+        options = ExportOptions.from_settings(settings, feed_id, window.lookback_days)
+        job = ExportJob(feed_id, state, window=window, options=options, after=earlier)
+        reusable = self._lifecycle.find_reusable(
+            options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
+        )
+        if reusable is not None and earlier is None:
+            if not settings.plan_only:
+                job.start(reusable, Origin.REUSED, self._clock())
+                self._logger.info(
+                    "Reusing %s (%s) instead of creating one.", job.describe(), reusable.status_text
+                )
+                self._run.receipt.exports_reused.append(reusable.export_id)
+                job.observe(reusable, self._wait, self._clock())
+            return job, PlannedExport(feed_id, "reuse", window, export_id=reusable.export_id)
+        try:
+            count = self._lifecycle.count(options)
+        except ContractError as exc:  # an answer beyond use stops only its feed
+            job.fail(f"counting the export of feed {feed_id} failed: {exc}")
+            return job, PlannedExport(feed_id, "create", window)
+        job.counted(count.total_rows, count.cost)
+        return job, PlannedExport(
+            feed_id, "create", window, total_rows=count.total_rows, records_required=count.cost
+        )
+
+    def _nothing_to_export(self, feed_id: str, today: datetime.date, *, fresh: bool) -> None:
+        """A feed with no complete day to export: a new feed's bookmark starts at yesterday."""
+        state = self._states[feed_id]
+        yesterday = (today - datetime.timedelta(days=1)).isoformat()
+        if fresh and not self.settings.plan_only:
+            start_bookmark(state, yesterday)
+        self._logger.info(
+            "Feed %s is delivered through %s: no complete day to export before %s.",
+            feed_id,
+            state.get("delivered_through", yesterday),
+            today,
+        )
+
+
+def check_spend(
+    spend: Spend, settings: Settings, lifecycle: ExportLifecycle, logger: logging.Logger
+) -> None:
+    """Refuse, before anything is created, a run that would spend more than allowed."""
+    if not spend.parts:
+        return
+    known, total, unknown = spend.known, spend.total, spend.unknown
+    reserve = f"This run would reserve {total:,} records credits ({describe_counts(known)})"
+    cap = settings.max_records_per_run
+    if cap is not None and unknown:
+        msg = (
+            f"POST /intent/feeds/exports/count did not say what the export of feed(s) "
+            f"{', '.join(unknown)} would reserve, so the run cannot be held to "
+            f"max_records_per_run ({cap:,}); nothing was created. Report this difference."
+        )
+        raise CreditError(msg)
+    if cap is not None and total > cap:
+        msg = (
+            f"{reserve}, more than max_records_per_run ({cap:,}) allows; nothing was "
+            "created. Raise the cap, lower lookback_days or max_rows, or run fewer feeds."
+        )
+        raise CreditError(msg)
+    remaining = lifecycle.credits_remaining()
+    if remaining is None:
+        logger.warning(
+            "GET /organization/credits did not say what is left; the API itself refuses "
+            "(402) an export the pool cannot pay for."
+        )
+    elif total > remaining:
+        msg = (
+            f"{reserve}, but only {remaining:,} are left in the credit pool; nothing was "
+            "created. Lower lookback_days or max_rows, or add credits."
+        )
+        raise CreditError(msg)
+    if unknown:
+        logger.warning(
+            "POST /intent/feeds/exports/count did not say what the export of feed(s) %s "
+            "would reserve; they are created without that check.",
+            ", ".join(unknown),
+        )
