@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as t
 
+import pytest
 import requests
 
 from tap_contactbased import endpoints
@@ -73,3 +74,9 @@ def in_flight(api: FakeContactBased, export_id: str, **changes: t.Any) -> dict[s
         "page_size": 1000,
     }
     return {**record, **changes}
+
+
+def cost_receipt(caplog: pytest.LogCaptureFixture) -> dict[str, t.Any]:
+    """The cost receipt a run logged, as its structured event carries it."""
+    line = next(r for r in caplog.records if r.getMessage().startswith("Cost receipt"))
+    return dict(line.__dict__["cost_receipt"])

@@ -21,7 +21,14 @@ from tests.conftest import TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api import exports as fake_exports
-from tests.run_checks import feed_entry, in_flight, one_clear_line, partition, tap_state
+from tests.run_checks import (
+    cost_receipt,
+    feed_entry,
+    in_flight,
+    one_clear_line,
+    partition,
+    tap_state,
+)
 from tests.singer_run import SyncResult, run_tap
 
 UNKNOWN_FEED = "00000000-0000-4000-8000-000000000000"
@@ -37,12 +44,6 @@ def days(first: datetime.date, last: datetime.date) -> set[str]:
 
 def signal_days(result: SyncResult) -> set[str]:
     return {r["signal_date"] for r in result.records("export_rows")}
-
-
-def receipt(caplog: pytest.LogCaptureFixture) -> dict[str, t.Any]:
-    """The cost receipt the run logged, as its structured event carries it."""
-    line = next(r for r in caplog.records if r.getMessage().startswith("Cost receipt"))
-    return dict(line.__dict__["cost_receipt"])
 
 
 def count_requests(api: FakeContactBased) -> int:
@@ -193,7 +194,7 @@ def test_plan_only_reports_each_feed_to_resume_to_reuse_or_to_create(
         f"Plan: would export feed {create} for {start}..{end}: {rows:,} rows, reserving "
         f"{rows:,} records credits. Nothing was created (plan_only).",
     ]
-    logged = receipt(caplog)
+    logged = cost_receipt(caplog)
     assert logged["exports_planned"] == [
         {"feed_id": resume, "resume_export_id": to_resume},
         {"feed_id": reuse, "start_date": start, "end_date": end, "reuse_export_id": to_reuse},
@@ -231,7 +232,7 @@ def test_a_run_resumes_and_reuses_at_planning_and_lists_both_in_its_receipt(
     assert "appeared since the run was planned" not in caplog.text
     assert not any(r.getMessage().startswith("Plan: ") for r in caplog.records)
     assert "would reserve; they are created without that check" not in caplog.text
-    logged = receipt(caplog)
+    logged = cost_receipt(caplog)
     assert logged["reused"] == [to_resume, to_reuse]
     assert logged["exports_planned"] == []
     expected = {}
