@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from tap_contactbased import endpoints
+from tap_contactbased.run import feed_cap
 from tap_contactbased.summary import ExportOptions
 from tests.conftest import TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
@@ -108,6 +109,23 @@ def test_a_feed_not_run_for_longer_than_its_cap_delivers_its_last_days_and_names
     assert by_key(result.records("export_rows")) == delivered_rows(api, export_id, YESTERDAY)
     assert signal_days(result) == days(first, YESTERDAY)
     assert partition(result.last_state, feed)["delivered_through"] == YESTERDAY.isoformat()
+
+
+def test_a_feed_capped_at_one_day_is_capped_and_a_cap_of_zero_is_no_cap(
+    api: FakeContactBased,
+) -> None:
+    api.feeds[0]["max_lookback_days"] = 1
+    config = make_config(api, feed_ids=api.feed_ids[:1], lookback_days=2)
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    one_clear_line(result.error)
+    assert (
+        f"lookback_days is 2 but feed {api.feed_ids[0]} allows at most 1 (max_lookback_days)"
+        in str(result.error)
+    )
+    assert api.created_exports == []
+    assert feed_cap({"max_lookback_days": 0}) is None  # a cap of no day caps nothing
 
 
 # A new feed with no complete day to export yet
