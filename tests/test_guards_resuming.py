@@ -16,6 +16,7 @@ import typing as t
 import pytest
 
 from tap_contactbased import endpoints, retry
+from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.summary import ExportOptions
 from tests.conftest import TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
@@ -219,6 +220,38 @@ def test_a_state_in_flight_keeps_the_page_size_the_api_does_not_echo(
     assert resumed_line(export_id, feed) in caplog.text
     assert by_key(result.records("export_rows")) == delivered_rows(api, export_id, YESTERDAY)
     assert api.created_exports == [export_id]
+
+
+def test_an_export_created_after_the_apis_midnight_is_recorded_with_its_own_window(
+    api: FakeContactBased, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = api.feed_ids[0]
+    count = ExportLifecycle.count
+
+    def midnight_after_the_count(lifecycle: ExportLifecycle, options: t.Any) -> t.Any:
+        counted = count(lifecycle, options)
+        api.today = TODAY + datetime.timedelta(days=1)  # the create makes a later window
+        return counted
+
+    monkeypatch.setattr(ExportLifecycle, "count", midnight_after_the_count)
+    config = make_config(api, feed_ids=[feed])
+
+    first = run_tap(config, streams=["export_rows"])
+
+    (created,) = api.created_exports
+    written = next(s for s in first.states if partition(s, feed).get("in_flight"))
+    flight = partition(written, feed)["in_flight"]
+    assert (flight["start_date"], flight["end_date"]) == (day(5), day(-1))  # not the plan's
+    assert flight["deliver_through"] == YESTERDAY.isoformat()
+    monkeypatch.setattr(ExportLifecycle, "count", count)
+    # The state written while it was in flight resumes it: the window it names is the API's.
+    again = run_tap(config, streams=["export_rows"], state=written)
+
+    first_created, later = api.created_exports  # the later one: the day completed since
+    assert first_created == created
+    assert api.exports[later].summary()["start_date"] == TODAY.isoformat()
+    expected = {**delivered_rows(api, created, YESTERDAY), **delivered_rows(api, later, TODAY)}
+    assert by_key(again.records("export_rows")) == expected
 
 
 # The STATE that records a new export in flight
