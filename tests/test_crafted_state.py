@@ -47,6 +47,19 @@ def another_feeds_export(api: FakeContactBased) -> Crafted:
     return Crafted(state, f"names export {theirs}, an export of feed {api.feed_ids[1]}")
 
 
+def another_feeds_export_of_another_window(api: FakeContactBased) -> Crafted:
+    theirs = api.make_ready_export(api.feed_ids[1], 3, page_size=1000)
+    record = in_flight(api, theirs, start_date="2026-11-21")
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
+    where = f"bookmarks.export_rows, feed {api.feed_ids[0]}, in_flight"
+    # Whose export it is comes first: it is the misfit that makes the others moot.
+    return Crafted(
+        state,
+        f"{where} names export {theirs}, an export of feed {api.feed_ids[1]} on the API: remove "
+        f"that in_flight entry; {where} says export {theirs} covers 2026-11-21..",
+    )
+
+
 def another_window(api: FakeContactBased) -> Crafted:
     short = api.make_ready_export(api.feed_ids[0], 3, page_size=1000)
     record = in_flight(api, short, start_date="2026-11-21")
@@ -76,6 +89,15 @@ def future_bookmark(api: FakeContactBased) -> Crafted:
     return Crafted(state, f"delivered_through is {future}, after the API's today ({TODAY})")
 
 
+def future_delivery_in_flight(api: FakeContactBased) -> Crafted:
+    future = (TODAY + datetime.timedelta(days=5)).isoformat()
+    mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
+    state = tap_state(
+        feed_entry(api.feed_ids[0], in_flight=in_flight(api, mine, deliver_through=future))
+    )
+    return Crafted(state, f"in_flight.deliver_through is {future}, after the API's today ({TODAY})")
+
+
 def big_export_of(api: FakeContactBased, feed_index: int) -> str:
     """A ready export with many contacts, as one a state should not make the tap enrich."""
     return api.make_ready_export(api.feed_ids[feed_index], 30, page_size=1000)
@@ -85,6 +107,15 @@ def pending_of_an_unconfigured_feed(api: FakeContactBased) -> Crafted:
     mine, theirs = api.make_ready_export(api.feed_ids[0], 7), big_export_of(api, 2)
     entry = {"export_id": theirs, "feed_id": api.feed_ids[2], "deliver_through": None}
     state = tap_state(delivered(api.feed_ids[0], mine), pending=[entry])
+    return Crafted(state, f"names export {theirs} of feed {api.feed_ids[2]}, which is not in")
+
+
+def pending_of_an_unconfigured_feed_with_days_to_export(api: FakeContactBased) -> Crafted:
+    """The export stream would create an export before the enrichment stream runs."""
+    theirs = big_export_of(api, 2)
+    entry = {"export_id": theirs, "feed_id": api.feed_ids[2], "deliver_through": None}
+    bookmark = (TODAY - datetime.timedelta(days=3)).isoformat()
+    state = tap_state(feed_entry(api.feed_ids[0], delivered_through=bookmark), pending=[entry])
     return Crafted(state, f"names export {theirs} of feed {api.feed_ids[2]}, which is not in")
 
 
@@ -111,11 +142,16 @@ def pending_of_another_feed_named_last(api: FakeContactBased) -> Crafted:
 
 CASES: dict[str, t.Callable[[FakeContactBased], Crafted]] = {
     "another feed's export in flight": another_feeds_export,
+    "another feed's export of another window in flight": another_feeds_export_of_another_window,
     "an export of another window in flight": another_window,
     "rows_done past the export's rows": oversized_rows_done,
     "expected_rows past the export's rows": oversized_expected_rows,
     "a bookmark after the API's today": future_bookmark,
+    "an export in flight delivering after the API's today": future_delivery_in_flight,
     "a pending export of a feed not configured": pending_of_an_unconfigured_feed,
+    "a pending export of a feed not configured, days to export": (
+        pending_of_an_unconfigured_feed_with_days_to_export
+    ),
     "a pending export the feed never delivered": pending_the_feed_never_delivered,
     "a pending export with a forged proof": pending_with_a_forged_proof,
     "a pending export of another feed named as the feed's last": pending_of_another_feed_named_last,
