@@ -22,6 +22,7 @@ import requests.auth
 from tap_contactbased import retry
 from tap_contactbased.answers import (
     BadAnswer,
+    UnreadableBodyError,
     decode_answer,
     decoded_answer,
     endpoint_of,
@@ -151,10 +152,6 @@ def transport_error(exc: requests.RequestException, what: str) -> TransientApiEr
 def sending(prepared: requests.PreparedRequest) -> str:
     """What the retry warnings call a request: `Sending POST /intent/feeds/exports/list`."""
     return f"Sending {endpoint_of(prepared)}"
-
-
-class UnreadableBodyError(ValueError):
-    """A body that arrived whole but cannot be read as what it should be."""
 
 
 class KeyAuth(requests.auth.AuthBase):
