@@ -20,6 +20,7 @@ from tap_contactbased.errors import ConfigError, ContractError, ExportError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.pagination import envelope_items
 from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
+from tap_contactbased.values import is_int
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -46,7 +47,7 @@ def iterate_feeds(api: ApiClient) -> Iterator[t.Any]:
 def feed_cap(feed: Mapping[str, t.Any]) -> int | None:
     """A feed's `max_lookback_days`, when the API gives it as a positive whole number."""
     cap = feed.get("max_lookback_days")
-    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+    return cap if is_int(cap) and cap > 0 else None
 
 
 def unknown_feeds_problem(unknown: Sequence[str], feeds: Mapping[str, t.Any]) -> str:
