@@ -23,9 +23,10 @@ from tap_contactbased.errors import ContractError, CreditError
 from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts, number_text
 from tap_contactbased.run import feed_cap, settings_refusal, unknown_feeds_problem
+from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
 from tap_contactbased.summary import ExportOptions, ExportStatus
-from tap_contactbased.windows import SNAPSHOT, Window, plan_window, window_text
+from tap_contactbased.windows import Window, plan_window, window_text
 
 if t.TYPE_CHECKING:
     import logging

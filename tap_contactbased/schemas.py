@@ -162,11 +162,6 @@ COUNT_ANSWER = th.PropertiesList(
     th.Property("rows_with_contact_id", th.IntegerType),
     th.Property("records_required", th.IntegerType),
 )
-DOWNLOAD_URL_ANSWER = th.PropertiesList(
-    th.Property("export_id", th.StringType),
-    th.Property("url", th.URIType),
-    th.Property("expires_at", th.DateTimeType),
-)
 # A page answer is an export summary plus these.
 PAGE_FIELDS = th.PropertiesList(
     th.Property("page", th.IntegerType),

@@ -15,7 +15,8 @@ from singer_sdk import typing as th
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 CONTACT_ID_PATTERN = r"^id_[0-9a-f]{16}$"
 FILTER_OPERATORS = ["eq", "neq", "in", "not_in", "gte", "lte", "between", "contains", "exists"]
-EXPORT_MODES = ["incremental", "snapshot"]
+SNAPSHOT = "snapshot"
+EXPORT_MODES = ["incremental", SNAPSHOT]
 READ_MODES = ["csv", "pages"]
 # Floors of the timing settings. Polls of a building export at most about twice a second
 # (`0` sent 1,895 list requests in 3.7 s); no export created (and billed) only to be given
@@ -275,7 +276,10 @@ def default_of(name: str) -> t.Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """The config, typed, with the schema's defaults filled in."""
+    """The config, typed, with the schema's defaults filled in.
+
+    `emit_activate_version_messages` is read by the streams (`sdk_internals.ActivatedAtEnd`).
+    """
 
     api_url: str
     request_timeout_seconds: int
@@ -288,7 +292,6 @@ class Settings:
     consumer_filters: tuple[dict[str, t.Any], ...]
     export_bundles: tuple[str, ...]
     export_mode: str
-    emit_activate_version_messages: bool
     read_mode: str
     max_records_per_run: int | None
     plan_only: bool
@@ -308,6 +311,10 @@ class Settings:
             value = config.get(name)
             return default_of(name) if value is None else value
 
+        def optional_count(name: str) -> int | None:
+            value = get(name)
+            return None if value is None else int(value)
+
         return cls(
             api_url=str(get("api_url")).rstrip("/"),
             request_timeout_seconds=int(get("request_timeout_seconds")),
@@ -315,26 +322,19 @@ class Settings:
             feed_ids=tuple(dict.fromkeys(str(f).lower() for f in get("feed_ids"))),
             lookback_days=int(get("lookback_days")),
             page_size=int(get("page_size")),
-            max_rows=None if get("max_rows") is None else int(get("max_rows")),
+            max_rows=optional_count("max_rows"),
             require_contact_id=bool(get("require_contact_id")),
             consumer_filters=tuple(dict(f) for f in get("consumer_filters")),
             export_bundles=tuple(get("export_bundles")),
             export_mode=str(get("export_mode")),
-            emit_activate_version_messages=bool(get("emit_activate_version_messages")),
             read_mode=str(get("read_mode")),
-            max_records_per_run=(
-                None if get("max_records_per_run") is None else int(get("max_records_per_run"))
-            ),
+            max_records_per_run=optional_count("max_records_per_run"),
             plan_only=bool(get("plan_only")),
             max_concurrent_exports=int(get("max_concurrent_exports")),
             export_timeout_seconds=float(get("export_timeout_seconds")),
             export_stall_timeout_seconds=float(get("export_stall_timeout_seconds")),
             poll_interval_max_seconds=float(get("poll_interval_max_seconds")),
             enrichment_bundles=tuple(dict.fromkeys(get("enrichment_bundles"))),
-            enrichment_max_contacts=(
-                None
-                if get("enrichment_max_contacts") is None
-                else int(get("enrichment_max_contacts"))
-            ),
+            enrichment_max_contacts=optional_count("enrichment_max_contacts"),
             enrichment_contact_ids=tuple(dict.fromkeys(get("enrichment_contact_ids"))),
         )
