@@ -17,7 +17,7 @@ from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import envelope_items, listed_items
 from tap_contactbased.summary import ExportStatus, ExportSummary, Match
-from tap_contactbased.values import optional_int, timestamp_or_none
+from tap_contactbased.values import date_or_none, optional_int, timestamp_or_none
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -90,11 +90,9 @@ class ExportLifecycle:
         """
         answer = self._client.post(endpoints.SEARCH, {"feed_id": feed_id, "lookback_days": 1})
         for name in ("end_date", "start_date"):  # a one-day window starts on its last day
-            value = answer.get(name) if isinstance(answer, dict) else None
-            try:
-                return datetime.date.fromisoformat(str(value))
-            except ValueError:
-                continue
+            day = date_or_none(answer.get(name) if isinstance(answer, dict) else None)
+            if day is not None:
+                return day
         today = datetime.datetime.now(datetime.timezone.utc).date()
         self._logger.warning(
             "POST %s gave no end_date: taking today as this machine's UTC date, %s; exports "
