@@ -169,7 +169,7 @@ class Planner:
         feeds = self.check_settings()
         today = self._lifecycle.api_today(settings.feed_ids[0])
         resumed = self._resume(today)
-        self._run.check_pending_enrichment(self._run.client)
+        self._run.check_pending_enrichment()
         planned: list[tuple[ExportJob, PlannedExport]] = []
         for feed_id in settings.feed_ids:
             if feed_id in self._delivered_before:
@@ -200,8 +200,8 @@ class Planner:
         A `ConfigError` names every setting that does not fit, not only the first.
         """
         settings = self.settings
-        feeds = self._run.feeds(self._run.client)
-        problems = self._run.bundle_problems(self._run.client)
+        feeds = self._run.feeds()
+        problems = self._run.bundle_problems()
         unknown = [f for f in settings.feed_ids if f not in feeds]
         if unknown:
             problems.insert(0, unknown_feeds_problem(unknown, feeds))
