@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from tap_contactbased import limits
-from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, CONTACT_ID_ALIASES, EXTRA_COLUMNS
+from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, EXTRA_COLUMNS, record_name
 from tap_contactbased.values import parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -140,11 +140,6 @@ def column_picker(header: Sequence[str]) -> Callable[[Mapping[str, t.Any]], tupl
         return operator.itemgetter(*header)
     columns = tuple(header)
     return lambda row: tuple(row[column] for column in columns)
-
-
-def record_name(column: str) -> str:
-    """The record property of a column: the id is `contact_id` whatever the API calls it."""
-    return "contact_id" if column in CONTACT_ID_ALIASES else column
 
 
 @dataclass

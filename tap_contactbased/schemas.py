@@ -318,6 +318,11 @@ BUNDLE_COLUMN_PREFIX = "bundle_"
 EXTRA_COLUMNS = "extra_columns"
 
 
+def record_name(column: str) -> str:
+    """The record property of a column: the id is `contact_id` whatever the API calls it."""
+    return "contact_id" if column in CONTACT_ID_ALIASES else column
+
+
 def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = ()) -> JSONSchema:
     """The export_rows schema: keys, the contract's columns, bundle columns, seen columns.
 
@@ -332,7 +337,7 @@ def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = 
     for bundle in bundles:
         properties[f"{BUNDLE_COLUMN_PREFIX}{bundle}"] = bundle_data_schema(bundle)
     for column in columns:
-        name = "contact_id" if column in CONTACT_ID_ALIASES else column
+        name = record_name(column)
         if name in properties:
             continue
         if name.startswith(BUNDLE_COLUMN_PREFIX):
