@@ -51,6 +51,7 @@ def fold_new_fields(record: dict[str, t.Any], schema: JSONSchema) -> dict[str, t
     return folded
 
 
+FEED_KINDS = ("domains", "topics", "free_text")  # the contract's; the tap passes any through
 FEED = open_schema(
     th.Property("feed_id", th.StringType, required=True),
     th.Property("name", th.StringType),
