@@ -19,7 +19,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_contactbased import endpoints, lifecycle
-from tap_contactbased.api_client import check_status, sending, transport_error
+from tap_contactbased.api_client import check_status, is_retriable, sending, transport_error
 from tap_contactbased.errors import (
     ApiError,
     ContactBasedError,
@@ -105,8 +105,7 @@ class ProbeClient:
 
         def attempt() -> requests.Response:
             response = client.send(prepared)
-            status = response.status_code
-            if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            if is_retriable(response.status_code):
                 check_status(response)  # raises a retriable error
             return response
 

@@ -136,7 +136,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "feed fields",
         f"GET {endpoints.FEEDS}: Feed",
-        "feed_id: uuid, name, kind (domains | topics | free_text), query, topics: list, "
+        f"feed_id: uuid, name, kind ({' | '.join(schemas.FEED_KINDS)}), query, topics: list, "
         "domain_count: int, max_lookback_days: int, created_at, updated_at",
         answer=lambda obs: obs.feeds,
         what="The feeds list",
