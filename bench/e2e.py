@@ -86,6 +86,7 @@ class Setup:
     export: ReadyExport
     postgres: BenchPostgres
     plugin_env: dict[str, str]
+    tap_env: dict[str, str]
     meltano_env: dict[str, str]
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     catalog: Path | None = None
@@ -145,14 +146,14 @@ def prepare(setup: Setup) -> None:
 
 def warm_up(setup: Setup) -> None:
     """Start each program once, untimed, so that no timed run pays for a cold cache."""
-    for kind, name in (
-        ("extractors", "tap-contactbased"),
-        ("loaders", "target-postgres"),
-        ("loaders", "target-duckdb"),
+    for kind, name, env in (
+        ("extractors", "tap-contactbased", setup.tap_env),
+        ("loaders", "target-postgres", setup.plugin_env),
+        ("loaders", "target-duckdb", setup.plugin_env),
     ):
         subprocess.run(
             [plugin_executable(kind, name), "--help"],
-            env=setup.plugin_env,
+            env=env,
             capture_output=True,
             check=False,
         )
@@ -200,7 +201,7 @@ def run_variant(setup: Setup, variant: str, attempt: int) -> Outcome:
             "--catalog",
             str(setup.catalog),
         ],
-        setup.plugin_env,
+        setup.tap_env,
         work,
     )
     try:
@@ -241,6 +242,7 @@ def _steps(
     if variant == "meltano":
         meltano_env = {
             **base_env(f"sqlite:///{work / 'meltano.db'}"),
+            **with_tap_src(setup.tap_env),
             **tap_settings(setup.fake, setup.export),
             **loader_overrides(),
             **postgres_settings(database),
@@ -290,6 +292,40 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def with_tap_src(env: dict[str, str]) -> dict[str, str]:
+    """Only the PYTHONPATH of `env`, if it has one (it names the --tap-src copy)."""
+    return {k: v for k, v in env.items() if k == "PYTHONPATH"}
+
+
+def tap_environment(plugin_env: dict[str, str], tap_src: Path | None) -> dict[str, str]:
+    """The tap's environment: with --tap-src, that folder first on PYTHONPATH.
+
+    It then comes before the editable install's path (a .pth entry in the plugin's venv), so
+    the plugin's executable runs that copy of the package with the venv's dependencies.
+    """
+    if tap_src is None:
+        return dict(plugin_env)
+    path = os.pathsep.join(filter(None, [str(tap_src), plugin_env.get("PYTHONPATH")]))
+    return {**plugin_env, "PYTHONPATH": path}
+
+
+def tap_package(setup: Setup, tap_src: Path | None) -> str:
+    """The tap_contactbased folder the tap's interpreter imports; checked against --tap-src."""
+    python = Path(plugin_executable("extractors", "tap-contactbased")).with_name("python")
+    answer = subprocess.run(
+        [str(python), "-c", "import tap_contactbased; print(tap_contactbased.__file__)"],
+        cwd=setup.out,
+        env=setup.tap_env,
+        capture_output=True,
+        check=True,
+    )
+    package = Path(answer.stdout.decode().strip()).resolve().parent
+    wanted = ((tap_src or ROOT) / "tap_contactbased").resolve()
+    if package != wanted:
+        raise BenchError(f"the tap would be imported from {package}, not from {wanted}")
+    return str(package)
+
+
 def plugin_environment() -> dict[str, str]:
     """The programs' environment: this one, less what skews them or configures plugins."""
     skip = ("TAP_", "TARGET_", "MELTANO_")
@@ -320,17 +356,24 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, list[Outcome]], Landed,
             f"Ready export {export.export_id}: {export.total_rows:,} rows, "
             f"{len(export.columns)} columns"
         )
+        plugin_env = plugin_environment()
+        tap_env = tap_environment(plugin_env, args.tap_src)
         setup = Setup(
             out=out,
             fake=fake,
             export=export,
             postgres=postgres,
-            plugin_env=plugin_environment(),
+            plugin_env=plugin_env,
+            tap_env=tap_env,
+            # The catalog dump runs the tap's discovery: the measured copy's.
             meltano_env={
                 **base_env(f"sqlite:///{out / 'meltano-dump.db'}"),
+                **with_tap_src(tap_env),
                 **tap_settings(fake, export),
             },
         )
+        package = tap_package(setup, args.tap_src)
+        say(f"Tap measured: {package}")
         if loader_overrides():
             say(f"Shipped loader settings overridden by this shell: {loader_overrides()}")
         prepare(setup)
@@ -356,6 +399,7 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, list[Outcome]], Landed,
                     f"PostgreSQL {pg or 0:.1f} s CPU; {outcome.landed.rows:,} rows landed"
                 )
         meta = {
+            "tap_package": package,
             "export_id": export.export_id,
             "export_rows": export.total_rows,
             "columns": len(export.columns),

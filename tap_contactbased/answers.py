@@ -3,9 +3,9 @@
 Every API request carries a `BodyCap` (`with_body_cap`: a response hook, so the SDK's own
 requests are held to it too), which refuses a body past its cap before and while it is
 read. JSON answers are decoded by `decode_answer` (`decoded_answer` for a response, whose
-body, when it is not JSON, is asked for again). Past a cap an answer is refused in one line
-and not asked for again: the same request would get the same answer. Messages name a
-request by `endpoint_of`: method and path, never a query string.
+body, when it is not JSON, is asked for again), the rows of a page by `decode_page`. Past a
+cap an answer is refused in one line and not asked for again: the same request would get the
+same answer. Messages name a request by `endpoint_of`: method and path, never a query string.
 """
 
 from __future__ import annotations
@@ -45,15 +45,70 @@ def decode_answer(content: bytes) -> t.Any:
 
     A number beyond a float (`1e999`) is a `BadAnswer` here, not an infinity later.
     """
+    value = _decoded(_decoder, content)
+    if limits.deeper_than(value, limits.MAX_JSON_DEPTH):
+        raise too_deep()
+    return value
+
+
+def _decoded(decoder: msgspec.json.Decoder[t.Any], content: bytes) -> t.Any:
     try:
-        value = _decoder.decode(content)
+        return decoder.decode(content)
     except msgspec.ValidationError as exc:
         raise BadAnswer(f"holds a value the tap cannot read ({exc})") from None
     except RecursionError:
         raise too_deep() from None
-    if limits.deeper_than(value, limits.MAX_JSON_DEPTH):
+
+
+class UnreadableBodyError(ValueError):
+    """A body that arrived whole but cannot be read as what it should be."""
+
+
+class PageBody(msgspec.Struct):
+    """The part of a page answer the reader needs; the summary fields are skipped unread.
+
+    Every value of a row is text or null, as the contract says: nothing in it can nest.
+    """
+
+    rows: list[dict[str, str | None]] | None = None
+
+
+class LoosePageBody(msgspec.Struct):
+    """A page whose rows hold other values too (numbers, objects): read, then checked."""
+
+    rows: list[dict[str, t.Any]] | None = None
+
+
+_page_decoder = msgspec.json.Decoder(PageBody)
+_loose_page_decoder = msgspec.json.Decoder(LoosePageBody)
+
+
+def decode_page(body: bytes) -> tuple[list[dict[str, t.Any]], int]:
+    """The rows of a page answer, and how many NUL bytes were dropped from it.
+
+    A body that is not JSON is a `ValueError` (read again); valid JSON past a cap of
+    `limits` (nesting, a number beyond a float) is a `BadAnswer`.
+    """
+    nul_bytes = body.count(b"\x00")
+    if nul_bytes:
+        body = body.replace(b"\x00", b"")
+    rows: list[dict[str, t.Any]] | None
+    try:
+        rows = _page_decoder.decode(body).rows
+    except msgspec.ValidationError:
+        rows = _loose_rows(body)
+    except RecursionError:
+        raise too_deep() from None
+    if rows is None:
+        raise UnreadableBodyError("the page answer has no rows")
+    return rows, nul_bytes
+
+
+def _loose_rows(body: bytes) -> list[dict[str, t.Any]] | None:
+    rows: list[dict[str, t.Any]] | None = _decoded(_loose_page_decoder, body).rows
+    if rows is not None and limits.deeper_than(rows, limits.MAX_JSON_DEPTH):
         raise too_deep()
-    return value
+    return rows
 
 
 class BodyCap:

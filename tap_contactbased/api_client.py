@@ -22,6 +22,7 @@ import requests.auth
 from tap_contactbased import retry
 from tap_contactbased.answers import (
     BadAnswer,
+    UnreadableBodyError,
     decode_answer,
     decoded_answer,
     endpoint_of,
@@ -129,10 +130,15 @@ def describe_transport_error(exc: requests.RequestException) -> str:
     return f"the request failed ({type(exc).__name__})"
 
 
+def is_retriable(status: int) -> bool:
+    """A status worth asking again for: a rate limit or a server error."""
+    return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+
+
 def check_status(response: requests.Response) -> None:
     """Classify an answer by status: retriable, refused with one line, or fine."""
     status = response.status_code
-    if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    if is_retriable(status):
         raise TransientApiError(
             status_error_message(endpoint_of(response.request), response), response
         )
@@ -151,10 +157,6 @@ def transport_error(exc: requests.RequestException, what: str) -> TransientApiEr
 def sending(prepared: requests.PreparedRequest) -> str:
     """What the retry warnings call a request: `Sending POST /intent/feeds/exports/list`."""
     return f"Sending {endpoint_of(prepared)}"
-
-
-class UnreadableBodyError(ValueError):
-    """A body that arrived whole but cannot be read as what it should be."""
 
 
 class KeyAuth(requests.auth.AuthBase):
@@ -381,6 +383,6 @@ def download_answer(response: requests.Response, what: str) -> requests.Response
     reason = api_text(response.reason)
     if status == HTTPStatus.FORBIDDEN:
         raise ExpiredDownloadUrl(f"{what}: the signed URL was refused (403), it has expired")
-    if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    if is_retriable(status):
         raise TransientApiError(f"{what}: {status} {reason}", response)
     raise ApiError(f"{what}: {status} {reason}", status)

@@ -20,10 +20,11 @@ import simplejson
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_contactbased import redaction
+from tap_contactbased.connection_settings import api_key_of
 from tap_contactbased.errors import ContactBasedError
 from tap_contactbased.probe.command import cannot_probe, probe
 from tap_contactbased.probe.env_config import EnvSettingError, env_config
-from tap_contactbased.settings import Settings, api_key_of
+from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
 
 EXPECTED_FAILURES = (ContactBasedError, FatalAPIError, RetriableAPIError)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import msgspec
 
 from tap_contactbased import limits
-from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, CONTACT_ID_ALIASES, EXTRA_COLUMNS
+from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, EXTRA_COLUMNS, record_name
+from tap_contactbased.values import parse_timestamp
 
 if t.TYPE_CHECKING:
     import logging
@@ -68,16 +69,11 @@ def to_boolean(text: str) -> bool:
     raise ValueError(msg)
 
 
-def check_timestamp_py310(text: str) -> datetime.datetime:
-    """Python 3.10's `fromisoformat` does not read a trailing Z; later ones do."""
-    return datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-
-
 # Dates and timestamps are checked, not rewritten: the API's ISO text is what targets read.
 # The checks are C functions on Python 3.11+, which matters at two or three per row.
 check_date: Check = datetime.date.fromisoformat
 check_timestamp: Check = (
-    datetime.datetime.fromisoformat if sys.version_info >= (3, 11) else check_timestamp_py310
+    datetime.datetime.fromisoformat if sys.version_info >= (3, 11) else parse_timestamp
 )
 
 
@@ -144,11 +140,6 @@ def column_picker(header: Sequence[str]) -> Callable[[Mapping[str, t.Any]], tupl
         return operator.itemgetter(*header)
     columns = tuple(header)
     return lambda row: tuple(row[column] for column in columns)
-
-
-def record_name(column: str) -> str:
-    """The record property of a column: the id is `contact_id` whatever the API calls it."""
-    return "contact_id" if column in CONTACT_ID_ALIASES else column
 
 
 @dataclass

@@ -90,15 +90,13 @@ class BuildClock:
         self.progress: float | None = None
         self.progress_reported = False
 
-    def observe(self, progress: float | None, now: float) -> bool:
-        """Note the reported progress; True when it rose."""
+    def observe(self, progress: float | None, now: float) -> None:
+        """Note the reported progress; a rise restarts the stall deadline."""
         if progress is None:
-            return False
+            return
         self.progress_reported = True
         if self.progress is None or progress > self.progress:
             self.progress, self.last_change = progress, now
-            return True
-        return False
 
     def deadline(self, policy: WaitPolicy) -> float:
         """The moment at which the wait is over unless the build progresses before."""

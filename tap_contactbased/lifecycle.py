@@ -17,7 +17,7 @@ from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError
 from tap_contactbased.pagination import envelope_items, listed_items
 from tap_contactbased.summary import ExportStatus, ExportSummary, Match
-from tap_contactbased.values import optional_int
+from tap_contactbased.values import date_or_none, optional_int, timestamp_or_none
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -38,7 +38,8 @@ def preview(
     client: Poster, options: ExportOptions, *, rows: int = 1, skip_count: bool = True
 ) -> t.Any:
     """A free preview of the export `options` describe: its columns and first `rows` rows."""
-    return client.post(endpoints.EXPORTS_PREVIEW, options.preview_body(rows, skip_count))
+    body = {**options.body(), "preview_rows": rows, "skip_count": skip_count}
+    return client.post(endpoints.EXPORTS_PREVIEW, body)
 
 
 def summary_of(answer: t.Any, endpoint: str) -> ExportSummary:
@@ -89,11 +90,9 @@ class ExportLifecycle:
         """
         answer = self._client.post(endpoints.SEARCH, {"feed_id": feed_id, "lookback_days": 1})
         for name in ("end_date", "start_date"):  # a one-day window starts on its last day
-            value = answer.get(name) if isinstance(answer, dict) else None
-            try:
-                return datetime.date.fromisoformat(str(value))
-            except ValueError:
-                continue
+            day = date_or_none(answer.get(name) if isinstance(answer, dict) else None)
+            if day is not None:
+                return day
         today = datetime.datetime.now(datetime.timezone.utc).date()
         self._logger.warning(
             "POST %s gave no end_date: taking today as this machine's UTC date, %s; exports "
@@ -263,10 +262,10 @@ class ExportLifecycle:
             return []
         start = datetime.date.fromisoformat(mine.start_date)
         end = datetime.date.fromisoformat(mine.end_date)
-        created = _parse_time(mine.created_at)
+        created = timestamp_or_none(mine.created_at)
         others = []
         for candidate in self.candidates(options, start, end, exclude={mine.export_id}):
-            theirs = _parse_time(candidate.summary.created_at)
+            theirs = timestamp_or_none(candidate.summary.created_at)
             if (
                 created is None
                 or theirs is None
@@ -274,15 +273,6 @@ class ExportLifecycle:
             ):
                 others.append(candidate.summary)
         return others
-
-
-def _parse_time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def describe_counts(parts: Mapping[str, int]) -> str:

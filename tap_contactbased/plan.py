@@ -23,9 +23,10 @@ from tap_contactbased.errors import ContractError, CreditError
 from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts, number_text
 from tap_contactbased.run import feed_cap, settings_refusal, unknown_feeds_problem
+from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
 from tap_contactbased.summary import ExportOptions, ExportStatus
-from tap_contactbased.windows import SNAPSHOT, Window, plan_window, window_text
+from tap_contactbased.windows import Window, plan_window, window_text
 
 if t.TYPE_CHECKING:
     import logging
@@ -168,7 +169,7 @@ class Planner:
         feeds = self.check_settings()
         today = self._lifecycle.api_today(settings.feed_ids[0])
         resumed = self._resume(today)
-        self._run.check_pending_enrichment(self._run.client)
+        self._run.check_pending_enrichment()
         planned: list[tuple[ExportJob, PlannedExport]] = []
         for feed_id in settings.feed_ids:
             if feed_id in self._delivered_before:
@@ -199,8 +200,8 @@ class Planner:
         A `ConfigError` names every setting that does not fit, not only the first.
         """
         settings = self.settings
-        feeds = self._run.feeds(self._run.client)
-        problems = self._run.bundle_problems(self._run.client)
+        feeds = self._run.feeds()
+        problems = self._run.bundle_problems()
         unknown = [f for f in settings.feed_ids if f not in feeds]
         if unknown:
             problems.insert(0, unknown_feeds_problem(unknown, feeds))

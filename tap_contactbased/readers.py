@@ -33,13 +33,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 
-import msgspec
 import requests
 import urllib3.exceptions
 
 from tap_contactbased import endpoints, limits
-from tap_contactbased.answers import BadAnswer, too_deep
-from tap_contactbased.api_client import UnreadableBodyError
+from tap_contactbased.answers import BadAnswer, decode_page
 from tap_contactbased.bodies import ReadAhead, text_stream
 from tap_contactbased.coercion import Chunk, RawRow
 from tap_contactbased.errors import (
@@ -150,58 +148,6 @@ class ExportToRead:
 def skip_rows(rows: Iterator[RawRow], count: int) -> None:
     """Consume `count` rows that an earlier read already handed out."""
     collections.deque(itertools.islice(rows, count), maxlen=0)
-
-
-class PageBody(msgspec.Struct):
-    """The part of a page answer the reader needs; the summary fields are skipped unread.
-
-    Every value of a row is text or null, as the contract says: nothing in it can nest.
-    """
-
-    rows: list[dict[str, str | None]] | None = None
-
-
-class LoosePageBody(msgspec.Struct):
-    """A page whose rows hold other values too (numbers, objects): read, then checked."""
-
-    rows: list[dict[str, t.Any]] | None = None
-
-
-_page_decoder = msgspec.json.Decoder(PageBody)
-_loose_page_decoder = msgspec.json.Decoder(LoosePageBody)
-
-
-def decode_page(body: bytes) -> tuple[list[dict[str, t.Any]], int]:
-    """The rows of a page answer, and how many NUL bytes were dropped from it.
-
-    A body that is not JSON is a `ValueError` (read again); valid JSON past a cap of
-    `limits` (nesting, a number beyond a float) is a `BadAnswer`.
-    """
-    nul_bytes = body.count(b"\x00")
-    if nul_bytes:
-        body = body.replace(b"\x00", b"")
-    rows: list[dict[str, t.Any]] | None
-    try:
-        rows = _page_decoder.decode(body).rows
-    except msgspec.ValidationError:
-        rows = _loose_rows(body)
-    except RecursionError:
-        raise too_deep() from None
-    if rows is None:
-        raise UnreadableBodyError("the page answer has no rows")
-    return rows, nul_bytes
-
-
-def _loose_rows(body: bytes) -> list[dict[str, t.Any]] | None:
-    try:
-        rows = _loose_page_decoder.decode(body).rows
-    except msgspec.ValidationError as exc:
-        raise BadAnswer(f"holds a value the tap cannot read ({exc})") from None
-    except RecursionError:
-        raise too_deep() from None
-    if rows is not None and limits.deeper_than(rows, limits.MAX_JSON_DEPTH):
-        raise too_deep()
-    return rows
 
 
 class PageReader:

@@ -20,6 +20,7 @@ from tap_contactbased.errors import ConfigError, ContractError, ExportError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.pagination import envelope_items
 from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
+from tap_contactbased.values import is_int
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -46,7 +47,7 @@ def iterate_feeds(api: ApiClient) -> Iterator[t.Any]:
 def feed_cap(feed: Mapping[str, t.Any]) -> int | None:
     """A feed's `max_lookback_days`, when the API gives it as a positive whole number."""
     cap = feed.get("max_lookback_days")
-    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+    return cap if is_int(cap) and cap > 0 else None
 
 
 def unknown_feeds_problem(unknown: Sequence[str], feeds: Mapping[str, t.Any]) -> str:
@@ -251,20 +252,20 @@ class RunContext:
         """The run's one client of the API, for every stream and request."""
         return ApiClient.from_settings(self.settings, self._api_key)
 
-    def check_pending_enrichment(self, api: ApiClient) -> None:
+    def check_pending_enrichment(self) -> None:
         """Refuse the state's pending enrichment entries this tap did not write (free, once)."""
         if self.enrichment_active:
-            self.pending_enrichment.check(api, self.settings.feed_ids, self._last_export_id)
+            self.pending_enrichment.check(self.client, self.settings.feed_ids, self._last_export_id)
 
     @property
     def enrichment_active(self) -> bool:
         """Whether this run enriches the contacts its exports produce."""
         return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
 
-    def feeds(self, api: ApiClient) -> dict[str, dict[str, t.Any]]:
+    def feeds(self) -> dict[str, dict[str, t.Any]]:
         """The organization's feeds by lower-case id, listed once per run."""
         if self._feeds is None:
-            listed = list(iterate_feeds(api))
+            listed = list(iterate_feeds(self.client))
             self._feeds = {
                 str(feed["feed_id"]).lower(): feed
                 for feed in listed
@@ -278,15 +279,15 @@ class RunContext:
                 raise ContractError(msg)
         return self._feeds
 
-    def feed(self, api: ApiClient, feed_id: str) -> dict[str, t.Any]:
+    def feed(self, feed_id: str) -> dict[str, t.Any]:
         """A configured feed, checked against the organization's feeds."""
-        feeds = self.feeds(api)
+        feeds = self.feeds()
         found = feeds.get(feed_id.lower())
         if found is None:
             raise settings_refusal([unknown_feeds_problem([feed_id], feeds)])
         return found
 
-    def bundle_problems(self, api: ApiClient) -> list[str]:
+    def bundle_problems(self) -> list[str]:
         """What the bundle settings ask for that the organization has not enabled."""
         lists = [("export_bundles", self.settings.export_bundles)]
         if self.enrichment_active:
@@ -294,7 +295,7 @@ class RunContext:
         if not any(bundles for _, bundles in lists):
             return []
         if self._enabled_bundles is None:
-            answer = api.get(endpoints.BUNDLES)
+            answer = self.client.get(endpoints.BUNDLES)
             listed = answer.get("bundles") if isinstance(answer, dict) else None
             self._enabled_bundles = [
                 str(b["key"])
@@ -312,11 +313,11 @@ class RunContext:
                 )
         return problems
 
-    def check_enrichment_bundles(self, api: ApiClient) -> None:
+    def check_enrichment_bundles(self) -> None:
         """Refuse bundles the organization has not enabled, before anything is spent."""
-        problems = self.bundle_problems(api)
+        problems = self.bundle_problems()
         if problems:
-            raise ConfigError(f"{'; '.join(problems)}.")
+            raise settings_refusal(problems)
 
     def receipt_on_failure(self) -> None:
         """A run that fails or is interrupted still says what it created and reserved."""

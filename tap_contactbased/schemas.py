@@ -51,6 +51,7 @@ def fold_new_fields(record: dict[str, t.Any], schema: JSONSchema) -> dict[str, t
     return folded
 
 
+FEED_KINDS = ("domains", "topics", "free_text")  # the contract's; the tap passes any through
 FEED = open_schema(
     th.Property("feed_id", th.StringType, required=True),
     th.Property("name", th.StringType),
@@ -161,11 +162,6 @@ COUNT_ANSWER = th.PropertiesList(
     th.Property("total_rows", th.IntegerType),
     th.Property("rows_with_contact_id", th.IntegerType),
     th.Property("records_required", th.IntegerType),
-)
-DOWNLOAD_URL_ANSWER = th.PropertiesList(
-    th.Property("export_id", th.StringType),
-    th.Property("url", th.URIType),
-    th.Property("expires_at", th.DateTimeType),
 )
 # A page answer is an export summary plus these.
 PAGE_FIELDS = th.PropertiesList(
@@ -323,6 +319,11 @@ BUNDLE_COLUMN_PREFIX = "bundle_"
 EXTRA_COLUMNS = "extra_columns"
 
 
+def record_name(column: str) -> str:
+    """The record property of a column: the id is `contact_id` whatever the API calls it."""
+    return "contact_id" if column in CONTACT_ID_ALIASES else column
+
+
 def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = ()) -> JSONSchema:
     """The export_rows schema: keys, the contract's columns, bundle columns, seen columns.
 
@@ -337,7 +338,7 @@ def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = 
     for bundle in bundles:
         properties[f"{BUNDLE_COLUMN_PREFIX}{bundle}"] = bundle_data_schema(bundle)
     for column in columns:
-        name = "contact_id" if column in CONTACT_ID_ALIASES else column
+        name = record_name(column)
         if name in properties:
             continue
         if name.startswith(BUNDLE_COLUMN_PREFIX):

@@ -7,19 +7,16 @@ config that skipped validation (discovery) behaves like one that did not.
 
 from __future__ import annotations
 
-import ipaddress
 import typing as t
-import urllib.parse
 from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from tap_contactbased.errors import ConfigError
-
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 CONTACT_ID_PATTERN = r"^id_[0-9a-f]{16}$"
 FILTER_OPERATORS = ["eq", "neq", "in", "not_in", "gte", "lte", "between", "contains", "exists"]
-EXPORT_MODES = ["incremental", "snapshot"]
+SNAPSHOT = "snapshot"
+EXPORT_MODES = ["incremental", SNAPSHOT]
 READ_MODES = ["csv", "pages"]
 # Floors of the timing settings. Polls of a building export at most about twice a second
 # (`0` sent 1,895 list requests in 3.7 s); no export created (and billed) only to be given
@@ -29,7 +26,6 @@ MIN_EXPORT_TIMEOUT_SECONDS = 60
 MIN_STALL_TIMEOUT_SECONDS = 60
 MIN_REQUEST_TIMEOUT_SECONDS = 1
 MIN_RETRY_SECONDS = 1
-LINE_ENDS = ("\r\n", "\n")
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
@@ -273,110 +269,6 @@ def secret_settings() -> list[str]:
     return [n for n, spec in CONFIG_SCHEMA["properties"].items() if spec.get("writeOnly")]
 
 
-def json_kind(value: object) -> str:
-    """What a config value is, in JSON's words, without showing it."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else "a text"
-
-
-def api_key_of(config: t.Mapping[str, t.Any]) -> str:
-    """The key as it is sent: a trailing line end (a secret file's last newline) removed."""
-    key = config.get("api_key")
-    if not isinstance(key, str):
-        return ""
-    for end in LINE_ENDS:
-        if key.endswith(end):
-            return key[: -len(end)]
-    return key
-
-
-def check_api_key(config: t.Mapping[str, t.Any]) -> str | None:
-    """Refuse a key that cannot be sent, in one line that never shows it.
-
-    Returns a warning when a trailing line end was removed (see `api_key_of`). No key at
-    all is left to the config schema: discovery works without one, offline.
-    """
-    raw = config.get("api_key")
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        msg = (
-            f"The api_key setting is {json_kind(raw)}, not a text; its value is not shown. "
-            "Set it to the key as a text."
-        )
-        raise ConfigError(msg)
-    key = api_key_of(config)
-    if not key:
-        raise ConfigError("The api_key setting is only a line end. Set it to your API key.")
-    # What an HTTP header value can carry unchanged: visible ASCII, no blank.
-    bad = next((i for i, c in enumerate(key) if not "!" <= c <= "~"), None)
-    if bad is not None:
-        msg = (
-            "The api_key setting holds a blank, line end, control or non-ASCII character "
-            f"(character {bad + 1}); its value is not shown. Set it to the key alone."
-        )
-        raise ConfigError(msg)
-    if key != raw:
-        return (
-            "The api_key setting ended in a line end (as a key file often does); the tap "
-            "sends the key without it."
-        )
-    return None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine (127.0.0.0/8, ::1 or localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_api_url(config: t.Mapping[str, t.Any]) -> None:
-    """Refuse an api_url the key must not go to, in one line that never shows a password.
-
-    https:// to any host, or http:// to this machine only (the local API of the demo and
-    the tests): the key travels in a header, in clear over http.
-    """
-    value = config.get("api_url", default_of("api_url"))
-    if not isinstance(value, str):
-        raise ConfigError(f"The api_url setting is {json_kind(value)}; set it to an https:// URL.")
-    try:
-        parts = urllib.parse.urlsplit(value.strip())
-    except ValueError:  # an unbalanced [ of an IPv6 address
-        parts = urllib.parse.SplitResult("", "", "", "", "")
-    try:
-        host, _ = parts.hostname, parts.port
-    except ValueError:  # a port that is no number
-        host = None
-    scheme = parts.scheme.lower()
-    problem = None
-    if scheme not in ("https", "http"):
-        problem = "does not start with https://"
-    elif "@" in parts.netloc:
-        problem = "holds a user or password: give the key in api_key, never in the URL"
-    elif not host:
-        problem = "has no valid host (or port)"
-    elif scheme == "http" and not is_loopback(host):
-        problem = (
-            "is http:// to another machine, which would send the key unencrypted: use "
-            "https:// (http:// is only for a loopback address such as 127.0.0.1)"
-        )
-    elif parts.query or parts.fragment:
-        problem = "holds a query string or fragment"
-    if problem is not None:
-        raise ConfigError(f"The api_url setting {problem}. Fix api_url (the tap refused it).")
-
-
 def default_of(name: str) -> t.Any:
     """The schema's default for a setting (None when it has none)."""
     return CONFIG_SCHEMA["properties"][name].get("default")
@@ -384,7 +276,10 @@ def default_of(name: str) -> t.Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """The config, typed, with the schema's defaults filled in."""
+    """The config, typed, with the schema's defaults filled in.
+
+    `emit_activate_version_messages` is read by the streams (`sdk_internals.ActivatedAtEnd`).
+    """
 
     api_url: str
     request_timeout_seconds: int
@@ -397,7 +292,6 @@ class Settings:
     consumer_filters: tuple[dict[str, t.Any], ...]
     export_bundles: tuple[str, ...]
     export_mode: str
-    emit_activate_version_messages: bool
     read_mode: str
     max_records_per_run: int | None
     plan_only: bool
@@ -417,6 +311,10 @@ class Settings:
             value = config.get(name)
             return default_of(name) if value is None else value
 
+        def optional_count(name: str) -> int | None:
+            value = get(name)
+            return None if value is None else int(value)
+
         return cls(
             api_url=str(get("api_url")).rstrip("/"),
             request_timeout_seconds=int(get("request_timeout_seconds")),
@@ -424,26 +322,19 @@ class Settings:
             feed_ids=tuple(dict.fromkeys(str(f).lower() for f in get("feed_ids"))),
             lookback_days=int(get("lookback_days")),
             page_size=int(get("page_size")),
-            max_rows=None if get("max_rows") is None else int(get("max_rows")),
+            max_rows=optional_count("max_rows"),
             require_contact_id=bool(get("require_contact_id")),
             consumer_filters=tuple(dict(f) for f in get("consumer_filters")),
             export_bundles=tuple(get("export_bundles")),
             export_mode=str(get("export_mode")),
-            emit_activate_version_messages=bool(get("emit_activate_version_messages")),
             read_mode=str(get("read_mode")),
-            max_records_per_run=(
-                None if get("max_records_per_run") is None else int(get("max_records_per_run"))
-            ),
+            max_records_per_run=optional_count("max_records_per_run"),
             plan_only=bool(get("plan_only")),
             max_concurrent_exports=int(get("max_concurrent_exports")),
             export_timeout_seconds=float(get("export_timeout_seconds")),
             export_stall_timeout_seconds=float(get("export_stall_timeout_seconds")),
             poll_interval_max_seconds=float(get("poll_interval_max_seconds")),
             enrichment_bundles=tuple(dict.fromkeys(get("enrichment_bundles"))),
-            enrichment_max_contacts=(
-                None
-                if get("enrichment_max_contacts") is None
-                else int(get("enrichment_max_contacts"))
-            ),
+            enrichment_max_contacts=optional_count("enrichment_max_contacts"),
             enrichment_contact_ids=tuple(dict.fromkeys(get("enrichment_contact_ids"))),
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_contactbased.errors import StateError
+from tap_contactbased.values import is_int
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping, Sequence
@@ -79,7 +80,7 @@ def check_snapshot(value: t.Any) -> None:
     if not isinstance(value, dict):
         raise StateError(WHERE, "expected an object")
     version = value.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
+    if not is_int(version) or version <= 0:
         raise StateError(f"{WHERE}.version", f"expected a positive whole number, found {version!r}")
     delivered = value.get("delivered", [])
     if not isinstance(delivered, list) or not all(isinstance(f, str) for f in delivered):

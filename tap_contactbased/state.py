@@ -33,10 +33,8 @@ PROOF_LENGTH = 32
 
 def check_date(value: t.Any, where: str) -> str:
     """`value` if it is a date YYYY-MM-DD."""
-    try:
-        datetime.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise StateError(where, f"expected a date YYYY-MM-DD, found {value!r}") from None
+    if date_or_none(value) is None:
+        raise StateError(where, f"expected a date YYYY-MM-DD, found {value!r}")
     return str(value)
 
 

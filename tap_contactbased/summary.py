@@ -195,10 +195,6 @@ class ExportOptions:
             body["enrichment_bundles"] = list(self.enrichment_bundles)
         return body
 
-    def preview_body(self, rows: int, skip_count: bool) -> dict[str, t.Any]:
-        """The body of a free preview with these options: `rows` rows, counted or not."""
-        return {**self.body(), "preview_rows": rows, "skip_count": skip_count}
-
     def compare(self, summary: ExportSummary) -> tuple[Match, list[str]]:
         """Whether `summary` was made with these options, and the options it does not echo.
 

@@ -14,17 +14,10 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_contactbased import redaction
+from tap_contactbased.connection_settings import api_key_of, check_api_key, check_api_url, json_kind
 from tap_contactbased.run import CONNECTION_TEST, RunContext
 from tap_contactbased.sdk_internals import move_to_end
-from tap_contactbased.settings import (
-    CONFIG_SCHEMA,
-    Settings,
-    api_key_of,
-    check_api_key,
-    check_api_url,
-    json_kind,
-    secret_settings,
-)
+from tap_contactbased.settings import CONFIG_SCHEMA, Settings, secret_settings
 from tap_contactbased.state import check_state, proof_key
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream

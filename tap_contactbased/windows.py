@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-INCREMENTAL = "incremental"
-SNAPSHOT = "snapshot"
+from tap_contactbased.settings import SNAPSHOT
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,24 @@ def test_disabled_bundle_is_refused_before_anything_is_spent(api: FakeContactBas
     assert sum(api.enrichment_ids_sent.values()) == 0
 
 
+def test_a_disabled_bundle_without_feeds_gets_the_one_settings_refusal(
+    api: FakeContactBased,
+) -> None:
+    # No feed: export_rows plans nothing, so the enrichment stream is the one to refuse,
+    # in the same words as the plan's check of the settings.
+    ids = pool_ids(api, 2)
+    config = make_config(api, feed_ids=[], enrichment_bundles=["donor"], enrichment_contact_ids=ids)
+
+    with pytest.raises(ConfigError) as refused:
+        run_tap(config, streams=["export_rows", "enrichment"])
+
+    assert str(refused.value).startswith(
+        "The settings do not fit this organization, so nothing was created: "
+        "enrichment_bundles asks for donor, not enabled for this organization"
+    )
+    assert sum(api.enrichment_ids_sent.values()) == 0
+
+
 def test_cap_holds_back_contacts_and_says_so(
     large_pool: FakeContactBased, caplog: pytest.LogCaptureFixture
 ) -> None:

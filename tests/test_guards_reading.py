@@ -24,6 +24,7 @@ from tests.conftest import YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api.exports import ExportOptions
+from tests.fake_api.faults import Hit
 from tests.run_checks import new_api, one_clear_line, partition
 from tests.singer_run import SyncResult, run_tap
 
@@ -212,3 +213,42 @@ def test_a_short_page_is_read_again_whichever_count_says_it_is_short(
     assert len(result.records("export_rows")) == len(expected)
     bookmark = partition(result.last_state, api.feed_ids[0])
     assert bookmark["delivered_through"] == YESTERDAY.isoformat()
+
+
+@pytest.mark.parametrize(
+    ("read_mode", "endpoint"),
+    [("csv", endpoints.EXPORTS_DOWNLOAD_URL), ("pages", endpoints.EXPORTS_PAGE)],
+)
+def test_a_read_refused_with_a_4xx_is_sent_once_and_stops_only_its_feed(
+    api: FakeContactBased, read_mode: str, endpoint: str
+) -> None:
+    # Reads of two feeds; the first request for a part of an export is refused with a 403,
+    # which no retry mends (unlike 404 and 409 on a page, read again first).
+    aimed = f"POST {endpoint}"
+    api.faults.aimed = {aimed: ["403"]}
+    feeds = api.feed_ids[:2]
+    config = make_config(
+        api, feed_ids=feeds, read_mode=read_mode, lookback_days=LOOKBACK_DAYS, page_size=PAGE_SIZE
+    )
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    assert api.fault_engine.hits == [Hit(aimed, "403")]
+    one_clear_line(result.error)
+    text = str(result.error)
+    assert text.startswith("1 feed(s) did not finish: ")
+    assert "403" in text
+    refused = next(feed for feed in feeds if feed in text)
+    healthy = next(feed for feed in feeds if feed != refused)
+    export_ids = {api.exports[e].feed_id: e for e in api.created_exports}
+    asked = [
+        r
+        for r in api.requests
+        if r.path == endpoint and (r.body or {}).get("export_id") == export_ids[refused]
+    ]
+    assert len(asked) == 1  # not retried
+    records = result.records("export_rows")
+    assert {r["feed_id"] for r in records} == {healthy}
+    assert by_key(records) == delivered_rows(api, export_ids[healthy], YESTERDAY)
+    assert partition(result.last_state, healthy)["delivered_through"] == YESTERDAY.isoformat()
+    assert partition(result.last_state, refused).get("delivered_through") != YESTERDAY.isoformat()

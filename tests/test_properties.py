@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from tap_contactbased.coercion import (
     RowTyper,
     check_timestamp,
-    check_timestamp_py310,
     to_boolean,
     to_number,
 )
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.schemas import EXTRA_COLUMNS, ROW_COLUMN_TYPES, export_row_schema
 from tap_contactbased.state import check_state
+from tap_contactbased.values import parse_timestamp
 from tap_contactbased.windows import plan_window
 
 PROPERTIES = export_row_schema(bundles=["emails"])["properties"]
@@ -62,7 +62,7 @@ def test_timestamps_in_the_api_format_pass_their_check(moment: datetime.datetime
     checked = check_timestamp(text)
 
     assert checked == moment
-    assert check_timestamp_py310(text) == moment
+    assert parse_timestamp(text) == moment
 
 
 @given(st.text())

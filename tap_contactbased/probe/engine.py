@@ -7,6 +7,7 @@ with each missing or mistyped field (`Coping`); its `rule` adds what is not a fi
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 from dataclasses import dataclass, field
 
@@ -109,7 +110,7 @@ class Point:
 
     name: str
     section: str
-    expected: str
+    expected: str = ""  # without one, the kinds of `fields` (`listed`)
     skip: Callable[[Observations], str | None] | None = None  # why not, before any answer
     answer: Callable[[Observations], Answer | None] | None = None
     what: str = ""  # the request in "... failed: ..." or "... was not requested." (the section)
@@ -128,7 +129,7 @@ class Point:
 
 def judge(point: Point, obs: Observations) -> Check:
     """The row of one point: not checked and why, or judged on its fields and its rule."""
-    row = (point.name, point.section, point.expected)
+    row = (point.name, point.section, point.expected or listed(point.fields))
     j = Judging(obs)
     reason = point.skip(obs) if point.skip is not None else None
     if reason is None and point.answers is not None:
@@ -229,6 +230,12 @@ def of_kind(spec: Mapping[str, t.Any], value: t.Any) -> bool:
         return values.is_int(value)
     parse = {"date": shapes.as_date, "date-time": shapes.as_timestamp}.get(spec.get("format", ""))
     return parse is None or parse(value) is not None
+
+
+def listed(fields: Fields) -> str:
+    """Fields by their kinds as the contract lists them: `a, b: int; c, d: date`."""
+    kinds = {n: "int" if "integer" in s["type"] else s.get("format") for n, s in fields.items()}
+    return "; ".join(f"{', '.join(names)}: {k}" for k, names in itertools.groupby(kinds, kinds.get))
 
 
 def contract_fields(

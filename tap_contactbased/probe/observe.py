@@ -19,7 +19,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_contactbased import endpoints, lifecycle
-from tap_contactbased.api_client import check_status, sending, transport_error
+from tap_contactbased.api_client import check_status, is_retriable, sending, transport_error
 from tap_contactbased.errors import (
     ApiError,
     ContactBasedError,
@@ -94,7 +94,7 @@ class ProbeClient:
         client = self.client
         return client.retrying(sending(prepared), lambda: client.send_decoded(prepared, json.loads))
 
-    def refusal(self, path: str, body: Mapping[str, t.Any]) -> tuple[int, t.Any]:
+    def refusal(self, path: str, body: Mapping[str, t.Any]) -> Answer:
         """POST a request the API should refuse: its status and JSON body (None if not JSON).
 
         Rate limits and server errors are still retried like any request.
@@ -105,16 +105,15 @@ class ProbeClient:
 
         def attempt() -> requests.Response:
             response = client.send(prepared)
-            status = response.status_code
-            if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            if is_retriable(response.status_code):
                 check_status(response)  # raises a retriable error
             return response
 
         response = client.retrying(sending(prepared), attempt)
         try:
-            return response.status_code, response.json()
+            return Answer(response.json(), status=response.status_code)
         except ValueError:
-            return response.status_code, None
+            return Answer(status=response.status_code)
 
     def csv_sample(self, url: str, what: str) -> CsvSample:
         """The first `CSV_SAMPLE_BYTES` of a download; the rest is never fetched."""
@@ -158,18 +157,10 @@ class Answer:
 def attempt(request: Callable[[], t.Any]) -> Answer:
     """Make one request; a failure becomes the reason the point was not checked."""
     try:
-        return Answer(request())
+        answer = request()
     except (ContactBasedError, RetriableAPIError, ExpiredDownloadUrl) as exc:
         return Answer(error=str(exc))
-
-
-def refusal(request: Callable[[], tuple[int, t.Any]]) -> Answer:
-    """Provoke one refusal; its status and body, or why there is none."""
-    try:
-        status, body = request()
-    except (ContactBasedError, RetriableAPIError) as exc:
-        return Answer(error=str(exc))
-    return Answer(body, status=status)
+    return answer if isinstance(answer, Answer) else Answer(answer)
 
 
 @dataclass(frozen=True)
@@ -301,6 +292,6 @@ def collect(api: ProbeClient, settings: Settings) -> Observations:
     )
     probe_ready_export(api, obs)
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
-    obs.missing_export = refusal(lambda: api.refusal(endpoints.EXPORTS_PAGE, missing))
-    obs.invalid_body = refusal(lambda: api.refusal(endpoints.EXPORTS_COUNT, {}))
+    obs.missing_export = attempt(lambda: api.refusal(endpoints.EXPORTS_PAGE, missing))
+    obs.invalid_body = attempt(lambda: api.refusal(endpoints.EXPORTS_COUNT, {}))
     return obs

@@ -25,15 +25,7 @@ class Verdict(str, enum.Enum):
     HOLDS = "holds"
     TOLERATED = "differs but tolerated"
     DIFFERS = "differs"
-    NOT_CHECKED = "not checked"
-
-    @property
-    def rank(self) -> int:
-        """Severity among what was checked; "not checked" ranks below "holds"."""
-        return _RANK[self]
-
-
-_RANK = {Verdict.NOT_CHECKED: 0, Verdict.HOLDS: 1, Verdict.TOLERATED: 2, Verdict.DIFFERS: 3}
+    NOT_CHECKED = "not checked"  # a point's verdict, never a finding's
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,7 @@ class Check:
 
 def combine(findings: Iterable[Finding]) -> tuple[Verdict, str]:
     """The worst verdict of some findings, and their notes, most severe first."""
-    found = sorted(findings, key=lambda f: -f.verdict.rank)
+    found = sorted(findings, key=lambda f: -list(Verdict).index(f.verdict))
     if not found:
         return Verdict.HOLDS, ""
     notes = list(dict.fromkeys(f.note for f in found if f.note))
@@ -115,8 +107,7 @@ class ProbeReport:
             _row(header),
             _row(tuple(":--" for _ in header)),
         ]
-        for c in self.checks:
-            lines.append(_row((c.point, c.section, c.expected, c.seen, c.verdict.value, c.note)))
+        lines += [_row(tuple(c.as_dict().values())) for c in self.checks]
         lines += ["", f"{self.summary()}."]
         return "\n".join(lines) + "\n"
 

@@ -26,7 +26,7 @@ from tap_contactbased.probe.shapes import (
     respelled,
     shape,
 )
-from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, PAGE_FIELDS, ROW_COLUMN_TYPES
+from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, FEED_KINDS, PAGE_FIELDS, ROW_COLUMN_TYPES
 from tap_contactbased.settings import FILTER_OPERATORS
 from tap_contactbased.summary import ExportOptions, ExportStatus
 from tap_contactbased.values import is_int
@@ -237,7 +237,7 @@ def feeds(j: Judging) -> str | None:
     """Feed kinds, and whether the configured feeds are on the first page."""
     if not j.objects:
         return "The organization has no feeds."
-    if any("kind" in f and f["kind"] not in ("domains", "topics", "free_text") for f in j.objects):
+    if any("kind" in f and f["kind"] not in FEED_KINDS for f in j.objects):
         j.tolerated("A kind the contract does not list; " + passed_through("feeds"))
     listed = {str(f.get("feed_id", "")).lower() for f in j.objects}
     absent = [f for f in j.obs.settings.feed_ids if f.lower() not in listed]

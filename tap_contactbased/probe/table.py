@@ -103,8 +103,6 @@ POINTS: tuple[Point, ...] = (
     Point(
         "credits counters",
         f"GET {endpoints.CREDITS}",
-        "records_total, records_used, records_reserved, records_remaining: int; period_start, "
-        "period_end: date",
         answer=lambda obs: obs.credits,
         fields=contract_fields(schemas.CREDITS, drop=["snapshot_date"]),
         copings={
@@ -121,7 +119,6 @@ POINTS: tuple[Point, ...] = (
     Point(
         "feed limit",
         f"GET {endpoints.FEED_LIMIT}",
-        "feed_limit, feeds_created, feeds_remaining: int",
         answer=lambda obs: obs.feed_limit,
         fields=contract_fields(schemas.FEED_LIMIT, drop=["snapshot_date"]),
         copings=dict.fromkeys(
@@ -136,7 +133,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "feed fields",
         f"GET {endpoints.FEEDS}: Feed",
-        "feed_id: uuid, name, kind (domains | topics | free_text), query, topics: list, "
+        f"feed_id: uuid, name, kind ({' | '.join(schemas.FEED_KINDS)}), query, topics: list, "
         "domain_count: int, max_lookback_days: int, created_at, updated_at",
         answer=lambda obs: obs.feeds,
         what="The feeds list",
@@ -229,7 +226,6 @@ POINTS: tuple[Point, ...] = (
     Point(
         "count fields",
         f"POST {endpoints.EXPORTS_COUNT}",
-        "total_rows, rows_with_contact_id, records_required: int",
         skip=rules.no_feed(
             "No feed to count: feed_ids is empty and the organization has no feeds."
         ),

@@ -73,11 +73,11 @@ class EnrichmentStream(ContactBasedStream):
         if not settings.enrichment_bundles:
             self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
             return
-        self.run.check_enrichment_bundles(self.client)
+        self.run.check_enrichment_bundles()
         if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return
-        self.run.check_pending_enrichment(self.client)
+        self.run.check_pending_enrichment()
         pending = self.run.pending_enrichment.entries()
         ids = self._wanted_ids(pending)
         try:

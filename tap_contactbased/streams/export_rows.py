@@ -40,10 +40,10 @@ from tap_contactbased.sdk_internals import (
     stream_version,
     write_state_now,
 )
+from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
 from tap_contactbased.snapshot import SnapshotVersion
 from tap_contactbased.summary import ExportOptions
-from tap_contactbased.windows import SNAPSHOT
 
 if sys.version_info >= (3, 12):
     from typing import override

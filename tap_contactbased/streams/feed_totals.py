@@ -44,7 +44,7 @@ class FeedTotalsStream(ContactBasedStream):
         if not settings.feed_ids:
             self.logger.info("feed_ids is empty: feed_totals emits nothing.")
         for feed_id in settings.feed_ids:
-            cap = feed_cap(self.run.feed(self.client, feed_id))
+            cap = feed_cap(self.run.feed(feed_id))
             lookback = min(settings.lookback_days, cap or settings.lookback_days)
             answer = self.client.post(
                 endpoints.SEARCH,

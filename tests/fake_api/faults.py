@@ -48,7 +48,8 @@ class Faults:
     # Faults aimed at one endpoint, "METHOD /path" -> the faults of its next requests, in
     # order (consumed): "hold" (answered after `hold_seconds`, the request still served),
     # "429" (with Retry-After `retry_after`), "409" (the limit of exports building at once),
-    # "503", "drop" (closed before it is served).
+    # "403" (a refusal no retry mends; on a download, the signed URL's expiry), "503",
+    # "drop" (closed before it is served).
     aimed: dict[str, list[str]] = field(default_factory=dict)
     hold_seconds: float = 0.0
     # Faults that never heal, for the retry budget of a read. `failing_page`: (k, fault),
@@ -114,6 +115,7 @@ class Action(enum.Enum):
     RATE_LIMIT_BARE = "429 without Retry-After"
     SERVER_ERROR = "503"
     CONFLICT = "409, the organization's limit of exports building at once"
+    FORBIDDEN = "403, outside what the organization may do"
     DROP = "connection closed without an answer"
     BAD_JSON = "200 with a body that is not JSON"
     HTML = "200 with a text/html page"
@@ -138,6 +140,7 @@ AIMED_ACTIONS: dict[str, Action | None] = {
     "429": Action.RATE_LIMIT,
     "503": Action.SERVER_ERROR,
     "409": Action.CONFLICT,
+    "403": Action.FORBIDDEN,
     "drop": Action.DROP,
 }
 

@@ -314,7 +314,7 @@ MIB = 1024 * 1024
 
 
 def _error_reply(decision: Decision, *, download: bool) -> Reply | None:
-    """The 429 or 503 answer of a fault: FastAPI style, or S3 style for downloads."""
+    """The 429, 409, 403 or 503 answer of a fault: FastAPI style, or S3 style for downloads."""
     action = decision.action
     if action in (Action.RATE_LIMIT, Action.RATE_LIMIT_BARE):
         headers = {}
@@ -325,6 +325,10 @@ def _error_reply(decision: Decision, *, download: bool) -> Reply | None:
         return JsonReply(429, {"detail": "Rate limit exceeded"}, headers)
     if action is Action.CONFLICT and not download:
         return JsonReply(409, {"detail": "Concurrent export limit reached; retry later"})
+    if action is Action.FORBIDDEN:
+        if download:
+            return XmlReply(403, "AccessDenied", "Request has expired")
+        return JsonReply(403, {"detail": "Not permitted for this organization"})
     if action is Action.SERVER_ERROR:
         if download:
             return XmlReply(503, "ServiceUnavailable", "Please retry your request.")

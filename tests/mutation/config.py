@@ -20,6 +20,7 @@ MODULES = (
     "tap_contactbased/api_client.py",
     "tap_contactbased/state.py",
     "tap_contactbased/bodies.py",
+    "tap_contactbased/answers.py",
 )
 
 # The test files whose tests may be chosen: the suite without the Meltano runs of tests/e2e
