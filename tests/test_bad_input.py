@@ -16,12 +16,13 @@ import pytest
 
 from tap_contactbased.api_client import ApiClient
 from tap_contactbased.cli import EXPECTED_FAILURES
-from tap_contactbased.errors import ConfigError
+from tap_contactbased.errors import ConfigError, StateError
 from tap_contactbased.retry import Attempts
 from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
+from tests.run_checks import feed_entry, tap_state
 from tests.singer_run import (
     REPO,
     TAP_COMMAND,
@@ -175,6 +176,21 @@ def test_malformed_state_ends_in_one_clear_line(
     line = one_line_failure(completed.stderr, completed.returncode)
     assert fragment in line
     assert api.created_exports == []
+
+
+def test_a_malformed_state_is_refused_in_one_sentence_saying_where_and_what_to_do(
+    config: dict[str, t.Any],
+) -> None:
+    state = tap_state(feed_entry("f", in_flight={"export_id": "exp_1", "rows_done": -3}))
+
+    with pytest.raises(StateError) as raised:
+        run_tap(config, streams=["export_rows"], state=state)
+
+    assert str(raised.value) == (
+        "The state is malformed at bookmarks.export_rows.partitions[0].in_flight.rows_done: "
+        "expected a count of rows, found -3. Fix the state, or remove it to start again from "
+        "lookback_days."
+    )
 
 
 def test_wrong_content_type_ends_in_one_clear_line(

@@ -20,6 +20,7 @@ from tap_contactbased.state import StateMismatchError
 from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
 from tests.fake_api import BUNDLE_KEYS, FakeContactBased
 from tests.fake_api.exports import ExportOptions
+from tests.run_checks import feed_entry, in_flight, tap_state
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 
 STREAMS = ["export_rows", "enrichment"]
@@ -34,73 +35,67 @@ class Crafted:
     fragment: str  # the value the one line must name
 
 
-def partition(feed_id: str, **entry: t.Any) -> dict[str, t.Any]:
-    return {"context": {"feed_id": feed_id}, **entry}
-
-
-def tap_state(
-    *partitions: dict[str, t.Any], pending: list[dict[str, t.Any]] | None = None
-) -> dict[str, t.Any]:
-    bookmarks: dict[str, t.Any] = {"export_rows": {"partitions": list(partitions)}}
-    if pending is not None:
-        bookmarks["enrichment"] = {"pending_exports": pending}
-    return {"bookmarks": bookmarks}
-
-
-def flight(api: FakeContactBased, export_id: str, **changes: t.Any) -> dict[str, t.Any]:
-    """The in-flight record the tap writes for a ready export, with `changes`."""
-    summary = api.exports[export_id].summary()
-    record = {
-        "export_id": export_id,
-        "start_date": summary["start_date"],
-        "end_date": summary["end_date"],
-        "deliver_through": YESTERDAY.isoformat(),
-        "rows_done": 0,
-        "expected_rows": summary["total_rows"],
-        "page_size": 1000,
-    }
-    return {**record, **changes}
-
-
 def delivered(feed_id: str, last_export_id: str) -> dict[str, t.Any]:
-    return partition(
+    return feed_entry(
         feed_id, delivered_through=YESTERDAY.isoformat(), last_export_id=last_export_id
     )
 
 
 def another_feeds_export(api: FakeContactBased) -> Crafted:
     theirs = api.make_ready_export(api.feed_ids[1], 7, page_size=1000)
-    state = tap_state(partition(api.feed_ids[0], in_flight=flight(api, theirs)))
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=in_flight(api, theirs)))
     return Crafted(state, f"names export {theirs}, an export of feed {api.feed_ids[1]}")
+
+
+def another_feeds_export_of_another_window(api: FakeContactBased) -> Crafted:
+    theirs = api.make_ready_export(api.feed_ids[1], 3, page_size=1000)
+    record = in_flight(api, theirs, start_date="2026-11-21")
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
+    where = f"bookmarks.export_rows, feed {api.feed_ids[0]}, in_flight"
+    # Whose export it is comes first: it is the misfit that makes the others moot.
+    return Crafted(
+        state,
+        f"{where} names export {theirs}, an export of feed {api.feed_ids[1]} on the API: remove "
+        f"that in_flight entry; {where} says export {theirs} covers 2026-11-21..",
+    )
 
 
 def another_window(api: FakeContactBased) -> Crafted:
     short = api.make_ready_export(api.feed_ids[0], 3, page_size=1000)
-    record = flight(api, short, start_date="2026-11-21")
-    state = tap_state(partition(api.feed_ids[0], in_flight=record))
+    record = in_flight(api, short, start_date="2026-11-21")
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
     return Crafted(state, "covers 2026-11-21..2026-11-27, but the API says 2026-11-25..2026-11-27")
 
 
 def oversized_rows_done(api: FakeContactBased) -> Crafted:
     mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
     total = api.exports[mine].total_rows
-    record = flight(api, mine, rows_done=total + 5000)
-    state = tap_state(partition(api.feed_ids[0], in_flight=record))
+    record = in_flight(api, mine, rows_done=total + 5000)
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
     return Crafted(state, f"rows_done is {total + 5000:,} but export {mine} holds {total:,} rows")
 
 
 def oversized_expected_rows(api: FakeContactBased) -> Crafted:
     mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
     total = api.exports[mine].total_rows
-    record = flight(api, mine, expected_rows=10_000_000)
-    state = tap_state(partition(api.feed_ids[0], in_flight=record))
+    record = in_flight(api, mine, expected_rows=10_000_000)
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
     return Crafted(state, f"is 10,000,000 but export {mine} holds {total:,} rows (total_rows)")
 
 
 def future_bookmark(api: FakeContactBased) -> Crafted:
     future = (TODAY + datetime.timedelta(days=5)).isoformat()
-    state = tap_state(partition(api.feed_ids[0], delivered_through=future))
+    state = tap_state(feed_entry(api.feed_ids[0], delivered_through=future))
     return Crafted(state, f"delivered_through is {future}, after the API's today ({TODAY})")
+
+
+def future_delivery_in_flight(api: FakeContactBased) -> Crafted:
+    future = (TODAY + datetime.timedelta(days=5)).isoformat()
+    mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
+    state = tap_state(
+        feed_entry(api.feed_ids[0], in_flight=in_flight(api, mine, deliver_through=future))
+    )
+    return Crafted(state, f"in_flight.deliver_through is {future}, after the API's today ({TODAY})")
 
 
 def big_export_of(api: FakeContactBased, feed_index: int) -> str:
@@ -112,6 +107,15 @@ def pending_of_an_unconfigured_feed(api: FakeContactBased) -> Crafted:
     mine, theirs = api.make_ready_export(api.feed_ids[0], 7), big_export_of(api, 2)
     entry = {"export_id": theirs, "feed_id": api.feed_ids[2], "deliver_through": None}
     state = tap_state(delivered(api.feed_ids[0], mine), pending=[entry])
+    return Crafted(state, f"names export {theirs} of feed {api.feed_ids[2]}, which is not in")
+
+
+def pending_of_an_unconfigured_feed_with_days_to_export(api: FakeContactBased) -> Crafted:
+    """The export stream would create an export before the enrichment stream runs."""
+    theirs = big_export_of(api, 2)
+    entry = {"export_id": theirs, "feed_id": api.feed_ids[2], "deliver_through": None}
+    bookmark = (TODAY - datetime.timedelta(days=3)).isoformat()
+    state = tap_state(feed_entry(api.feed_ids[0], delivered_through=bookmark), pending=[entry])
     return Crafted(state, f"names export {theirs} of feed {api.feed_ids[2]}, which is not in")
 
 
@@ -138,11 +142,16 @@ def pending_of_another_feed_named_last(api: FakeContactBased) -> Crafted:
 
 CASES: dict[str, t.Callable[[FakeContactBased], Crafted]] = {
     "another feed's export in flight": another_feeds_export,
+    "another feed's export of another window in flight": another_feeds_export_of_another_window,
     "an export of another window in flight": another_window,
     "rows_done past the export's rows": oversized_rows_done,
     "expected_rows past the export's rows": oversized_expected_rows,
     "a bookmark after the API's today": future_bookmark,
+    "an export in flight delivering after the API's today": future_delivery_in_flight,
     "a pending export of a feed not configured": pending_of_an_unconfigured_feed,
+    "a pending export of a feed not configured, days to export": (
+        pending_of_an_unconfigured_feed_with_days_to_export
+    ),
     "a pending export the feed never delivered": pending_the_feed_never_delivered,
     "a pending export with a forged proof": pending_with_a_forged_proof,
     "a pending export of another feed named as the feed's last": pending_of_another_feed_named_last,
@@ -213,7 +222,7 @@ def test_an_export_resumed_while_it_builds_is_checked_once_ready() -> None:
             "deliver_through": YESTERDAY.isoformat(),
             "rows_done": total + 1,
         }
-        state = tap_state(partition(api.feed_ids[0], in_flight=record))
+        state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
         config = make_config(api, feed_ids=api.feed_ids[:2])
 
         result = run_tap(config, streams=["export_rows"], state=state, raise_errors=False)

@@ -319,6 +319,24 @@ def test_without_records_required_the_cost_is_the_rows_the_count_gives(
     assert "did not say" not in message
 
 
+def test_without_a_cap_an_export_whose_cost_the_count_does_not_say_is_created_with_a_warning(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.faults.drift = {"count": {"records_required": None, "total_rows": None}}
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(config_of(api), streams=["export_rows"])
+
+    assert (
+        f"did not say what the export of feed(s) {api.feed_ids[0]} would reserve; they are "
+        "created without that check."
+    ) in caplog.text
+    assert creates(api) == [201]
+    assert by_key(result.records("export_rows")) == delivered_rows(
+        api, api.created_exports[0], YESTERDAY
+    )
+
+
 @pytest.fixture
 def pool_without_remaining(api: FakeContactBased) -> int:
     """A pool whose answer lacks records_remaining, with credits used and reserved elsewhere.
@@ -447,3 +465,53 @@ def test_a_refused_create_is_tried_again_without_looking_for_it(
     requests_made = create_requests(api)
     assert requests_made == list(range(requests_made[0], requests_made[-1] + 1))  # nothing else
     assert result.records("export_rows")
+
+
+@pytest.mark.parametrize("failures", [retry.MAX_TRIES - 1, retry.MAX_TRIES])
+def test_a_create_that_fails_is_given_up_after_exactly_max_tries(
+    api: FakeContactBased, failures: int
+) -> None:
+    api.faults.aimed = {CREATE: ["503"] * failures}
+    api.faults.retry_after = 0.01
+
+    result = run_tap(config_of(api), streams=["export_rows"], raise_errors=False)
+
+    assert api.fault_engine.hits == [Hit(CREATE, "503")] * failures
+    if failures < retry.MAX_TRIES:
+        assert result.error is None
+        assert creates(api) == [503] * failures + [201]
+        expected = delivered_rows(api, api.created_exports[0], YESTERDAY)
+        assert by_key(result.records("export_rows")) == expected
+    else:
+        one_clear_line(result.error)
+        assert f"creating the export of feed {api.feed_ids[0]} failed {failures} time(s)" in str(
+            result.error
+        )
+        assert creates(api) == [503] * failures
+        assert api.created_exports == []
+
+
+def test_an_identical_export_made_between_the_count_and_the_create_is_reused(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = ExportLifecycle.count
+    made: list[str] = []
+
+    def another_run_creates_it(lifecycle: ExportLifecycle, options: ExportOptions) -> t.Any:
+        counted = count(lifecycle, options)
+        made.append(api.make_ready_export(**options.body()))  # after the plan's own search
+        return counted
+
+    monkeypatch.setattr(ExportLifecycle, "count", another_run_creates_it)
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config_of(api), streams=["export_rows"])
+
+    (appeared,) = made
+    assert creates(api) == []
+    assert (
+        f"Reusing export {appeared} of feed {api.feed_ids[0]} ({START}..{TODAY}), which "
+        "appeared since the run was planned, instead of creating one."
+    ) in caplog.text
+    assert by_key(result.records("export_rows")) == delivered_rows(api, appeared, YESTERDAY)
+    assert partition(result.last_state, api.feed_ids[0])["last_export_id"] == appeared
