@@ -60,6 +60,10 @@ class TransientApiError(RetriableAPIError):
         spent = f"{tried(tries)} in {seconds:.0f} s"
         return f"{self} ({why}; {spent})" if why else f"{self} ({spent})"
 
+    def named(self, what: str) -> Exception:
+        """This failure after `what` names it: the request's own line names only the endpoint."""
+        return self.hiding_the_same_cause(TransientApiError(f"{what}: {self}", self.response))
+
     def hiding_the_same_cause(self, error: Exception) -> Exception:
         """`error`, chained to what this failure hides (what requests raised, say)."""
         error.__context__ = self.__context__

@@ -201,10 +201,7 @@ class PageReader:
             return self._client.retrying(f"Reading {what}", lambda: self._attempt(page, what))
         except TransientApiError as exc:  # a request that kept failing: it stops the run
             given_up = exc
-        # Named after the page: the request's own line names only the endpoint.
-        raise given_up.hiding_the_same_cause(
-            TransientApiError(f"Could not read {what}: {given_up}", given_up.response)
-        )
+        raise given_up.named(f"Could not read {what}")
 
     def _attempt(self, page: int, what: str) -> list[dict[str, t.Any]] | None:
         """One try at a page (its prefetched answer, when there is one)."""
@@ -349,12 +346,22 @@ class CsvReader:
     def _open(self) -> requests.Response:
         """One try's download, opened: a new signed URL, sent once, and its GET, sent once."""
         export = self._export
-        answer = self._client.json(
-            "POST",
-            endpoints.EXPORTS_DOWNLOAD_URL,
-            body={"export_id": export.export_id},
-            retry=False,  # a failure counts in the CSV's budget
-        )
+        try:
+            answer = self._client.json(
+                "POST",
+                endpoints.EXPORTS_DOWNLOAD_URL,
+                body={"export_id": export.export_id},
+                retry=False,  # a failure counts in the CSV's budget
+            )
+        except TransientApiError as exc:
+            failed = exc
+        else:
+            return self._download(answer)
+        raise failed.named(f"The download URL of {export.name}")
+
+    def _download(self, answer: t.Any) -> requests.Response:
+        """The GET of the signed URL an answer gives, sent once."""
+        export = self._export
         url = answer.get("url") if isinstance(answer, dict) else None
         if not isinstance(url, str) or not url:
             msg = (

@@ -242,9 +242,15 @@ def test_a_dead_api_gives_up_at_retry_max_seconds_in_both_read_modes(
     in_flight(result, api.created_exports[0])
 
 
-def test_a_dead_api_is_one_line_and_exit_1(api: FakeContactBased, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("read_mode", "part"),
+    [("pages", "Could not read page 2 of export"), ("csv", "The download URL of export")],
+)
+def test_a_dead_api_is_one_line_naming_the_export_and_exit_1(
+    api: FakeContactBased, tmp_path: Path, read_mode: str, part: str
+) -> None:
     api.faults.dies_mid_read = True
-    config = config_of(api, "pages", retry_max_seconds=1)
+    config = config_of(api, read_mode, retry_max_seconds=1)
 
     result = run_command([], tmp_path, config=config)
 
@@ -252,6 +258,7 @@ def test_a_dead_api_is_one_line_and_exit_1(api: FakeContactBased, tmp_path: Path
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert "Could not read page 2 of export" in last
+    export_id = api.created_exports[0]
+    assert f"{part} {export_id} of feed {api.feed_ids[0]}" in last
     assert "the connection failed or was dropped" in last
     assert API_KEY not in result.stderr
