@@ -210,6 +210,11 @@ MISSHAPEN_STATES = [
         "bookmarks.export_rows.partitions[0]: expected an object with a context",
         id="a partition without a context",
     ),
+    pytest.param(
+        {"bookmarks": {"enrichment": {"pending_exports": [{"feed_id": "f"}]}}},
+        "bookmarks.enrichment.pending_exports: expected a list of exports",
+        id="a pending export without an export_id",
+    ),
 ]
 
 
