@@ -86,7 +86,8 @@ class ReadAhead(io.RawIOBase):
 
     def readinto(self, buffer: t.Any) -> int:
         """Copy the next bytes of the body into `buffer`; 0 at its end."""
-        if not self._pending:
+        # A chunk of NUL bytes only leaves nothing to copy, and 0 would say the body ended.
+        while not self._pending:
             if self._finished:
                 return 0
             item = self._queue.get()

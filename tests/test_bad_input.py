@@ -19,6 +19,7 @@ from tap_contactbased.cli import EXPECTED_FAILURES
 from tap_contactbased.errors import ConfigError, StateError
 from tap_contactbased.retry import Attempts
 from tap_contactbased.settings import Settings
+from tap_contactbased.state import check_state
 from tests.conftest import API_KEY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -191,6 +192,40 @@ def test_a_malformed_state_is_refused_in_one_sentence_saying_where_and_what_to_d
         "expected a count of rows, found -3. Fix the state, or remove it to start again from "
         "lookback_days."
     )
+
+
+MISSHAPEN_STATES = [
+    pytest.param(
+        {"bookmarks": {"export_rows": []}},
+        "bookmarks.export_rows: expected an object",
+        id="a stream's state as a list",
+    ),
+    pytest.param(
+        {"bookmarks": {"export_rows": {"partitions": {"feed_id": "f"}}}},
+        "bookmarks.export_rows.partitions: expected a list",
+        id="partitions as an object",
+    ),
+    pytest.param(
+        {"bookmarks": {"export_rows": {"partitions": [{"feed_id": "f"}]}}},
+        "bookmarks.export_rows.partitions[0]: expected an object with a context",
+        id="a partition without a context",
+    ),
+    pytest.param(
+        {"bookmarks": {"enrichment": {"pending_exports": [{"feed_id": "f"}]}}},
+        "bookmarks.enrichment.pending_exports: expected a list of exports",
+        id="a pending export without an export_id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("state", "fragment"), MISSHAPEN_STATES)
+def test_a_state_of_another_shape_is_refused_naming_the_place(
+    state: dict[str, t.Any], fragment: str
+) -> None:
+    with pytest.raises(StateError) as raised:
+        check_state(state)
+
+    assert str(raised.value).startswith(f"The state is malformed at {fragment}. ")
 
 
 def test_wrong_content_type_ends_in_one_clear_line(

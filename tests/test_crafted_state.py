@@ -75,6 +75,18 @@ def oversized_rows_done(api: FakeContactBased) -> Crafted:
     return Crafted(state, f"rows_done is {total + 5000:,} but export {mine} holds {total:,} rows")
 
 
+def oversized_rows_done_counted_in_pages(api: FakeContactBased) -> Crafted:
+    """The summary has neither total_rows nor page_size: the state's page size counts."""
+    mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
+    api.faults.drift = {"summary": {"total_rows": None, "page_size": None}}
+    most = api.exports[mine].total_pages * 1000
+    record = in_flight(api, mine, rows_done=most + 1)
+    state = tap_state(feed_entry(api.feed_ids[0], in_flight=record))
+    return Crafted(
+        state, f"rows_done is {most + 1:,} but export {mine} holds {most:,} rows (total_pages x"
+    )
+
+
 def oversized_expected_rows(api: FakeContactBased) -> Crafted:
     mine = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
     total = api.exports[mine].total_rows
@@ -145,6 +157,7 @@ CASES: dict[str, t.Callable[[FakeContactBased], Crafted]] = {
     "another feed's export of another window in flight": another_feeds_export_of_another_window,
     "an export of another window in flight": another_window,
     "rows_done past the export's rows": oversized_rows_done,
+    "rows_done past the export's pages": oversized_rows_done_counted_in_pages,
     "expected_rows past the export's rows": oversized_expected_rows,
     "a bookmark after the API's today": future_bookmark,
     "an export in flight delivering after the API's today": future_delivery_in_flight,
