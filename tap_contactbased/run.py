@@ -1,8 +1,4 @@
-"""What the streams of one run share.
-
-The client of the API, the feed directory, the contacts the exports produced, the exports
-still waiting for enrichment, and the cost receipt.
-"""
+"""What the streams of one run share: the API client, the feeds, the contacts, the receipt."""
 
 from __future__ import annotations
 

@@ -228,10 +228,7 @@ def record_name(column: str) -> str:
 
 
 def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = ()) -> JSONSchema:
-    """The export_rows schema: keys, the contract's columns, bundle columns, seen columns.
-
-    `columns` are column names seen in previews; unknown ones are typed as strings.
-    """
+    """The export_rows schema: keys, the contract's columns, bundle columns, `columns` seen."""
     schema = schema_of("export_id feed_id: string!", "export_row: integer!", *ROW_COLUMNS)
     props = schema["properties"]
     for bundle in bundles:

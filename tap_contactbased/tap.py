@@ -87,8 +87,7 @@ class TapContactBased(Tap):
 
         A state that is not an object is refused before the SDK tries to read it as a path.
         The key is redacted from every log line from here on, and the SDK's own config
-        errors about it are rewritten without its value. `api_key` and `api_url` are
-        checked in every mode, discovery included: they decide what is sent where.
+        errors about it are rewritten without its value.
         """
         if state is not None and not isinstance(state, (dict, str, PurePath)):
             check_state(state)
