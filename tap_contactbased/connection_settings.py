@@ -13,8 +13,6 @@ import urllib.parse
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.settings import default_of
 
-LINE_ENDS = ("\r\n", "\n")
-
 
 def json_kind(value: object) -> str:
     """What a config value is, in JSON's words, without showing it."""
@@ -34,10 +32,7 @@ def api_key_of(config: t.Mapping[str, t.Any]) -> str:
     key = config.get("api_key")
     if not isinstance(key, str):
         return ""
-    for end in LINE_ENDS:
-        if key.endswith(end):
-            return key[: -len(end)]
-    return key
+    return key.removesuffix("\r\n") if key.endswith("\r\n") else key.removesuffix("\n")
 
 
 def check_api_key(config: t.Mapping[str, t.Any]) -> str | None:

@@ -1,8 +1,4 @@
-"""What the streams of one run share.
-
-The client of the API, the feed directory, the contacts the exports produced, the exports
-still waiting for enrichment, and the cost receipt.
-"""
+"""What the streams of one run share: the API client, the feeds, the contacts, the receipt."""
 
 from __future__ import annotations
 
@@ -23,7 +19,7 @@ from tap_contactbased.state import StateMismatchError, pending_misfits, pending_
 from tap_contactbased.values import is_int
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+    from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
     from tap_contactbased.job import ExportJob
     from tap_contactbased.settings import Settings
@@ -32,16 +28,6 @@ if t.TYPE_CHECKING:
 CONNECTION_TEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "connection_test", default=False
 )
-
-
-def iterate_feeds(api: ApiClient) -> Iterator[t.Any]:
-    """Every feed of the organization, page by page."""
-    size = endpoints.FEEDS_PAGE_SIZE
-    return envelope_items(
-        lambda page: api.get(endpoints.FEEDS, {"page": page, "page_size": size}),
-        size,
-        f"GET {endpoints.FEEDS}",
-    )
 
 
 def feed_cap(feed: Mapping[str, t.Any]) -> int | None:
@@ -137,10 +123,6 @@ class ContactLedger:
 
     def ids(self) -> list[str]:
         return list(self._ids)
-
-    def __len__(self) -> int:
-        """How many unique ids were noted."""
-        return len(self._ids)
 
 
 class PendingEnrichment:
@@ -264,19 +246,27 @@ class RunContext:
 
     def feeds(self) -> dict[str, dict[str, t.Any]]:
         """The organization's feeds by lower-case id, listed once per run."""
-        if self._feeds is None:
-            listed = list(iterate_feeds(self.client))
-            self._feeds = {
-                str(feed["feed_id"]).lower(): feed
-                for feed in listed
-                if isinstance(feed, dict) and feed.get("feed_id")
-            }
-            if len(self._feeds) < len(listed):
-                msg = (
-                    f"GET {endpoints.FEEDS} listed feeds without a feed_id, so the tap cannot "
-                    "tell which feeds exist and stops. Report this difference."
-                )
-                raise ContractError(msg)
+        if self._feeds is not None:
+            return self._feeds
+        size = endpoints.FEEDS_PAGE_SIZE
+        listed = list(
+            envelope_items(
+                lambda page: self.client.get(endpoints.FEEDS, {"page": page, "page_size": size}),
+                size,
+                f"GET {endpoints.FEEDS}",
+            )
+        )
+        self._feeds = {
+            str(feed["feed_id"]).lower(): feed
+            for feed in listed
+            if isinstance(feed, dict) and feed.get("feed_id")
+        }
+        if len(self._feeds) < len(listed):
+            msg = (
+                f"GET {endpoints.FEEDS} listed feeds without a feed_id, so the tap cannot "
+                "tell which feeds exist and stops. Report this difference."
+            )
+            raise ContractError(msg)
         return self._feeds
 
     def feed(self, feed_id: str) -> dict[str, t.Any]:

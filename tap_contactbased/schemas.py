@@ -1,9 +1,11 @@
 """Record schemas, typed from the API contract (docs/contactbased-api.md).
 
-Shared fragments are named objects. A field the API adds later never breaks a sync: nested
-objects keep it (`additionalProperties`), and a record keeps it in its `extra_fields` object,
-since many targets refuse a top-level field that the SCHEMA message does not declare.
-Every stream schema names the same JSON Schema dialect.
+Fields are written compactly as `"name other: kind"`: a kind is string, integer, number,
+boolean, date, date-time or object (an open one), `[]` after it makes a list of it and `!`
+a required field. A field the API adds later never breaks a sync: nested objects keep it
+(`additionalProperties`), and a record keeps it in its `extra_fields` object, since many
+targets refuse a top-level field that the SCHEMA message does not declare. Every stream
+schema names the same JSON Schema dialect (the SDK's).
 """
 
 from __future__ import annotations
@@ -13,21 +15,53 @@ import typing as t
 from singer_sdk import typing as th
 
 JSONSchema = dict[str, t.Any]
+Field: t.TypeAlias = "str | th.Property[t.Any]"
 
-# The dialect the SDK writes on the schemas it builds; the hand-built schemas name it too.
+# The dialect the SDK writes on the schemas it builds.
 DIALECT: str = th.PropertiesList().to_dict()["$schema"]
 EXTRA_FIELDS = "extra_fields"
 
 
-def open_object(*properties: th.Property[t.Any]) -> th.ObjectType:
+def open_object(*fields: Field) -> th.ObjectType:
     """An object that keeps fields it does not know."""
-    return th.ObjectType(*properties, additional_properties=True)
+    return th.ObjectType(*properties(*fields), additional_properties=True)
 
 
-def open_schema(*properties: th.Property[t.Any]) -> JSONSchema:
+KINDS: dict[str, t.Callable[[], th.JSONTypeHelper[t.Any]]] = {
+    "string": th.StringType,
+    "integer": th.IntegerType,
+    "number": th.NumberType,
+    "boolean": th.BooleanType,
+    "date": th.DateType,
+    "date-time": th.DateTimeType,
+    "object": open_object,
+}
+
+
+def properties(*fields: Field) -> list[th.Property[t.Any]]:
+    """The properties `fields` name: `"name other: kind"` texts, or properties as they are."""
+    listed = []
+    for field in fields:
+        if isinstance(field, th.Property):
+            listed.append(field)
+            continue
+        names, _, kind = field.partition(": ")
+        of = kind.rstrip("!")
+        item = KINDS[of.removesuffix("[]")]()
+        wrapped = th.ArrayType(item) if of.endswith("[]") else item
+        listed.extend(th.Property(n, wrapped, required=of != kind) for n in names.split())
+    return listed
+
+
+def schema_of(*fields: Field) -> JSONSchema:
+    """A stream or answer schema."""
+    return th.PropertiesList(*properties(*fields)).to_dict()
+
+
+def open_schema(*fields: Field) -> JSONSchema:
     """A stream schema whose records keep the fields it does not name in `extra_fields`."""
-    return th.PropertiesList(
-        *properties,
+    return schema_of(
+        *fields,
         th.Property(
             EXTRA_FIELDS,
             open_object(),
@@ -36,7 +70,7 @@ def open_schema(*properties: th.Property[t.Any]) -> JSONSchema:
                 "Absent when there are none."
             ),
         ),
-    ).to_dict()
+    )
 
 
 def fold_new_fields(record: dict[str, t.Any], schema: JSONSchema) -> dict[str, t.Any]:
@@ -53,15 +87,11 @@ def fold_new_fields(record: dict[str, t.Any], schema: JSONSchema) -> dict[str, t
 
 FEED_KINDS = ("domains", "topics", "free_text")  # the contract's; the tap passes any through
 FEED = open_schema(
-    th.Property("feed_id", th.StringType, required=True),
-    th.Property("name", th.StringType),
-    th.Property("kind", th.StringType),
-    th.Property("query", th.StringType),
-    th.Property("topics", th.ArrayType(th.StringType)),
-    th.Property("domain_count", th.IntegerType),
-    th.Property("max_lookback_days", th.IntegerType),
-    th.Property("created_at", th.DateTimeType),
-    th.Property("updated_at", th.DateTimeType),
+    "feed_id: string!",
+    "name kind query: string",
+    "topics: string[]",
+    "domain_count max_lookback_days: integer",
+    "created_at updated_at: date-time",
 )
 
 # Readings of something that changes over time are keyed by their UTC day, so a daily run
@@ -72,188 +102,83 @@ _SNAPSHOT_DATE = th.Property(
     required=True,
     description="UTC day of the reading, on the API's clock (its Date header).",
 )
-
 CREDITS = open_schema(
     _SNAPSHOT_DATE,
-    th.Property("records_total", th.IntegerType),
-    th.Property("records_used", th.IntegerType),
-    th.Property("records_reserved", th.IntegerType),
-    th.Property("records_remaining", th.IntegerType),
-    th.Property("period_start", th.DateType),
-    th.Property("period_end", th.DateType),
+    "records_total records_used records_reserved records_remaining: integer",
+    "period_start period_end: date",
 )
-
-FEED_LIMIT = open_schema(
-    _SNAPSHOT_DATE,
-    th.Property("feed_limit", th.IntegerType),
-    th.Property("feeds_created", th.IntegerType),
-    th.Property("feeds_remaining", th.IntegerType),
-)
-
-BUNDLE = open_schema(
-    th.Property("key", th.StringType, required=True),
-    th.Property("path", th.StringType),
-    th.Property("label", th.StringType),
-    th.Property("enabled", th.BooleanType),
-)
-
-FILTER_FIELD = open_schema(
-    th.Property("field", th.StringType, required=True),
-    th.Property("label", th.StringType),
-    th.Property("category", th.StringType),
-    th.Property("type", th.StringType),
-    th.Property("operators", th.ArrayType(th.StringType)),
-)
-
+FEED_LIMIT = open_schema(_SNAPSHOT_DATE, "feed_limit feeds_created feeds_remaining: integer")
+BUNDLE = open_schema("key: string!", "path label: string", "enabled: boolean")
+FILTER_FIELD = open_schema("field: string!", "label category type: string", "operators: string[]")
 EXPORT_SUMMARY = open_schema(
-    th.Property("export_id", th.StringType, required=True),
-    th.Property("feed_id", th.StringType),
-    th.Property("status", th.StringType),
-    th.Property("build_progress", th.NumberType),
-    th.Property("build_error", th.StringType),
-    th.Property("lookback_days", th.IntegerType),
-    th.Property("page_size", th.IntegerType),
-    th.Property("max_rows", th.IntegerType),
-    th.Property("require_contact_id", th.BooleanType),
-    th.Property("consumer_filters", th.ArrayType(open_object())),
-    th.Property("enrichment_bundles", th.ArrayType(th.StringType)),
-    th.Property("start_date", th.DateType),
-    th.Property("end_date", th.DateType),
-    th.Property("total_rows", th.IntegerType),
-    th.Property("total_pages", th.IntegerType),
-    th.Property("columns", th.ArrayType(th.StringType)),
-    th.Property("records_reserved", th.IntegerType),
-    th.Property("created_at", th.DateTimeType),
-    th.Property("updated_at", th.DateTimeType),
+    "export_id: string!",
+    "feed_id status: string",
+    "build_progress: number",
+    "build_error: string",
+    "lookback_days page_size max_rows: integer",
+    "require_contact_id: boolean",
+    "consumer_filters: object[]",
+    "enrichment_bundles: string[]",
+    "start_date end_date: date",
+    "total_rows total_pages: integer",
+    "columns: string[]",
+    "records_reserved: integer",
+    "created_at updated_at: date-time",
 )
-
-FEED_TOTAL = th.PropertiesList(
-    th.Property("feed_id", th.StringType, required=True),
-    th.Property("date", th.DateType, required=True),
-    th.Property("count", th.IntegerType),
-    th.Property("lookback_days", th.IntegerType),
-    th.Property("start_date", th.DateType),
-    th.Property("end_date", th.DateType),
-).to_dict()
+FEED_TOTAL = schema_of(
+    "feed_id: string!",
+    "date: date!",
+    "count lookback_days: integer",
+    "start_date end_date: date",
+)
 
 # Answers the tap reads but does not stream, as the contract states them; the probe checks
 # the API against these.
 SEARCH_ANSWER = th.PropertiesList(
-    th.Property("feed_id", th.StringType),
-    th.Property("lookback_days", th.IntegerType),
-    th.Property("start_date", th.DateType),
-    th.Property("end_date", th.DateType),
-    th.Property("total_records", th.IntegerType),
-    th.Property("records_with_contact_id", th.IntegerType),
-    th.Property("records_without_contact_id", th.IntegerType),
-    th.Property(
-        "daily_counts",
-        th.ArrayType(
-            open_object(th.Property("date", th.DateType), th.Property("count", th.IntegerType))
-        ),
-    ),
+    *properties(
+        "feed_id: string",
+        "lookback_days: integer",
+        "start_date end_date: date",
+        "total_records records_with_contact_id records_without_contact_id: integer",
+        th.Property("daily_counts", th.ArrayType(open_object("date: date", "count: integer"))),
+    )
 )
 PREVIEW_ANSWER = th.PropertiesList(
-    th.Property("columns", th.ArrayType(th.StringType)),
-    th.Property("rows", th.ArrayType(open_object())),
-    th.Property("estimated_rows", th.IntegerType),
+    *properties("columns: string[]", "rows: object[]", "estimated_rows: integer")
 )
 COUNT_ANSWER = th.PropertiesList(
-    th.Property("total_rows", th.IntegerType),
-    th.Property("rows_with_contact_id", th.IntegerType),
-    th.Property("records_required", th.IntegerType),
+    *properties("total_rows rows_with_contact_id records_required: integer")
 )
 # A page answer is an export summary plus these.
-PAGE_FIELDS = th.PropertiesList(
-    th.Property("page", th.IntegerType),
-    th.Property("rows", th.ArrayType(open_object())),
-)
+PAGE_FIELDS = th.PropertiesList(*properties("page: integer", "rows: object[]"))
+
+
+def list_of(name: str, *fields: Field) -> th.Property[t.Any]:
+    """A list of open objects."""
+    return th.Property(name, th.ArrayType(open_object(*fields)))
+
 
 # Bundle payloads. The contract (docs/contactbased-api.md) documents only that email records
 # carry `last_seen`; the rest is our reading [assumed], so every object keeps the fields it
 # does not know.
-_LAST_SEEN = th.Property("last_seen", th.DateType)
 BUNDLE_DATA: dict[str, th.ObjectType] = {
     "individual-core": open_object(
-        th.Property("first_name", th.StringType),
-        th.Property("last_name", th.StringType),
-        th.Property("middle_name", th.StringType),
-        th.Property("gender", th.StringType),
-        th.Property("birth_year", th.IntegerType),
+        "first_name last_name middle_name gender: string", "birth_year: integer"
     ),
-    "emails": open_object(
-        th.Property(
-            "emails",
-            th.ArrayType(
-                open_object(
-                    th.Property("address", th.StringType),
-                    th.Property("type", th.StringType),
-                    _LAST_SEEN,
-                )
-            ),
-        ),
-    ),
-    "phones": open_object(
-        th.Property(
-            "phones",
-            th.ArrayType(
-                open_object(
-                    th.Property("number", th.StringType),
-                    th.Property("type", th.StringType),
-                    th.Property("line_type", th.StringType),
-                    _LAST_SEEN,
-                )
-            ),
-        ),
-    ),
+    "emails": open_object(list_of("emails", "address type: string", "last_seen: date")),
+    "phones": open_object(list_of("phones", "number type line_type: string", "last_seen: date")),
     "location": open_object(
-        th.Property("address_line", th.StringType),
-        th.Property("city", th.StringType),
-        th.Property("state", th.StringType),
-        th.Property("postal_code", th.StringType),
-        th.Property("country", th.StringType),
-        th.Property("latitude", th.NumberType),
-        th.Property("longitude", th.NumberType),
+        "address_line city state postal_code country: string", "latitude longitude: number"
     ),
     "professional": open_object(
-        th.Property("job_title", th.StringType),
-        th.Property("seniority", th.StringType),
-        th.Property("department", th.StringType),
-        th.Property("company_name", th.StringType),
-        th.Property("company_domain", th.StringType),
-        th.Property("linkedin_url", th.StringType),
+        "job_title seniority department company_name company_domain linkedin_url: string"
     ),
-    "auto": open_object(
-        th.Property(
-            "vehicles",
-            th.ArrayType(
-                open_object(
-                    th.Property("make", th.StringType),
-                    th.Property("model", th.StringType),
-                    th.Property("year", th.IntegerType),
-                )
-            ),
-        ),
-    ),
-    "interests": open_object(th.Property("interests", th.ArrayType(th.StringType))),
-    "donor": open_object(
-        th.Property("causes", th.ArrayType(th.StringType)),
-        th.Property("donor_flag", th.BooleanType),
-    ),
-    "household": open_object(
-        th.Property("household_size", th.IntegerType),
-        th.Property("children_present", th.BooleanType),
-        th.Property("home_owner", th.BooleanType),
-    ),
-    "purchases": open_object(
-        th.Property("categories", th.ArrayType(th.StringType)),
-        th.Property("last_purchase_date", th.DateType),
-    ),
-    "financial": open_object(
-        th.Property("income_range", th.StringType),
-        th.Property("net_worth_range", th.StringType),
-        th.Property("credit_range", th.StringType),
-    ),
+    "auto": open_object(list_of("vehicles", "make model: string", "year: integer")),
+    "interests": open_object("interests: string[]"),
+    "donor": open_object("causes: string[]", "donor_flag: boolean"),
+    "household": open_object("household_size: integer", "children_present home_owner: boolean"),
+    "purchases": open_object("categories: string[]", "last_purchase_date: date"),
+    "financial": open_object("income_range net_worth_range credit_range: string"),
 }
 BUNDLE_KEYS = tuple(BUNDLE_DATA)
 
@@ -271,49 +196,27 @@ def enrichment_schema(bundles: t.Iterable[str]) -> JSONSchema:
 
     Each bundle's payload has its own top-level keys, so the union stays unambiguous.
     """
-    data: JSONSchema = {"type": ["object", "null"], "properties": {}, "additionalProperties": True}
-    for bundle in bundles:
-        data["properties"].update(bundle_data_schema(bundle).get("properties", {}))
-    return {
-        "$schema": DIALECT,
-        "type": "object",
-        "properties": {
-            "contact_id": {"type": ["string"]},
-            "bundle": {"type": ["string"]},
-            "found": {"type": ["boolean"]},
-            "data": data,
-            "enriched_at": {"type": ["string"], "format": "date-time"},
-        },
-        "required": ["contact_id", "bundle", "found", "enriched_at"],
-    }
+    fields = [f for b in bundles if b in BUNDLE_DATA for f in BUNDLE_DATA[b].wrapped.values()]
+    return schema_of(
+        "contact_id bundle: string!",
+        "found: boolean!",
+        th.Property("data", th.ObjectType(*fields, additional_properties=True)),
+        "enriched_at: date-time!",
+    )
 
 
 # Export rows. The CSV header is the truth; these are the columns the contract names, in
 # its order, with the types their values take. A column this list does not know is kept
 # as a string in `extra_columns`.
-ROW_COLUMN_TYPES: dict[str, JSONSchema] = {
-    "contact_id": {"type": ["string", "null"]},
-    "domain": {"type": ["string", "null"]},
-    "company_name": {"type": ["string", "null"]},
-    "industry": {"type": ["string", "null"]},
-    "employee_range": {"type": ["string", "null"]},
-    "revenue_range": {"type": ["string", "null"]},
-    "topic": {"type": ["string", "null"]},
-    "intent_score": {"type": ["number", "null"]},
-    "signal_date": {"type": ["string", "null"], "format": "date"},
-    "first_seen": {"type": ["string", "null"], "format": "date-time"},
-    "last_seen": {"type": ["string", "null"], "format": "date-time"},
-    "first_name": {"type": ["string", "null"]},
-    "last_name": {"type": ["string", "null"]},
-    "job_title": {"type": ["string", "null"]},
-    "seniority": {"type": ["string", "null"]},
-    "department": {"type": ["string", "null"]},
-    "linkedin_url": {"type": ["string", "null"]},
-    "city": {"type": ["string", "null"]},
-    "state": {"type": ["string", "null"]},
-    "country": {"type": ["string", "null"]},
-    "postal_code": {"type": ["string", "null"]},
-}
+ROW_COLUMNS = (
+    "contact_id domain company_name industry employee_range revenue_range topic: string",
+    "intent_score: number",
+    "signal_date: date",
+    "first_seen last_seen: date-time",
+    "first_name last_name job_title seniority department linkedin_url: string",
+    "city state country postal_code: string",
+)
+ROW_COLUMN_TYPES: dict[str, JSONSchema] = schema_of(*ROW_COLUMNS)["properties"]
 CONTACT_ID_ALIASES = ("contact_id", "cb_id")
 BUNDLE_COLUMN_PREFIX = "bundle_"
 EXTRA_COLUMNS = "extra_columns"
@@ -325,27 +228,20 @@ def record_name(column: str) -> str:
 
 
 def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = ()) -> JSONSchema:
-    """The export_rows schema: keys, the contract's columns, bundle columns, seen columns.
-
-    `columns` are column names seen in previews; unknown ones are typed as strings.
-    """
-    properties: JSONSchema = {
-        "export_id": {"type": ["string"]},
-        "feed_id": {"type": ["string"]},
-        "export_row": {"type": ["integer"]},
-    }
-    properties.update({name: dict(spec) for name, spec in ROW_COLUMN_TYPES.items()})
+    """The export_rows schema: keys, the contract's columns, bundle columns, `columns` seen."""
+    schema = schema_of("export_id feed_id: string!", "export_row: integer!", *ROW_COLUMNS)
+    props = schema["properties"]
     for bundle in bundles:
-        properties[f"{BUNDLE_COLUMN_PREFIX}{bundle}"] = bundle_data_schema(bundle)
+        props[f"{BUNDLE_COLUMN_PREFIX}{bundle}"] = bundle_data_schema(bundle)
     for column in columns:
         name = record_name(column)
-        if name in properties:
+        if name in props:
             continue
         if name.startswith(BUNDLE_COLUMN_PREFIX):
-            properties[name] = bundle_data_schema(name[len(BUNDLE_COLUMN_PREFIX) :])
+            props[name] = bundle_data_schema(name[len(BUNDLE_COLUMN_PREFIX) :])
         else:
-            properties[name] = {"type": ["string", "null"]}
-    properties[EXTRA_COLUMNS] = {
+            props[name] = {"type": ["string", "null"]}
+    props[EXTRA_COLUMNS] = {
         "type": ["object", "null"],
         "additionalProperties": {"type": ["string", "null"]},
         "description": (
@@ -353,9 +249,4 @@ def export_row_schema(columns: t.Iterable[str] = (), bundles: t.Iterable[str] = 
             "fit their type, as text. Absent when there are none."
         ),
     }
-    return {
-        "$schema": DIALECT,
-        "type": "object",
-        "properties": properties,
-        "required": ["export_id", "feed_id", "export_row"],
-    }
+    return schema

@@ -7,8 +7,8 @@ config that skipped validation (discovery) behaves like one that did not.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
-from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
@@ -274,7 +274,7 @@ def default_of(name: str) -> t.Any:
     return CONFIG_SCHEMA["properties"][name].get("default")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """The config, typed, with the schema's defaults filled in.
 
@@ -305,36 +305,29 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
-        """Read the settings the tap uses; the API key stays in the config only."""
-
-        def get(name: str) -> t.Any:
-            value = config.get(name)
-            return default_of(name) if value is None else value
-
-        def optional_count(name: str) -> int | None:
-            value = get(name)
-            return None if value is None else int(value)
-
-        return cls(
-            api_url=str(get("api_url")).rstrip("/"),
-            request_timeout_seconds=int(get("request_timeout_seconds")),
-            retry_max_seconds=float(get("retry_max_seconds")),
-            feed_ids=tuple(dict.fromkeys(str(f).lower() for f in get("feed_ids"))),
-            lookback_days=int(get("lookback_days")),
-            page_size=int(get("page_size")),
-            max_rows=optional_count("max_rows"),
-            require_contact_id=bool(get("require_contact_id")),
-            consumer_filters=tuple(dict(f) for f in get("consumer_filters")),
-            export_bundles=tuple(get("export_bundles")),
-            export_mode=str(get("export_mode")),
-            read_mode=str(get("read_mode")),
-            max_records_per_run=optional_count("max_records_per_run"),
-            plan_only=bool(get("plan_only")),
-            max_concurrent_exports=int(get("max_concurrent_exports")),
-            export_timeout_seconds=float(get("export_timeout_seconds")),
-            export_stall_timeout_seconds=float(get("export_stall_timeout_seconds")),
-            poll_interval_max_seconds=float(get("poll_interval_max_seconds")),
-            enrichment_bundles=tuple(dict.fromkeys(get("enrichment_bundles"))),
-            enrichment_max_contacts=optional_count("enrichment_max_contacts"),
-            enrichment_contact_ids=tuple(dict.fromkeys(get("enrichment_contact_ids"))),
+        """Read the settings the tap uses, as their fields' types; the API key stays out."""
+        read: dict[str, t.Any] = {}
+        for setting in dataclasses.fields(cls):
+            value = config.get(setting.name)
+            value = default_of(setting.name) if value is None else value
+            read[setting.name] = None if value is None else READERS[str(setting.type)](value)
+        settings = cls(**read)
+        return dataclasses.replace(
+            settings,
+            api_url=settings.api_url.rstrip("/"),
+            feed_ids=tuple(dict.fromkeys(str(f).lower() for f in settings.feed_ids)),
+            enrichment_bundles=tuple(dict.fromkeys(settings.enrichment_bundles)),
+            enrichment_contact_ids=tuple(dict.fromkeys(settings.enrichment_contact_ids)),
         )
+
+
+# How a config value becomes the type of its Settings field (as the annotation spells it).
+READERS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    "str": str,
+    "int": int,
+    "int | None": int,
+    "float": float,
+    "bool": bool,
+    "tuple[str, ...]": tuple,
+    "tuple[dict[str, t.Any], ...]": lambda filters: tuple(dict(f) for f in filters),
+}

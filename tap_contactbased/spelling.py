@@ -15,17 +15,14 @@ import typing as t
 OLD_ID = re.compile(r"(?<![A-Za-z0-9])cb_id(s?)(?![A-Za-z0-9])")
 
 
-def contact_id_spelling(name: str) -> str:
-    """`name` with the older `cb_id` spelling replaced by `contact_id`."""
-    return OLD_ID.sub(r"contact_id\1", name) if "cb_id" in name else name
-
-
 def normalise_id_spelling(value: t.Any) -> t.Any:
     """`value` with every object key spelled with `contact_id`; a key already spelled so wins."""
     if isinstance(value, dict):
         renamed: dict[str, t.Any] = {}
         for key, item in value.items():
-            name = contact_id_spelling(key) if isinstance(key, str) else key
+            name = (
+                OLD_ID.sub(r"contact_id\1", key) if isinstance(key, str) and "cb_id" in key else key
+            )
             if name != key and name in value:
                 continue
             renamed[name] = normalise_id_spelling(item)

@@ -10,7 +10,6 @@ from pathlib import PurePath
 
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_contactbased import redaction
@@ -70,34 +69,25 @@ def without_secret_values(
 
 
 class TapContactBased(Tap):
-    """Singer tap for the ContactBased Data API."""
+    """Singer tap for the ContactBased Data API.
+
+    The SDK's capabilities, ACTIVATE_VERSION included: off by default
+    (emit_activate_version_messages), and when on sent at the end of the versioned streams
+    only (sdk_internals.ActivatedAtEnd).
+    """
 
     name = "tap-contactbased"
     package_name = "tap-contactbased"
     # The SDK appends its built-in settings to this dict in place; CONFIG_SCHEMA stays ours.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     message_writer_class = RecordBufferingWriter
-    # ACTIVATE_VERSION: off by default (emit_activate_version_messages); when on, sent at
-    # the end of the versioned streams only (sdk_internals.ActivatedAtEnd).
-    capabilities: t.ClassVar[list[t.Any]] = [
-        TapCapabilities.CATALOG,
-        TapCapabilities.STATE,
-        TapCapabilities.DISCOVER,
-        TapCapabilities.ACTIVATE_VERSION,
-        PluginCapabilities.ABOUT,
-        PluginCapabilities.STREAM_MAPS,
-        PluginCapabilities.FLATTENING,
-        PluginCapabilities.BATCH,
-        PluginCapabilities.STRUCTURED_LOGGING,
-    ]
 
     def __init__(self, *, state: t.Any = None, **kwargs: t.Any) -> None:
         """Check the state's kind and the settings that decide where the key goes.
 
         A state that is not an object is refused before the SDK tries to read it as a path.
         The key is redacted from every log line from here on, and the SDK's own config
-        errors about it are rewritten without its value. `api_key` and `api_url` are
-        checked in every mode, discovery included: they decide what is sent where.
+        errors about it are rewritten without its value.
         """
         if state is not None and not isinstance(state, (dict, str, PurePath)):
             check_state(state)
