@@ -1,8 +1,7 @@
 """The one base stream of the tap: the run it shares, and the run's `ApiClient` for requests.
 
-Streams driven by the SDK send through the SDK's own path, on the client's session, with
-its auth, timeout and answer cap; the SDK's retry hook (`request_decorator`) hands each
-request to the client's one retry loop. Everything else requests through `client`.
+The SDK's own requests go out on the client's session, auth, timeout and answer cap, and
+through its one retry loop (`request_decorator`).
 """
 
 from __future__ import annotations
@@ -53,11 +52,7 @@ if t.TYPE_CHECKING:
 
 
 class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
-    """A stream of one run: its settings, and the run's client for every request.
-
-    Versioned (`replaced_by_each_sync`) streams activate their version after their last
-    STATE, never at their start (`ActivatedAtEnd`).
-    """
+    """A stream of one run: its settings, and the run's client for every request."""
 
     records_jsonpath = "$[*]"
     # A redirect could carry the key header to another host; the API never redirects.
@@ -155,11 +150,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
         return status_error_message(endpoint_of(response.request), response)
 
     def write_checkpoint(self) -> None:
-        """Emit a STATE message now.
-
-        In BATCH mode the SDK writes state after each batch file instead: a state written
-        earlier would confirm rows still waiting in an unwritten file.
-        """
+        """A STATE message now; in BATCH mode the SDK's, after each file, confirms the rows."""
         if self.get_batch_config(self.config) is None:
             write_state_now(self)
 
@@ -167,12 +158,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """The SDK's batcher, fed what RECORD messages would carry.
-
-        The SDK batches records as the stream produces them: its stream maps (the README's
-        PII map among them) and its selection would not apply to the files. A versioned
-        sync's records carry the version in the files (`VERSION_COLUMN`).
-        """
+        """The SDK's batcher, fed what RECORD messages would carry (maps, selection, version)."""
         version = stream_version(self)
         if passes_records_unchanged(self) and version is None:
             with owner_only():

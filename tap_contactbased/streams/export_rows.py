@@ -66,7 +66,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     name = "export_rows"
     primary_keys = ("export_id", "export_row")
-    replication_key = None
     # Values are typed once by RowTyper; the SDK's per-record conformance would redo it.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
@@ -83,13 +82,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         self._snapshot: SnapshotVersion | None = None
         self._jobs: tuple[ExportJob, ...] = ()  # the jobs of this run, once planned
 
-    @property
+    @cached_property
     @override
     def schema(self) -> dict[str, t.Any]:
-        return self._discovered_schema
-
-    @cached_property
-    def _discovered_schema(self) -> dict[str, t.Any]:
         """The contract's columns plus what free previews of the configured feeds show."""
         settings = self.settings
         columns: list[str] = []
@@ -122,10 +117,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     def run_version(self) -> int | None:
         """In snapshot mode, the version of the snapshot this run begins or finishes.
 
-        None in incremental mode (rows accumulate), and for a run that delivers nothing:
-        `plan_only`, the connection test, no `feed_ids` (an activation would empty the
-        table). Without versions asked for, an open snapshot left in the state is dropped:
-        it could not be finished under its version.
+        None in incremental mode, and for a run that delivers nothing (an activation would
+        empty the table). Without versions asked for, an open snapshot left in the state is
+        dropped: it could not be finished under its version.
         """
         self._snapshot = None
         settings = self.settings
@@ -152,9 +146,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Write and announce the files here, each followed by the state confirming its rows.
 
-        The SDK would announce what this yields, under every alias of the stream's maps,
-        and write the state only after each file. So nothing is yielded; the SDK's batch
-        counter is the one `get_batch_counter` hands out, and counts these files.
+        Nothing is yielded: the SDK would announce it under every alias of the stream's maps.
         """
         if not batch_files.writes(batch_config):
             self.logger.info(
@@ -169,17 +161,16 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
             announce_batch(self, alias, batch_config.encoding, manifest)
             batches.increment()
 
-        aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
         with owner_only():
             self._batch_files = BatchFiles(
                 batch_config,
                 tap_name=self.tap_name,
                 announce=announce,
-                aliases=aliases,
+                aliases=self.stream_aliases(),
                 version=stream_version(self),
             )
-            with self.get_record_counter() as counter:
-                for _ in self._deliver(FileDelivery(self, self._batch_files, counter)):
+            with self.get_record_counter():
+                for _ in self._deliver(FileDelivery(self, self._batch_files)):
                     pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
@@ -197,11 +188,10 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def write_checkpoint(self) -> None:
-        """A STATE message now, also in BATCH mode when this stream writes the files.
+        """A STATE message now, also in BATCH mode when this stream announced the files itself.
 
-        Its files are announced before their rows are confirmed, so no state written at
-        any moment confirms a row that is not in an announced file. A versioned snapshot
-        notes the feeds delivered first: the STATE that confirms the last one closes it.
+        A versioned snapshot notes the feeds delivered first: the STATE that confirms the last
+        one closes it.
         """
         if self._snapshot is not None:
             jobs = self._jobs
@@ -275,8 +265,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 class RecordDelivery:
     """RECORD mode: a ready export's records, each chunk confirmed once it is emitted.
 
-    Where nothing would change them, the records are written here, a chunk at a time,
-    instead of one by one through the SDK's loop (`direct_record_writer`).
+    Where nothing would change them, a chunk at a time past the SDK's loop (`direct_record_writer`).
     """
 
     def __init__(self, stream: ExportRowsStream) -> None:
@@ -350,23 +339,20 @@ class RecordDelivery:
 class FileDelivery(RecordDelivery):
     """BATCH mode: each chunk's records into files, announced, and only then confirmed.
 
-    So `rows_done` advances only together with an announced file, and a state written at any
-    moment confirms no row that is not in one.
+    So a state written at any moment confirms no row that is not in an announced file.
     """
 
-    def __init__(
-        self, stream: ExportRowsStream, files: BatchFiles, counter: metrics.Counter
-    ) -> None:
-        """Write through `files`, counting the records in `counter`."""
+    def __init__(self, stream: ExportRowsStream, files: BatchFiles) -> None:
+        """Write through `files`."""
         super().__init__(stream)
         self._files = files
-        self._counter = counter
 
     @override
     def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
         """Yields no record: the files hold them."""
         assert job.export_id is not None
         stream, files = self._stream, self._files
+        counter = stream.get_record_counter()
         unchanged = passes_records_unchanged(stream)
         for chunk in self._typed_chunks(job):
             label = f"{job.export_id}-{chunk.first_row:09d}"
@@ -374,7 +360,7 @@ class FileDelivery(RecordDelivery):
                 written = files.write(stream.name, chunk, label)
             else:
                 written = files.write_mapped(mapped_records(stream, chunk), label)
-            self._counter.increment(written)
+            counter.increment(written)
             job.confirm(chunk.last_row)
             self.checkpoint()
         yield from ()
