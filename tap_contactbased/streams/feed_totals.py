@@ -18,10 +18,7 @@ else:
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-    from tap_contactbased.run import RunContext
 
 
 class FeedTotalsStream(ContactBasedStream):
@@ -33,10 +30,7 @@ class FeedTotalsStream(ContactBasedStream):
 
     name = "feed_totals"
     primary_keys = ("feed_id", "date")
-
-    def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`."""
-        super().__init__(tap, run, schemas.FEED_TOTAL)
+    schema = schemas.FEED_TOTAL
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
