@@ -52,10 +52,7 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before trying again, how often, and for how long in all.
-
-    Requests, re-reads of a cut body and repeated creates all wait this way.
-    """
+    """How long to wait before trying again, how often, and for how long in all."""
 
     initial_wait: float
     max_wait: float
@@ -73,10 +70,7 @@ class RetryPolicy:
         )
 
     def wait(self, attempt: int, response: requests.Response | None = None) -> float:
-        """Seconds before the try after failed try number `attempt` (from 1).
-
-        What `Retry-After` asks for, else an exponential wait up to `max_wait`.
-        """
+        """Seconds to wait after failed try `attempt` (from 1): `Retry-After`, else doubling."""
         asked = retry_after_seconds(response)
         if asked is not None:
             return asked

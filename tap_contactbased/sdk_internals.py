@@ -189,12 +189,9 @@ class BookmarkKeptByTap(Stream):
 class ActivatedAtEnd(Stream):
     """A stream whose version is activated after its last STATE: never at its start.
 
-    The SDK activates a FULL_TABLE stream's version before its first record, so a run that
-    dies midway would leave a target with only part of the new rows. With
-    `emit_activate_version_messages` on, a stream whose `run_version` is not None sends that
-    version in every RECORD message (and BATCH file record) of the sync, and one
-    ACTIVATE_VERSION of it once the sync has ended without an error and `activates` agrees.
-    A sync that fails, a dry run (`--test`) and a stream without a version activate nothing.
+    A stream whose `run_version` is not None sends it in every RECORD message (and BATCH file
+    record) of the sync, and one ACTIVATE_VERSION of it once the sync has ended without an
+    error and `activates` agrees: never in a dry run (README, "Versioned snapshots").
     """
 
     #: Whether each sync's records are the whole table: rows it does not send again are

@@ -22,11 +22,7 @@ if t.TYPE_CHECKING:
 
 
 class FeedTotalsStream(ContactBasedStream):
-    """One record per feed and day of the lookback window (free of charge).
-
-    No version: a history. The window moves on every day, and the count of a day it left
-    stays true (and can no longer be read from the API).
-    """
+    """One record per feed and day of the lookback window (free of charge); a history."""
 
     name = "feed_totals"
     primary_keys = ("feed_id", "date")

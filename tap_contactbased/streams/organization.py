@@ -103,10 +103,7 @@ class UnpaginatedStream(ApiObjectStream):
 
 
 class SnapshotStream(UnpaginatedStream):
-    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row.
-
-    A history: the days before stay, so its rows carry no version.
-    """
+    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row."""
 
     primary_keys = ("snapshot_date",)
 
@@ -165,11 +162,7 @@ class FilterFieldsStream(UnpaginatedStream):
 
 
 class ExportsStream(ListedStream):
-    """Export summaries, newest first (POST /intent/feeds/exports/list).
-
-    No version: exports never expire on the API, and each is the receipt of the records
-    credits it reserved, which the rows of `export_rows` name; none leaves the table.
-    """
+    """Export summaries, newest first (POST /intent/feeds/exports/list); none leaves the table."""
 
     name = "exports"
     path = endpoints.EXPORTS_LIST
