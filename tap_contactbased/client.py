@@ -27,7 +27,6 @@ from tap_contactbased.sdk_internals import (
     VERSION_COLUMN,
     ActivatedAtEnd,
     mapped_records,
-    passes_records_unchanged,
     records_to_batch,
     stream_version,
     write_state_now,
@@ -100,10 +99,9 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
 
     @override
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """The SDK's documented retry hook: each request under one budget of the client.
+        """The SDK's retry hook: each request under one budget of the client's retry loop.
 
-        The SDK's `_request` lets requests' own transport errors through; they become the
-        client's one-line errors first, never showing the URL.
+        Transport errors, which the SDK lets through, become the client's one-line errors.
         """
         client = self.client
 
@@ -159,11 +157,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """The SDK's batcher, fed what RECORD messages would carry (maps, selection, version)."""
-        version = stream_version(self)
-        if passes_records_unchanged(self) and version is None:
-            with owner_only():
-                yield from super().get_batches(batch_config, context)
-            return
         if len(self.stream_maps) > 1:
             aliases = ", ".join(self.stream_aliases())
             msg = (
@@ -173,6 +166,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
             )
             raise ConfigError(msg)
         records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
+        version = stream_version(self)
         if version is not None:
             records = ({**record, VERSION_COLUMN: version} for record in records)
         batcher = Batcher(self.tap_name, self.name, batch_config)

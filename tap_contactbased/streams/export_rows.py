@@ -227,17 +227,15 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         try:
             plan = planner.plan()
             self._jobs = plan.jobs
-            if settings.plan_only:
-                self.run.export_failures.extend(failures(plan.jobs))  # refused counts
-                return
-            scheduler = Scheduler(
-                plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
-            )
-            yield from scheduler.run()
+            if not settings.plan_only:
+                scheduler = Scheduler(
+                    plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
+                )
+                yield from scheduler.run()
         except BaseException:
             self.run.receipt_on_failure()
             raise
-        self.run.export_failures.extend(scheduler.failures)
+        self.run.export_failures.extend(failures(plan.jobs))  # plan_only: the refused counts
 
     def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
