@@ -138,7 +138,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        return self._deliver(RecordDelivery(self))
+        return self._deliver(ChunkDelivery(self))
 
     @override
     def get_batches(
@@ -170,7 +170,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
                 version=stream_version(self),
             )
             with self.get_record_counter():
-                for _ in self._deliver(FileDelivery(self, self._batch_files)):
+                for _ in self._deliver(ChunkDelivery(self, self._batch_files)):
                     pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
@@ -260,28 +260,38 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         return self._record_counter
 
 
-class RecordDelivery:
-    """RECORD mode: a ready export's records, each chunk confirmed once it is emitted.
+class ChunkDelivery:
+    """A ready export's chunks, each confirmed once written: as records, or into files.
 
-    Where nothing would change them, a chunk at a time past the SDK's loop (`direct_record_writer`).
+    RECORD mode writes a chunk at a time past the SDK's loop where nothing would change the
+    records (`direct_record_writer`). BATCH mode (`files`) announces each chunk's file before
+    it confirms the rows, so no state written at any moment confirms a row in no file.
     """
 
-    def __init__(self, stream: ExportRowsStream) -> None:
-        """Deliver through `stream`: its writer, counters, catalog and STATE."""
+    def __init__(self, stream: ExportRowsStream, files: BatchFiles | None = None) -> None:
+        """Deliver through `stream` (its writer, counters, catalog and STATE), or `files`."""
         self._stream = stream
+        self._files = files
 
     def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """The records of a ready export from its first unconfirmed row."""
-        stream = self._stream
-        writer = direct_record_writer(stream)
+        """The records of a ready export from its first unconfirmed row; none into files."""
+        stream, files = self._stream, self._files
+        writer = direct_record_writer(stream) if files is None else None
+        unchanged = passes_records_unchanged(stream)
+        counter = stream.get_record_counter()
         for chunk in self._typed_chunks(job):
-            if writer is None:
-                yield from chunk
-            else:
+            if files is not None:
+                label = f"{job.export_id}-{chunk.first_row:09d}"
+                if unchanged:
+                    counter.increment(files.write(stream.name, chunk, label))
+                else:
+                    counter.increment(files.write_mapped(mapped_records(stream, chunk), label))
+            elif writer is not None:
                 version = stream_version(stream)
                 extracted_at = stream.chunk_extracted_at
-                written = writer.write_records(stream.name, version, extracted_at, chunk)
-                stream.get_record_counter().increment(written)
+                counter.increment(writer.write_records(stream.name, version, extracted_at, chunk))
+            else:
+                yield from chunk
             job.confirm(chunk.last_row)
             self.checkpoint()
 
@@ -332,33 +342,3 @@ class RecordDelivery:
                 reader.nul_bytes,
             )
         logger.info("Delivered %s rows of %s.", f"{emitted:,}", export.name)
-
-
-class FileDelivery(RecordDelivery):
-    """BATCH mode: each chunk's records into files, announced, and only then confirmed.
-
-    So a state written at any moment confirms no row that is not in an announced file.
-    """
-
-    def __init__(self, stream: ExportRowsStream, files: BatchFiles) -> None:
-        """Write through `files`."""
-        super().__init__(stream)
-        self._files = files
-
-    @override
-    def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """Yields no record: the files hold them."""
-        assert job.export_id is not None
-        stream, files = self._stream, self._files
-        counter = stream.get_record_counter()
-        unchanged = passes_records_unchanged(stream)
-        for chunk in self._typed_chunks(job):
-            label = f"{job.export_id}-{chunk.first_row:09d}"
-            if unchanged:
-                written = files.write(stream.name, chunk, label)
-            else:
-                written = files.write_mapped(mapped_records(stream, chunk), label)
-            counter.increment(written)
-            job.confirm(chunk.last_row)
-            self.checkpoint()
-        yield from ()
