@@ -80,11 +80,8 @@ def forget_secrets() -> None:
 def _strings_in(value: object) -> Iterable[str]:
     if isinstance(value, str):
         yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings_in(item)
-    elif isinstance(value, (list, tuple, set)):
-        for item in value:
+    elif isinstance(value, (dict, list, tuple, set)):
+        for item in value.values() if isinstance(value, dict) else value:
             yield from _strings_in(item)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
