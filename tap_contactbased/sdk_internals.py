@@ -105,10 +105,7 @@ def map_steps(stream: Stream) -> list[tuple[str, Transform | None]]:
 
 
 def passes_records_unchanged(stream: Stream) -> bool:
-    """Whether RECORD messages carry the stream's records as they are.
-
-    That is: every property selected, and one stream map, the SDK's identity, unflattened.
-    """
+    """Whether RECORD messages carry the records as they are: all selected, one identity map."""
     return all(stream.mask.values()) and map_steps(stream) == [(stream.name, None)]
 
 

@@ -1,11 +1,7 @@
 """The export_rows stream: the rows of every configured feed's export, typed, exactly once.
 
 The stream plans the run's export jobs (`plan`), hands them to the `scheduler` and turns
-the rows of each ready export into records. State per feed, kept by the jobs:
-`delivered_through` (last complete day delivered, incremental mode), `in_flight` (the export
-being delivered, with `rows_done`, the rows confirmed so far), `last_export_id` (the last
-export delivered). A versioned snapshot keeps its version in the state until every feed is
-delivered (`snapshot`).
+the rows of each ready export into records; the jobs keep the state of each feed (`state`).
 """
 
 from __future__ import annotations
@@ -188,11 +184,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def write_checkpoint(self) -> None:
-        """A STATE message now, also in BATCH mode when this stream announced the files itself.
-
-        A versioned snapshot notes the feeds delivered first: the STATE that confirms the last
-        one closes it.
-        """
+        """A STATE message now (in BATCH mode too), the feeds delivered noted in the snapshot."""
         if self._snapshot is not None:
             jobs = self._jobs
             self._snapshot.note(job.feed_id for job in jobs if job.phase is Phase.DELIVERED)
