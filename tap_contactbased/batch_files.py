@@ -1,18 +1,9 @@
 """BATCH files of export rows: JSON Lines encoded in bulk, gzip at a fast level.
 
 The SDK's batcher serialises record by record and gzips at level 9, about four times the
-tap's CPU in RECORD mode. Here msgspec encodes a chunk's records into a buffer that ISA-L
-compresses a block at a time, into one file per stream alias under `batch_config.storage`.
-A versioned snapshot's records carry its version in `_sdc_table_version` (a BATCH message
-has none).
-
-A file is written as `<name>.partial` and renamed only once its chunk was read whole (a
-failed chunk removes it): no file is ever half written under its final name, and a kill
-leaves its leftovers under the same root and prefix, for the README's clean-up. The caller
-announces each file before it confirms the chunk's rows in the state.
-
-File names are built from safe parts only and must stay under the storage root. Files hold
-contact data: they are written under `owner_only` (0600).
+tap's CPU in RECORD mode. A file is written as `<name>.partial`, renamed once its chunk was
+read whole, then announced before its rows are confirmed (README, "BATCH files instead of
+RECORD messages"); names are built from safe parts only, files are their owner's only.
 """
 
 from __future__ import annotations
