@@ -46,17 +46,9 @@ def register_secret(value: object) -> None:
     """
     forms: set[str] = set()
     for text in _strings_in(value):
-        stripped = text.strip()
-        for form in (text, stripped):
-            forms.update(
-                (
-                    form,
-                    urllib.parse.quote(form, safe=""),
-                    urllib.parse.quote_plus(form, safe=""),
-                    repr(form)[1:-1],
-                    escape_controls(form),
-                )
-            )
+        for form in (text, text.strip()):
+            forms |= {form, repr(form)[1:-1], escape_controls(form)}
+            forms |= {urllib.parse.quote(form, safe=""), urllib.parse.quote_plus(form, safe="")}
     with _lock:
         _secrets.update(f for f in forms if len(f) >= SECRET_MIN_LENGTH)
 

@@ -1,9 +1,6 @@
 """The one retry loop: how long to wait, how often, and for how long in all.
 
-Every failure worth retrying (`errors.TransientApiError`) of one request, or of one part
-of an export, counts against one `Attempts`: at most `RetryPolicy.max_tries` tries, and no
-try later than `max_seconds` (the `retry_max_seconds` setting) after the first failure.
-Then the last failure ends the run (or the feed) in one line, saying how many tries it took.
+Where each budget comes from and what ends it: docs/architecture.md, "Where retries live".
 """
 
 from __future__ import annotations

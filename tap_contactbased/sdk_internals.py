@@ -80,11 +80,10 @@ def announce_batch(
 
 
 def storage_location(storage: StorageTarget) -> tuple[t.Any, str]:
-    """The fsspec filesystem and root path of `storage`, the root created if missing.
+    """The fsspec filesystem and root path of `storage` (created), as `get_url` resolves them.
 
-    Resolved as the SDK resolves them, so that `StorageTarget.get_url` names the files
-    written there. (`StorageTarget.open` would write inside a transaction on the whole,
-    cached, filesystem, which a failure leaves open.)
+    Not `StorageTarget.open`: its transaction on the whole, cached, filesystem stays open
+    after a failure.
     """
     root = storage._root_path
     root.mkdir(parents=True, exist_ok=True)
