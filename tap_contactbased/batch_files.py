@@ -1,24 +1,9 @@
 """BATCH files of export rows: JSON Lines encoded in bulk, gzip at a fast level.
 
-The SDK's default batcher serialises record by record in Python and gzips at level 9,
-which cost the tap about four times its CPU in RECORD mode. Here each record of an export
-chunk (one page) is encoded by msgspec into a buffer, compressed by ISA-L at level 1 a
-block at a time, and written straight into one file per stream alias, under the configured
-`batch_config.storage` root and prefix. A versioned snapshot's records carry its version
-in `_sdc_table_version`, where SDK targets keep a RECORD message's version (a BATCH message
-has none), encoded once per file and appended to each record.
-
-While its chunk is read, a file is written under its final name plus `.partial`; it is
-renamed to its final name only once the chunk has been read whole, and a chunk whose reading
-fails removes it. So no file is ever under a final name half written, memory holds no page,
-and whatever a kill leaves behind is under the same root and prefix as the files, for the
-clean-up the README describes. The caller announces each file (a BATCH message) before it
-confirms the chunk's rows in the state.
-
-File names are built from safe parts only: a stream alias with a path separator or a
-control character is refused, other odd characters of an alias or an export id are replaced
-(and a hash added), and the joined path must stay under the storage root. Files hold contact
-data: they are written under `owner_only`, so only their owner can read them (0600).
+The SDK's batcher serialises record by record and gzips at level 9, about four times the
+tap's CPU in RECORD mode. A file is written as `<name>.partial`, renamed once its chunk was
+read whole, then announced before its rows are confirmed (README, "BATCH files instead of
+RECORD messages"); names are built from safe parts only, files are their owner's only.
 """
 
 from __future__ import annotations
@@ -92,8 +77,8 @@ def check_alias(alias: str) -> str:
 def name_part(text: str) -> str:
     """`text` as part of a file name and of its URL: ASCII letters, digits and `-_.` only.
 
-    Any other character becomes `_`, and then a hash of the whole text keeps two texts
-    apart (no percent-encoding: the manifest's URL would decode it back into a `/`).
+    Any other character becomes `_`, and a hash of the whole text keeps two texts apart (a
+    percent-encoding would be decoded back into a `/` in the manifest's URL).
     """
     safe = UNSAFE_IN_NAMES.sub("_", text)
     if safe == text and len(text) <= MAX_NAME_PART:
@@ -104,21 +89,15 @@ def name_part(text: str) -> str:
 
 def writes(config: BatchConfig) -> bool:
     """Whether these files can be written in `config`'s encoding (JSON Lines)."""
-    return config.encoding.format == "jsonl" and config.encoding.compression in {
-        None,
-        "gzip",
-        "none",
-    }
+    encoding = config.encoding
+    return encoding.format == "jsonl" and encoding.compression in {None, "gzip", "none"}
 
 
 class _PartialFile:
-    """One file while its chunk is read: records encoded, compressed and written as they come.
+    """One file while its chunk is read: `commit` renames it, `discard` removes it if it was not."""
 
-    Written as `<path>.partial`; `commit` renames it to `path`, `discard` removes it (and
-    does nothing once the file was committed).
-    """
-
-    def __init__(self, fs: t.Any, path: str, *, gzip: bool, version: int | None) -> None:
+    def __init__(self, fs: t.Any, path: str, name: str, *, gzip: bool, version: int | None) -> None:
+        self.name = name  # the file's name under the storage root
         self.rows = 0
         # The record's closing brace becomes `,"_sdc_table_version":<version>}`.
         self._version_end = (
@@ -134,12 +113,9 @@ class _PartialFile:
         self._file = fs.open(self._partial, "wb", autocommit=True)
         self._ended = False
 
-    def add(self, record: Record) -> None:
-        self.extend((record,))
-
     def extend(self, records: Iterable[Record]) -> None:
-        # One loop over all the records, not `add` per record: a method call a record would
-        # cost a tenth of encoding the record.
+        # One loop over all the records: a method call a record would cost a tenth of
+        # encoding the record.
         buffer, encode_into, version_end = self._buffer, _encoder.encode_into, self._version_end
         rows = 0
         for record in records:
@@ -188,8 +164,7 @@ class BatchFiles:
     ) -> None:
         """Write files as `config` says; `announce` sends the BATCH message of a file.
 
-        `aliases` are the stream aliases the files will be written for, checked now,
-        before anything is exported. `version`: the version each record carries, if any.
+        `aliases`, those the files will be written for, are checked now, before any export.
         """
         self._version = version
         for alias in aliases:
@@ -206,14 +181,11 @@ class BatchFiles:
         self.rows = 0
 
     def write(self, alias: str, records: Iterable[Record], label: str) -> int:
-        """Write `records` of the stream `alias` as one file and announce it.
-
-        `label` names the chunk in the file name. Returns the number of records written.
-        """
+        """Write `records` of `alias` as one file named by `label`, announce it; how many."""
         file = self._open(alias, label)
         try:
             file.extend(records)
-            return self._finish(alias, label, file)
+            return self._finish(alias, file)
         finally:
             file.discard()
 
@@ -225,33 +197,31 @@ class BatchFiles:
                 file = files.get(alias)
                 if file is None:
                     file = files[alias] = self._open(alias, label)
-                file.add(record)
-            return sum(self._finish(alias, label, file) for alias, file in files.items())
+                file.extend((record,))
+            return sum(self._finish(alias, file) for alias, file in files.items())
         finally:
             for file in files.values():
                 file.discard()
 
-    def _filename(self, alias: str, label: str) -> str:
-        return (
+    def _open(self, alias: str, label: str) -> _PartialFile:
+        name = (
             f"{self._name_start}{name_part(check_alias(alias))}-{name_part(label)}{self._name_end}"
         )
-
-    def _open(self, alias: str, label: str) -> _PartialFile:
         root = posixpath.normpath(self._root)
-        path = posixpath.normpath(posixpath.join(root, self._filename(alias, label)))
+        path = posixpath.normpath(posixpath.join(root, name))
         if not path.startswith(root.rstrip("/") + "/"):
             msg = (
                 "A BATCH file name would lead outside batch_config.storage.root; check "
                 "batch_config.storage.prefix."
             )
             raise ConfigError(msg)
-        return _PartialFile(self._fs, path, gzip=self._gzip, version=self._version)
+        return _PartialFile(self._fs, path, name, gzip=self._gzip, version=self._version)
 
-    def _finish(self, alias: str, label: str, file: _PartialFile) -> int:
+    def _finish(self, alias: str, file: _PartialFile) -> int:
         if not file.rows:
             return 0  # every row of the chunk was past the delivery's last day: discarded
         file.commit()
-        self._announce(alias, [self._storage.get_url(self._filename(alias, label))])
+        self._announce(alias, [self._storage.get_url(file.name)])
         self.files += 1
         self.rows += file.rows
         return file.rows

@@ -1,8 +1,7 @@
 """The one base stream of the tap: the run it shares, and the run's `ApiClient` for requests.
 
-Streams driven by the SDK send through the SDK's own path, on the client's session, with
-its auth, timeout and answer cap; the SDK's retry hook (`request_decorator`) hands each
-request to the client's one retry loop. Everything else requests through `client`.
+The SDK's own requests go out on the client's session, auth, timeout and answer cap, and
+through its one retry loop (`request_decorator`).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from tap_contactbased.sdk_internals import (
     VERSION_COLUMN,
     ActivatedAtEnd,
     mapped_records,
-    passes_records_unchanged,
     records_to_batch,
     stream_version,
     write_state_now,
@@ -53,11 +51,7 @@ if t.TYPE_CHECKING:
 
 
 class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
-    """A stream of one run: its settings, and the run's client for every request.
-
-    Versioned (`replaced_by_each_sync`) streams activate their version after their last
-    STATE, never at their start (`ActivatedAtEnd`).
-    """
+    """A stream of one run: its settings, and the run's client for every request."""
 
     records_jsonpath = "$[*]"
     # A redirect could carry the key header to another host; the API never redirects.
@@ -105,10 +99,9 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
 
     @override
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """The SDK's documented retry hook: each request under one budget of the client.
+        """The SDK's retry hook: each request under one budget of the client's retry loop.
 
-        The SDK's `_request` lets requests' own transport errors through; they become the
-        client's one-line errors first, never showing the URL.
+        Transport errors, which the SDK lets through, become the client's one-line errors.
         """
         client = self.client
 
@@ -155,11 +148,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
         return status_error_message(endpoint_of(response.request), response)
 
     def write_checkpoint(self) -> None:
-        """Emit a STATE message now.
-
-        In BATCH mode the SDK writes state after each batch file instead: a state written
-        earlier would confirm rows still waiting in an unwritten file.
-        """
+        """A STATE message now; in BATCH mode the SDK's, after each file, confirms the rows."""
         if self.get_batch_config(self.config) is None:
             write_state_now(self)
 
@@ -167,17 +156,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """The SDK's batcher, fed what RECORD messages would carry.
-
-        The SDK batches records as the stream produces them: its stream maps (the README's
-        PII map among them) and its selection would not apply to the files. A versioned
-        sync's records carry the version in the files (`VERSION_COLUMN`).
-        """
-        version = stream_version(self)
-        if passes_records_unchanged(self) and version is None:
-            with owner_only():
-                yield from super().get_batches(batch_config, context)
-            return
+        """The SDK's batcher, fed what RECORD messages would carry (maps, selection, version)."""
         if len(self.stream_maps) > 1:
             aliases = ", ".join(self.stream_aliases())
             msg = (
@@ -187,6 +166,7 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
             )
             raise ConfigError(msg)
         records = (record for _, record in mapped_records(self, records_to_batch(self, context)))
+        version = stream_version(self)
         if version is not None:
             records = ({**record, VERSION_COLUMN: version} for record in records)
         batcher = Batcher(self.tap_name, self.name, batch_config)

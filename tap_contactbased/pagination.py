@@ -38,7 +38,7 @@ def listed_items(answer: t.Any, endpoint: str) -> list[t.Any]:
 
 
 def has_more_pages(answer: Mapping[str, t.Any], page: int, page_size: int) -> bool:
-    """Whether a list envelope `{"items", "page", "page_size", "total"}` has another page.
+    """Whether a list envelope has another page.
 
     Without `total` [assumed possible, docs/contactbased-api.md], a short page is the last one.
     """

@@ -29,7 +29,6 @@ USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:(?://|%2[Ff]%2[Ff]))[
 # C0 and C1 controls (line ends and ESC of ANSI sequences among them), DEL, the Unicode
 # line and paragraph separators and the bidirectional overrides.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Query values this long in a signed URL are its signature (or as good as one).
 SIGNATURE_MIN_LENGTH = 16
 # Shorter values are no key worth the name, and redacting them would garble every line.
@@ -47,17 +46,9 @@ def register_secret(value: object) -> None:
     """
     forms: set[str] = set()
     for text in _strings_in(value):
-        stripped = text.strip()
-        for form in (text, stripped):
-            forms.update(
-                (
-                    form,
-                    urllib.parse.quote(form, safe=""),
-                    urllib.parse.quote_plus(form, safe=""),
-                    repr(form)[1:-1],
-                    escape_controls(form),
-                )
-            )
+        for form in (text, text.strip()):
+            forms |= {form, repr(form)[1:-1], escape_controls(form)}
+            forms |= {urllib.parse.quote(form, safe=""), urllib.parse.quote_plus(form, safe="")}
     with _lock:
         _secrets.update(f for f in forms if len(f) >= SECRET_MIN_LENGTH)
 
@@ -81,11 +72,8 @@ def forget_secrets() -> None:
 def _strings_in(value: object) -> Iterable[str]:
     if isinstance(value, str):
         yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings_in(item)
-    elif isinstance(value, (list, tuple, set)):
-        for item in value:
+    elif isinstance(value, (dict, list, tuple, set)):
+        for item in value.values() if isinstance(value, dict) else value:
             yield from _strings_in(item)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
@@ -104,15 +92,7 @@ def redact(text: str) -> str:
 
 def escape_controls(text: str) -> str:
     r"""`text` on one line: control characters written as escapes (`\n`, `\x1b`, `\u2028`)."""
-    return CONTROL.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in NAMED_ESCAPES:
-        return NAMED_ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
 def clean(text: str) -> str:

@@ -1,9 +1,6 @@
 """The one retry loop: how long to wait, how often, and for how long in all.
 
-Every failure worth retrying (`errors.TransientApiError`) of one request, or of one part
-of an export, counts against one `Attempts`: at most `RetryPolicy.max_tries` tries, and no
-try later than `max_seconds` (the `retry_max_seconds` setting) after the first failure.
-Then the last failure ends the run (or the feed) in one line, saying how many tries it took.
+Where each budget comes from and what ends it: docs/architecture.md, "Where retries live".
 """
 
 from __future__ import annotations
@@ -52,10 +49,7 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before trying again, how often, and for how long in all.
-
-    Requests, re-reads of a cut body and repeated creates all wait this way.
-    """
+    """How long to wait before trying again, how often, and for how long in all."""
 
     initial_wait: float
     max_wait: float
@@ -73,10 +67,7 @@ class RetryPolicy:
         )
 
     def wait(self, attempt: int, response: requests.Response | None = None) -> float:
-        """Seconds before the try after failed try number `attempt` (from 1).
-
-        What `Retry-After` asks for, else an exponential wait up to `max_wait`.
-        """
+        """Seconds to wait after failed try `attempt` (from 1): `Retry-After`, else doubling."""
         asked = retry_after_seconds(response)
         if asked is not None:
             return asked

@@ -3,14 +3,9 @@
     python -m tap_contactbased.shards --shards 3 FEED_ID ...
     python -m tap_contactbased.shards --shards 3 --shard 1 --format env < feeds.txt
 
-A shard is a state id suffix (`shard-<k>`) and the environment variables of its run: its
-`TAP_CONTACTBASED_FEED_IDS`, and for every shard but `shard-0` a select filter that keeps
-only the per-feed streams, so that the organization's streams are loaded by one shard.
-
-A feed's shard is chosen by rendezvous hashing: the same feed always lands in the same
-shard for a given number of shards, whatever the other feeds are, and going from N to N+1
-shards moves only the feeds that the new shard takes (about 1 in N+1). This prints; it
-schedules nothing.
+A shard is a state id suffix (`shard-<k>`) and the environment variables of its run; only
+`shard-0` loads the organization's streams. A feed's shard is chosen by rendezvous hashing,
+stable as feeds come and go (docs/scaling.md). This prints; it schedules nothing.
 """
 
 from __future__ import annotations
@@ -81,11 +76,9 @@ class Shard:
 
 
 def prepare_env() -> dict[str, str]:
-    """The environment of the run that goes before the shards (docs/scaling.md).
+    """The environment of the run before the shards: it creates the tables, exporting nothing.
 
-    It exports nothing (no feed) and loads no organization stream, but Meltano migrates its
-    system database and the loader creates the schema and the tables that every shard
-    writes, so that shards started together do not race to create them.
+    So that shards started together do not race to create them (docs/scaling.md).
     """
     return {
         "MELTANO_RUN_STATE_ID_SUFFIX": PREPARE_SUFFIX,

@@ -1,24 +1,8 @@
 """A versioned snapshot of export_rows: one version for all of its rows, kept until it is whole.
 
-With `emit_activate_version_messages` on and `export_mode: snapshot`, every row of a
-snapshot carries one version, and its ACTIVATE_VERSION (the target drops or soft-deletes
-the rows of older versions) follows the STATE that confirms the last configured feed's
-export. A run that fails or is killed activates nothing: the previous snapshot stays whole
-in the target, and the rows that did land wait under their version.
-
-A snapshot can take more than one run, so its version stays in the state until it is whole,
-as `bookmarks.export_rows.snapshot`:
-
-    {"version": 1795780800000, "delivered": ["<feed id>", ...]}
-
-`version` is the start (ms since the epoch) of the run that began the snapshot, `delivered`
-the feeds whose export of this snapshot reached the target. The next run takes that version
-for all of its rows, so that what the killed run sent and what it sends itself make one
-snapshot: it resumes the exports in flight, does not export again the feeds delivered,
-exports the others, and activates the version once every feed is delivered. The record
-leaves the state in the STATE that confirms the last feed, right before the activation; a
-run killed between the two leaves no record, and the next run begins a new snapshot, whose
-activation replaces both.
+Kept in the state as `bookmarks.export_rows.snapshot`, `{"version": <ms since the epoch of the
+run that began it>, "delivered": [<feed id>, ...]}` until every feed is delivered; the README's
+"Versioned snapshots" says why and what a run killed at each point leaves.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ from tap_contactbased.settings import CONFIG_SCHEMA, Settings, secret_settings
 from tap_contactbased.state import check_state, proof_key
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream
-from tap_contactbased.streams.exports_list import ExportsStream
 from tap_contactbased.streams.feed_totals import FeedTotalsStream
 from tap_contactbased.streams.organization import (
     BundlesStream,
     CreditsStream,
+    ExportsStream,
     FeedLimitStream,
     FeedsStream,
     FilterFieldsStream,

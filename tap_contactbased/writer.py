@@ -1,15 +1,12 @@
 """The Singer message writer: the SDK's msgspec writer, flushing on state, not per record.
 
-The SDK's `MsgSpecWriter` writes and flushes stdout for every message: one system call per
-record (and stdout itself is unbuffered where `PYTHONUNBUFFERED` is set, as in many
-containers). This writer collects records in a buffer of its own and writes them out when
-it is full and before every other message, STATE first of all, so that order is kept and a
-state never reaches the target before the records it confirms. A run killed with records
-still buffered loses only records that no state had confirmed yet.
+The SDK's `MsgSpecWriter` flushes stdout for every message: a system call per record. This
+writer buffers records and writes them out when the buffer is full and before every other
+message, so a state never reaches the target before the records it confirms (a run killed
+loses only records no state confirmed).
 
-A target that stops reading (it crashed, or `| head` had enough) ends the run with one line,
-`TargetStoppedReadingError`: stdout is pointed at the null device, so that neither this writer's
-exit flush nor the interpreter's own final flush trips over the closed pipe again.
+A target that stops reading ends the run with one line, `TargetStoppedReadingError`; stdout
+is then pointed at the null device, so that no later flush trips over the closed pipe again.
 """
 
 from __future__ import annotations
@@ -75,9 +72,8 @@ class RecordBufferingWriter(MsgSpecWriter):
     ) -> int:
         """RECORD messages of `records`, as `write_message` writes them; how many.
 
-        Only the record differs from one message to the next: the fields around it are
-        encoded once per stream, version and extraction time, by the SDK's own encoder, and
-        each record is encoded in place between them. No message object is made per record.
+        The fields around the record are encoded once per stream, version and extraction
+        time by the SDK's own encoder; no message object is made per record.
         """
         frame = (stream, version, time_extracted)
         if frame != self._frame:
@@ -121,21 +117,14 @@ class RecordBufferingWriter(MsgSpecWriter):
                 os.close(null)
             raise TargetStoppedReadingError from None
 
-    def flush_at_exit(self) -> None:
-        """Write what is left, unless the target is gone or stdout is another one by now.
-
-        What is left at exit was never confirmed by a state: it is worth sending, never
-        worth a second error.
-        """
-        if self._gone or sys.stdout is not self._stdout:
-            return
-        try:
-            self.flush()
-        except TargetStoppedReadingError:
-            return
-
 
 def _flush_at_exit(ref: weakref.ReferenceType[RecordBufferingWriter]) -> None:
+    """Write what is left, unless the target is gone or stdout is another one by now.
+
+    What is left at exit was never confirmed by a state: worth sending, never a second error.
+    """
     writer = ref()
-    if writer is not None:
-        writer.flush_at_exit()
+    if writer is None or writer._gone or sys.stdout is not writer._stdout:
+        return
+    with contextlib.suppress(TargetStoppedReadingError):
+        writer.flush()

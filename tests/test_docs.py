@@ -6,7 +6,7 @@ test's own. The sources are read with `ast`, never imported. Each check is also 
 small made-up map, to prove it can fail.
 
 In the map, code is named in backticks as `module.Name.method`, the module under
-`tap_contactbased/` (`streams.export_rows.RecordDelivery.rows`); a backticked path ending in
+`tap_contactbased/` (`streams.export_rows.ChunkDelivery.rows`); a backticked path ending in
 `.py` or holding a `/` is under `tap_contactbased/`, unless it starts at the repository's root
 (`tests/`, `docs/`, ...).
 """

@@ -1,11 +1,7 @@
 """The export_rows stream: the rows of every configured feed's export, typed, exactly once.
 
 The stream plans the run's export jobs (`plan`), hands them to the `scheduler` and turns
-the rows of each ready export into records. State per feed, kept by the jobs:
-`delivered_through` (last complete day delivered, incremental mode), `in_flight` (the export
-being delivered, with `rows_done`, the rows confirmed so far), `last_export_id` (the last
-export delivered). A versioned snapshot keeps its version in the state until every feed is
-delivered (`snapshot`).
+the rows of each ready export into records; the jobs keep the state of each feed (`state`).
 """
 
 from __future__ import annotations
@@ -66,7 +62,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     name = "export_rows"
     primary_keys = ("export_id", "export_row")
-    replication_key = None
     # Values are typed once by RowTyper; the SDK's per-record conformance would redo it.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
@@ -83,13 +78,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         self._snapshot: SnapshotVersion | None = None
         self._jobs: tuple[ExportJob, ...] = ()  # the jobs of this run, once planned
 
-    @property
+    @cached_property
     @override
     def schema(self) -> dict[str, t.Any]:
-        return self._discovered_schema
-
-    @cached_property
-    def _discovered_schema(self) -> dict[str, t.Any]:
         """The contract's columns plus what free previews of the configured feeds show."""
         settings = self.settings
         columns: list[str] = []
@@ -122,10 +113,9 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     def run_version(self) -> int | None:
         """In snapshot mode, the version of the snapshot this run begins or finishes.
 
-        None in incremental mode (rows accumulate), and for a run that delivers nothing:
-        `plan_only`, the connection test, no `feed_ids` (an activation would empty the
-        table). Without versions asked for, an open snapshot left in the state is dropped:
-        it could not be finished under its version.
+        None in incremental mode, and for a run that delivers nothing (an activation would
+        empty the table). Without versions asked for, an open snapshot left in the state is
+        dropped: it could not be finished under its version.
         """
         self._snapshot = None
         settings = self.settings
@@ -144,7 +134,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        return self._deliver(RecordDelivery(self))
+        return self._deliver(ChunkDelivery(self))
 
     @override
     def get_batches(
@@ -152,9 +142,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Write and announce the files here, each followed by the state confirming its rows.
 
-        The SDK would announce what this yields, under every alias of the stream's maps,
-        and write the state only after each file. So nothing is yielded; the SDK's batch
-        counter is the one `get_batch_counter` hands out, and counts these files.
+        Nothing is yielded: the SDK would announce it under every alias of the stream's maps.
         """
         if not batch_files.writes(batch_config):
             self.logger.info(
@@ -169,17 +157,16 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
             announce_batch(self, alias, batch_config.encoding, manifest)
             batches.increment()
 
-        aliases = [self.name] if passes_records_unchanged(self) else self.stream_aliases()
         with owner_only():
             self._batch_files = BatchFiles(
                 batch_config,
                 tap_name=self.tap_name,
                 announce=announce,
-                aliases=aliases,
+                aliases=self.stream_aliases(),
                 version=stream_version(self),
             )
-            with self.get_record_counter() as counter:
-                for _ in self._deliver(FileDelivery(self, self._batch_files, counter)):
+            with self.get_record_counter():
+                for _ in self._deliver(ChunkDelivery(self, self._batch_files)):
                     pass
         self.logger.info(
             "Wrote %s rows of export_rows in %d batch file(s) under %s.",
@@ -197,12 +184,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
 
     @override
     def write_checkpoint(self) -> None:
-        """A STATE message now, also in BATCH mode when this stream writes the files.
-
-        Its files are announced before their rows are confirmed, so no state written at
-        any moment confirms a row that is not in an announced file. A versioned snapshot
-        notes the feeds delivered first: the STATE that confirms the last one closes it.
-        """
+        """A STATE message now (in BATCH mode too), the feeds delivered noted in the snapshot."""
         if self._snapshot is not None:
             jobs = self._jobs
             self._snapshot.note(job.feed_id for job in jobs if job.phase is Phase.DELIVERED)
@@ -237,17 +219,15 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         try:
             plan = planner.plan()
             self._jobs = plan.jobs
-            if settings.plan_only:
-                self.run.export_failures.extend(failures(plan.jobs))  # refused counts
-                return
-            scheduler = Scheduler(
-                plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
-            )
-            yield from scheduler.run()
+            if not settings.plan_only:
+                scheduler = Scheduler(
+                    plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
+                )
+                yield from scheduler.run()
         except BaseException:
             self.run.receipt_on_failure()
             raise
-        self.run.export_failures.extend(scheduler.failures)
+        self.run.export_failures.extend(failures(plan.jobs))  # plan_only: the refused counts
 
     def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
@@ -272,29 +252,38 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         return self._record_counter
 
 
-class RecordDelivery:
-    """RECORD mode: a ready export's records, each chunk confirmed once it is emitted.
+class ChunkDelivery:
+    """A ready export's chunks, each confirmed once written: as records, or into files.
 
-    Where nothing would change them, the records are written here, a chunk at a time,
-    instead of one by one through the SDK's loop (`direct_record_writer`).
+    RECORD mode writes a chunk at a time past the SDK's loop where nothing would change the
+    records (`direct_record_writer`). BATCH mode (`files`) announces each chunk's file before
+    it confirms the rows, so no state written at any moment confirms a row in no file.
     """
 
-    def __init__(self, stream: ExportRowsStream) -> None:
-        """Deliver through `stream`: its writer, counters, catalog and STATE."""
+    def __init__(self, stream: ExportRowsStream, files: BatchFiles | None = None) -> None:
+        """Deliver through `stream` (its writer, counters, catalog and STATE), or `files`."""
         self._stream = stream
+        self._files = files
 
     def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """The records of a ready export from its first unconfirmed row."""
-        stream = self._stream
-        writer = direct_record_writer(stream)
+        """The records of a ready export from its first unconfirmed row; none into files."""
+        stream, files = self._stream, self._files
+        writer = direct_record_writer(stream) if files is None else None
+        unchanged = passes_records_unchanged(stream)
+        counter = stream.get_record_counter()
         for chunk in self._typed_chunks(job):
-            if writer is None:
-                yield from chunk
-            else:
+            if files is not None:
+                label = f"{job.export_id}-{chunk.first_row:09d}"
+                if unchanged:
+                    counter.increment(files.write(stream.name, chunk, label))
+                else:
+                    counter.increment(files.write_mapped(mapped_records(stream, chunk), label))
+            elif writer is not None:
                 version = stream_version(stream)
                 extracted_at = stream.chunk_extracted_at
-                written = writer.write_records(stream.name, version, extracted_at, chunk)
-                stream.get_record_counter().increment(written)
+                counter.increment(writer.write_records(stream.name, version, extracted_at, chunk))
+            else:
+                yield from chunk
             job.confirm(chunk.last_row)
             self.checkpoint()
 
@@ -345,36 +334,3 @@ class RecordDelivery:
                 reader.nul_bytes,
             )
         logger.info("Delivered %s rows of %s.", f"{emitted:,}", export.name)
-
-
-class FileDelivery(RecordDelivery):
-    """BATCH mode: each chunk's records into files, announced, and only then confirmed.
-
-    So `rows_done` advances only together with an announced file, and a state written at any
-    moment confirms no row that is not in one.
-    """
-
-    def __init__(
-        self, stream: ExportRowsStream, files: BatchFiles, counter: metrics.Counter
-    ) -> None:
-        """Write through `files`, counting the records in `counter`."""
-        super().__init__(stream)
-        self._files = files
-        self._counter = counter
-
-    @override
-    def rows(self, job: ExportJob) -> Iterator[dict[str, t.Any]]:
-        """Yields no record: the files hold them."""
-        assert job.export_id is not None
-        stream, files = self._stream, self._files
-        unchanged = passes_records_unchanged(stream)
-        for chunk in self._typed_chunks(job):
-            label = f"{job.export_id}-{chunk.first_row:09d}"
-            if unchanged:
-                written = files.write(stream.name, chunk, label)
-            else:
-                written = files.write_mapped(mapped_records(stream, chunk), label)
-            self._counter.increment(written)
-            job.confirm(chunk.last_row)
-            self.checkpoint()
-        yield from ()

@@ -18,25 +18,15 @@ else:
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-    from tap_contactbased.run import RunContext
 
 
 class FeedTotalsStream(ContactBasedStream):
-    """One record per feed and day of the lookback window (free of charge).
-
-    No version: a history. The window moves on every day, and the count of a day it left
-    stays true (and can no longer be read from the API).
-    """
+    """One record per feed and day of the lookback window (free of charge); a history."""
 
     name = "feed_totals"
     primary_keys = ("feed_id", "date")
-
-    def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`."""
-        super().__init__(tap, run, schemas.FEED_TOTAL)
+    schema = schemas.FEED_TOTAL
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

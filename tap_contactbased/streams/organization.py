@@ -1,4 +1,4 @@
-"""Organization streams: feeds, credits, feed limit, enrichment bundles, filter fields."""
+"""Organization streams: feeds, credits, feed limit, enrichment bundles, filter fields, exports."""
 
 from __future__ import annotations
 
@@ -26,10 +26,7 @@ if t.TYPE_CHECKING:
 
 
 def reading_day(response: requests.Response) -> str:
-    """The UTC day a response was answered on, by the API's `Date` header.
-
-    HTTP servers send that header (RFC 9110); without a valid one, this machine's UTC day.
-    """
+    """The UTC day a response was answered on, by the API's `Date` header, else this machine's."""
     try:
         answered = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
     except (TypeError, ValueError):
@@ -53,19 +50,24 @@ class ApiObjectStream(ContactBasedStream):
         return schemas.fold_new_fields(row, self.schema)
 
 
-class FeedsStream(ApiObjectStream):
-    """Feeds the organization can access (GET /organization/feeds, every page)."""
+class ListedStream(ApiObjectStream):
+    """The items of a paginated list envelope, every page."""
+
+    records_jsonpath = "$.items[*]"
+
+    @override
+    def get_new_paginator(self) -> EnvelopePaginator:
+        return EnvelopePaginator(start_value=1)
+
+
+class FeedsStream(ListedStream):
+    """Feeds the organization can access (GET /organization/feeds)."""
 
     name = "feeds"
     path = endpoints.FEEDS
     primary_keys = ("feed_id",)
     replaced_by_each_sync = True  # a feed deleted upstream leaves the table
-    records_jsonpath = "$.items[*]"
     schema = schemas.FEED
-
-    @override
-    def get_new_paginator(self) -> EnvelopePaginator:
-        return EnvelopePaginator(start_value=1)
 
     @override
     def get_url_params(
@@ -101,10 +103,7 @@ class UnpaginatedStream(ApiObjectStream):
 
 
 class SnapshotStream(UnpaginatedStream):
-    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row.
-
-    A history: the days before stay, so its rows carry no version.
-    """
+    """A reading of a changing object, keyed by its UTC day: a daily run upserts one row."""
 
     primary_keys = ("snapshot_date",)
 
@@ -160,3 +159,19 @@ class FilterFieldsStream(UnpaginatedStream):
         self, context: Context | None, next_page_token: t.Any
     ) -> dict[str, t.Any]:
         return {}
+
+
+class ExportsStream(ListedStream):
+    """Export summaries, newest first (POST /intent/feeds/exports/list); none leaves the table."""
+
+    name = "exports"
+    path = endpoints.EXPORTS_LIST
+    http_method = "POST"
+    primary_keys = ("export_id",)
+    schema = schemas.EXPORT_SUMMARY
+
+    @override
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: t.Any
+    ) -> dict[str, t.Any]:
+        return {"page": next_page_token or 1, "page_size": endpoints.EXPORTS_LIST_PAGE_SIZE}
