@@ -1,8 +1,8 @@
 """The probe's engine: a contract point as data, and the one function that judges it.
 
 A `Point` names what it judges (an answer, the entries of its list, each answer of the probed
-feeds, or some objects), the fields the contract gives them (`schemas.py`) and the tap's way
-with each missing or mistyped field (`Coping`); its `rule` adds what is not a field rule.
+feeds, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
+or mistyped field (`Coping`); its `rule` judges what is not a field rule.
 """
 
 from __future__ import annotations
@@ -11,22 +11,29 @@ import itertools
 import typing as t
 from dataclasses import dataclass, field
 
-from singer_sdk import typing as th
-
 from tap_contactbased import values
-from tap_contactbased.probe import shapes
 from tap_contactbased.probe.report import Check, Finding, Verdict, combine
-from tap_contactbased.probe.shapes import FieldMatch, kind, match_fields, respelled, shape
+from tap_contactbased.probe.shapes import (
+    FieldMatch,
+    as_date,
+    as_timestamp,
+    get_either,
+    kind,
+    match_fields,
+    respelled,
+    shape,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from singer_sdk import typing as th
 
     from tap_contactbased.probe.observe import Answer, Observations
 
 Fields = t.Mapping[str, t.Any]  # field name -> its JSON schema
 # A finding, or how to make one from the names of the fields concerned and the objects.
 Cope = t.Union[Finding, "Callable[[list[str], Sequence[Mapping[str, t.Any]]], Finding]"]
-BOTH_SPELLINGS = "The tap accepts both spellings (contact_id and cb_id) in every field name."
 
 
 def tolerated(note: str) -> Finding:
@@ -49,11 +56,7 @@ def failure(what: str, answer: Answer | None) -> str:
 def object_body(
     point: str, section: str, expected: str, answer: Answer | None, what: str
 ) -> dict[str, t.Any] | Check:
-    """The body of `answer` when it is a JSON object; otherwise the row that says why not.
-
-    A request that failed (or was never made, `answer` None) leaves the point unchecked,
-    `what` naming the request; any other body than an object differs.
-    """
+    """The body of `answer` when it is a JSON object; otherwise the row that says why not."""
     if answer is None or answer.error:
         return Check(point, section, expected, "-", Verdict.NOT_CHECKED, failure(what, answer))
     if not isinstance(answer.body, dict):
@@ -147,7 +150,6 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     """Put what the point judges in `j`; or the row, when an answer is no object or no list."""
     if point.objects is not None:
         j.objects = point.objects(j.obs)
-        return None
     if point.answer is None:
         return None
     answer = point.answer(j.obs)
@@ -191,7 +193,9 @@ def _fields_and_rule(point: Point, j: Judging) -> str | None:
     if point.fields:
         j.match = match_fields([n for o in j.objects for n in o], point.fields)
         if point.spellings and j.match.respelled:
-            j.tolerated(BOTH_SPELLINGS)
+            j.tolerated(
+                "The tap accepts both spellings (contact_id and cb_id) in every field name."
+            )
         j.findings += _copings(point, j.objects)
     reason = point.rule(j) if point.rule is not None else None
     if point.describe and j.match.describe():
@@ -212,7 +216,7 @@ def _copings(point: Point, objects: list[Mapping[str, t.Any]]) -> list[Finding]:
             lacking.setdefault(cope, []).append(name)
     for name, spec in point.fields.items():
         coping = point.copings.get(name, Coping())
-        seen = [shapes.get_either(o, name) for o in objects if name in o or respelled(name) in o]
+        seen = [get_either(o, name) for o in objects if name in o or respelled(name) in o]
         if coping.wrong_kind is not None and any(
             not (v is None and coping.null_ok) and not of_kind(spec, v) for v in seen
         ):
@@ -228,7 +232,7 @@ def of_kind(spec: Mapping[str, t.Any], value: t.Any) -> bool:
     """Whether a value has the kind its JSON schema gives (integers, dates and times)."""
     if "integer" in spec.get("type", []):
         return values.is_int(value)
-    parse = {"date": shapes.as_date, "date-time": shapes.as_timestamp}.get(spec.get("format", ""))
+    parse = {"date": as_date, "date-time": as_timestamp}.get(spec.get("format", ""))
     return parse is None or parse(value) is not None
 
 
@@ -245,7 +249,7 @@ def contract_fields(
     keep: Iterable[str] | None = None,
 ) -> Fields:
     """The fields of a schema in the contract's order; `extra_fields` and `drop` left out."""
-    properties = schema.to_dict() if isinstance(schema, th.PropertiesList) else schema
+    properties = schema if isinstance(schema, t.Mapping) else schema.to_dict()
     out, kept = {"extra_fields", *drop}, None if keep is None else set(keep)
     return {
         n: s

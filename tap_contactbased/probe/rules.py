@@ -1,8 +1,7 @@
 """The points' extra rules: what a contract point says beyond its fields and their kinds.
 
-A rule reads the `Judging` the engine filled (the answer, its objects, how their fields
-matched), adds seen parts and findings, and returns why the point cannot be checked, or
-None. Its notes say how the tap copes, or what would break.
+A rule reads the `Judging` the engine filled, adds seen parts and findings (their notes say how
+the tap copes, or what would break), and returns why the point cannot be checked, or None.
 """
 
 from __future__ import annotations
@@ -37,11 +36,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.probe.engine import Judging
     from tap_contactbased.probe.observe import Answer, Observations
 
-NO_DETAIL = (
-    "Error bodies without `detail`: the tap's one-line errors would lose the API's explanation "
-    "(which setting, which limit); they never repeat `message`, `error` or other fields, where "
-    "an API may echo the request and its key."
-)
+NO_DETAIL = "Error bodies without `detail`: the tap's error lines lose the API's explanation."
 NO_PAGE = "Without `page` the tap counts pages itself."
 PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ExportOptions) if f.name != "feed_id")
@@ -81,14 +76,9 @@ def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
     return [n for n in ("total_rows", "total_pages", "columns") if summary.get(n) is None]
 
 
-def no_search(reason: str) -> t.Callable[[Observations], str | None]:
-    """The reason, when no feed was searched."""
-    return lambda obs: reason if obs.search is None else None
-
-
-def no_feed(reason: str) -> t.Callable[[Observations], str | None]:
-    """The reason, when no feed was previewed or counted."""
-    return lambda obs: None if obs.feed_probes else reason
+def no_feed(obs: Observations) -> str | None:
+    """Why no feed was searched, previewed or counted."""
+    return None if obs.feed_probes else "No feed to probe: feed_ids is empty and there are none."
 
 
 def no_ready(obs: Observations) -> str | None:
@@ -143,9 +133,9 @@ def error_bodies(j: Judging) -> str | None:
             failure(f"The provoked {k}", a)
             for k, a in (("404", obs.missing_export), ("422", obs.invalid_body))
         )
-    for label, answer, status, what in (
-        ("unknown export", obs.missing_export, 404, "An unknown export"),
-        ("invalid body", obs.invalid_body, 422, "An invalid body"),
+    for label, answer, status in (
+        ("unknown export", obs.missing_export, 404),
+        ("invalid body", obs.invalid_body, 422),
     ):
         if answer.error:
             j.tolerated(failure(f"The {label} request", answer))
@@ -153,7 +143,7 @@ def error_bodies(j: Judging) -> str | None:
         detail = answer.body.get(DETAIL_KEY) if isinstance(answer.body, dict) else None
         items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
         j.seen.append(f"{label}: {answer.status} {shape(answer.body)}{items}")
-        _error_body(j, answer, status, what)
+        _error_body(j, answer, status, f"An {label}")
     return None
 
 
@@ -161,9 +151,7 @@ def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         what = "is not an object" if not isinstance(body, dict) else "has no `items` list"
-        j.differs(
-            f"The {noun} list {what}: every run stops there, rather than read the list as empty."
-        )
+        j.differs(f"The {noun} list {what}: every run stops there.")
         return
     total, page, page_size = body.get("total"), body.get("page"), body.get("page_size")
     if "total" not in body:
@@ -180,10 +168,7 @@ def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
     else:
         short = is_int(page_size) and len(items) >= page_size and page_size < asked
     if short:
-        j.differs(
-            f"A page of {noun} held fewer items than asked while more exist: the tap takes a "
-            "short page as the last one and would miss the rest."
-        )
+        j.differs(f"A page of {noun} is short while more exist: the tap would miss the rest.")
 
 
 def envelope(j: Judging) -> str | None:
@@ -209,10 +194,7 @@ def today(j: Judging) -> None:
     start, end = as_date(j.body.get("start_date")), as_date(j.body.get("end_date"))
     j.seen = [f"{n}: {kind(j.body.get(n))}" for n in ("start_date", "end_date")]
     if end is None:
-        j.tolerated(
-            "Without a date in end_date the tap takes the one-day window's start_date as "
-            "today, else this machine's UTC date (a day off the API's around midnight)."
-        )
+        j.tolerated("Without end_date the tap takes start_date, or this machine's date, as today.")
     elif (shift := (end - j.obs.machine_today).days) == 0:
         j.seen.append("end_date is this machine's UTC date")
     else:
@@ -227,9 +209,7 @@ def today(j: Judging) -> None:
         j.seen.append(f"a one-day search spans {days} day(s)")
         if days != 1:
             j.differs(
-                f"A one-day search spans {days} days: windows are not 'lookback_days ending "
-                "today, today included', so each would hold days the tap does not plan, and "
-                "incremental runs would deliver some days twice or never."
+                f"A one-day search spans {days} days: runs would deliver some days twice or never."
             )
 
 
@@ -251,10 +231,7 @@ def search(j: Judging) -> None:
     """The daily counts: a list of dated counts, adding up to the total."""
     daily = j.body.get("daily_counts")
     if not isinstance(daily, list):
-        j.differs(
-            "No daily_counts list although include_daily_counts asked for it: the feed_totals "
-            "stream would emit nothing."
-        )
+        j.differs("No daily_counts list: the feed_totals stream would emit nothing.")
         return
     if not all(isinstance(d, dict) and "date" in d and "count" in d for d in daily):
         j.differs("daily_counts entries without date or count: feed_totals needs both.")
@@ -285,24 +262,16 @@ def preview(j: Judging) -> None:
         return
     spelled = next((c for c in (CANONICAL_ID, OLD_ID) if c in columns), "absent")
     if spelled == OLD_ID:
-        j.tolerated(
-            "The id column is spelled cb_id: records name it contact_id whatever the API calls it."
-        )
+        j.tolerated("The id column is spelled cb_id: records name it contact_id.")
     elif spelled == "absent":
-        j.differs(
-            "No contact_id (or cb_id) column: records would carry no contact id, so "
-            "require_contact_id, consumer_filters and enrichment would find no contacts."
-        )
+        j.differs("No contact_id (or cb_id) column: records would carry no contact id.")
     plain = [c for c in columns if not c.startswith(BUNDLE_COLUMN_PREFIX)]
     missing = [c for c in ROW_COLUMN_TYPES if c != CANONICAL_ID and c not in columns]
     extra = [c for c in plain if c not in ROW_COLUMN_TYPES and c != OLD_ID]
     if missing:
         j.tolerated(f"Missing columns ({', '.join(missing)}) are null in records.")
     if extra:
-        j.tolerated(
-            f"Columns the contract does not name ({', '.join(extra)}) are kept as text in "
-            "extra_columns."
-        )
+        j.tolerated(f"Columns the contract does not name ({', '.join(extra)}) go to extra_columns.")
     j.seen.append(
         f"{len(plain)} columns (id {spelled}, {len(missing)} of the contract's missing, "
         f"{len(extra)} not in it) and {len(columns) - len(plain)} bundle_ column(s)"
@@ -351,10 +320,7 @@ def statuses(j: Judging) -> str | None:
     if loose:
         j.tolerated("The tap compares statuses ignoring case and surrounding spaces.")
     if unknown:
-        j.differs(
-            "A status the tap does not know stops the run on that export (which still counts as "
-            "the tap's own, so a rerun stops on it rather than paying again)."
-        )
+        j.differs("A status the tap does not know stops the run on that export.")
     parts = [f"{name} x{n}" for name, n in sorted(exact.items())]
     parts += [f"{len(loose)} spelled otherwise (case or spaces)"] if loose else []
     parts += [f"{len(unknown)} unknown"] if unknown else []

@@ -1,7 +1,7 @@
 """The contract points, one row each, in the order of the report.
 
-A row names what it judges, the fields the contract gives it (`schemas.py`), the tap's way
-with each missing or mistyped field (notes in the order given), and the rule for the rest.
+A row names what it judges, its fields from `schemas.py`, the tap's way with each missing or
+mistyped field (notes in the order given), and the rule for the rest.
 """
 
 from __future__ import annotations
@@ -33,25 +33,17 @@ def _remaining(_: list[str], credits: Objects) -> Finding:
             "Without records_remaining the tap computes it as records_total - records_used - "
             "records_reserved."
         )
-    return differs(
-        "Without records_remaining or records_total the credit preflight cannot tell what is "
-        "left: the tap warns and creates, with the API's 402 as the only guard."
-    )
+    return differs("Without records_remaining or records_total the API's 402 is the only guard.")
 
 
 def _cost(missing: list[str], _: Objects) -> Finding:
     if len(missing) == 2:
         return differs(
-            "Without total_rows and records_required the credit preflight cannot tell what an "
-            "export costs: a run with max_records_per_run stops before creating, others rely "
-            "on the API's 402."
+            "An export's cost is unknown: max_records_per_run stops the run; else the 402 guards."
         )
     if missing == ["records_required"]:
         return tolerated("Without records_required the tap takes the row count as the cost.")
-    return tolerated(
-        "Without total_rows the tap reads an export until its data ends and cross-checks what "
-        "it read against the counts it has."
-    )
+    return tolerated("Without total_rows the tap reads until the data ends.")
 
 
 def _not_integers(why: str) -> t.Callable[[list[str], Objects], Finding]:
@@ -64,20 +56,12 @@ _PERIOD = Coping(
 )
 _COUNT_INT = _not_integers(": the tap computes with them.")
 _WINDOW = breaks(
-    "Without start_date and end_date find-or-create cannot match an export's window: a run "
-    "whose state was lost would pay for a new export.",
+    "Without start_date and end_date a run that lost its state pays for a new export.",
     differs("start_date or end_date is not a date; find-or-create compares them."),
 )
-_SIZE = (
-    "Without total_rows or total_pages the tap reads until the data ends and cross-checks what "
-    "it read against the counts it has."
-)
+_SIZE = "Without total_rows or total_pages the tap reads until the data ends."
 _EXPORTS = copes(passed_through("exports"))
 SUMMARY = "Feed exports: Export summary"
-NOT_ECHOED = (
-    "The tap does not reuse an export whose options it cannot compare unless its id is in the "
-    "state; a run that lost its state creates a new one."
-)
 
 POINTS: tuple[Point, ...] = (
     Point(
@@ -107,11 +91,8 @@ POINTS: tuple[Point, ...] = (
         fields=contract_fields(schemas.CREDITS, drop=["snapshot_date"]),
         copings={
             "records_remaining": Coping(_remaining, _CREDITS_INT.wrong_kind),
-            "records_total": _CREDITS_INT,
-            "records_used": _CREDITS_INT,
-            "records_reserved": _CREDITS_INT,
-            "period_start": _PERIOD,
-            "period_end": _PERIOD,
+            **dict.fromkeys(("records_total", "records_used", "records_reserved"), _CREDITS_INT),
+            **dict.fromkeys(("period_start", "period_end"), _PERIOD),
         },
         otherwise=tolerated(passed_through("credits")),
         describe=True,
@@ -140,13 +121,9 @@ POINTS: tuple[Point, ...] = (
         entries="items",
         fields=contract_fields(schemas.FEED),
         copings={
-            "feed_id": breaks(
-                "Feeds without feed_id: the tap could not match feed_ids to the organization's "
-                "feeds and would refuse every configured feed as unknown."
-            ),
+            "feed_id": breaks("Feeds without feed_id: the tap refuses every configured feed."),
             "max_lookback_days": copes(
-                "Without max_lookback_days the tap takes lookback_days as the cap; a window above "
-                "the real cap is refused by the API (403) and the run stops with one line.",
+                "Without max_lookback_days the tap caps no window; the API refuses one too long.",
                 differs("max_lookback_days is not an integer; the tap computes with it."),
             ),
         },
@@ -159,7 +136,7 @@ POINTS: tuple[Point, ...] = (
         f"Common rules: lookback windows; POST {endpoints.SEARCH}",
         "lookback_days ends today (UTC) and includes it: a one-day search has start_date = "
         "end_date = the API's today",
-        skip=rules.no_search("No feed to search: the organization has none."),
+        skip=rules.no_feed,
         answer=lambda obs: obs.search,
         what="The one-day search",
         rule=rules.today,
@@ -169,7 +146,7 @@ POINTS: tuple[Point, ...] = (
         f"POST {endpoints.SEARCH}",
         "total_records, records_with_contact_id, records_without_contact_id: int; "
         'daily_counts: [{"date", "count"}] when asked for',
-        skip=rules.no_search("No feed to search."),
+        skip=rules.no_feed,
         answer=lambda obs: obs.search,
         what="The search",
         fields=contract_fields(schemas.SEARCH_ANSWER),
@@ -189,10 +166,7 @@ POINTS: tuple[Point, ...] = (
         answer=lambda obs: obs.filter_fields,
         what="The filter fields",
         entries="fields",
-        no_list=differs(
-            "Without a fields list the filter_fields stream stops with one line rather than "
-            "deliver nothing; consumer_filters still go to the API, which validates them."
-        ),
+        no_list=differs("Without a fields list the filter_fields stream stops with one line."),
         fields=contract_fields(schemas.FILTER_FIELD),
         copings={"field": breaks("Entries without `field`, the key of filter_fields records.")},
         otherwise=tolerated(passed_through("filter_fields")),
@@ -203,9 +177,7 @@ POINTS: tuple[Point, ...] = (
         f"POST {endpoints.EXPORTS_PREVIEW}; Identifiers; Export rows",
         '{"columns", "rows", "estimated_rows"}; the contract\'s columns, the id spelled '
         "contact_id (cb_id in older material), bundle_<key> columns last",
-        skip=rules.no_feed(
-            "No feed to preview: feed_ids is empty and the organization has no feeds."
-        ),
+        skip=rules.no_feed,
         answers=lambda obs: [
             (f"{'configured' if p.configured else 'first listed'} feed {n}", p.preview)
             for n, p in enumerate(obs.feed_probes, 1)
@@ -216,8 +188,7 @@ POINTS: tuple[Point, ...] = (
             contract_fields(schemas.PREVIEW_ANSWER),
             Coping(
                 lambda missing, _: tolerated(
-                    f"Without {', '.join(missing)}: discovery keeps the contract's columns, and "
-                    "the export's own header decides when rows are read."
+                    f"Without {', '.join(missing)} the export's own header names the columns."
                 )
             ),
         ),
@@ -226,9 +197,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "count fields",
         f"POST {endpoints.EXPORTS_COUNT}",
-        skip=rules.no_feed(
-            "No feed to count: feed_ids is empty and the organization has no feeds."
-        ),
+        skip=rules.no_feed,
         answers=lambda obs: [(f"feed {n}", p.count) for n, p in enumerate(obs.feed_probes, 1)],
         what="count",
         fields=contract_fields(schemas.COUNT_ANSWER),
@@ -255,14 +224,11 @@ POINTS: tuple[Point, ...] = (
             "export_id": breaks(
                 "Without export_id the tap cannot read, resume or reuse an export."
             ),
-            "feed_id": breaks(
-                "Without feed_id the tap cannot tell which feed an export belongs to and never "
-                "reuses one: a run whose state was lost would pay for a new export."
-            ),
+            "feed_id": breaks("Without feed_id a run that lost its state pays for a new export."),
             "status": breaks("Without status the tap cannot tell when an export is ready."),
             "build_progress": copes(
-                "Without build_progress the stall deadline sees no progress: a build longer than "
-                "export_stall_timeout_seconds stops the run, and the next run resumes it."
+                "Without build_progress a build longer than export_stall_timeout_seconds stops "
+                "the run; the next run resumes it."
             ),
             "build_error": copes("A failed export then stops the run with 'no reason given'."),
             "start_date": _WINDOW,
@@ -294,7 +260,8 @@ POINTS: tuple[Point, ...] = (
             rules.OPTION_FIELDS,
             Coping(
                 lambda missing, _: tolerated(
-                    f"Not echoed: {', '.join(sorted(missing))}. {NOT_ECHOED}"
+                    f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export "
+                    "only from its state."
                 )
             ),
         ),
@@ -343,18 +310,12 @@ POINTS: tuple[Point, ...] = (
         '{"bundles": [{"key", "path", "label", "enabled": bool}]}',
         answer=lambda obs: obs.bundles,
         entries="bundles",
-        no_list=differs(
-            "No bundles list: the tap would find no enabled bundle and refuse every bundle of "
-            "export_bundles and enrichment_bundles."
-        ),
+        no_list=differs("No bundles list: the tap refuses every bundle a run asks for."),
         fields=contract_fields(schemas.BUNDLE),
         copings={
-            "key": breaks(
-                "Entries without `key`: the tap knows bundles by key and would refuse them."
-            ),
+            "key": breaks("Entries without `key`: the tap knows bundles by key and refuses them."),
             "enabled": copes(
-                "Without `enabled` the tap takes a listed bundle as enabled; the API's 403 stops a "
-                "run that asks for one that is not."
+                "Without `enabled` the tap takes listed bundles as enabled; the API refuses others."
             ),
         },
         otherwise=tolerated(passed_through("bundles")),
@@ -372,11 +333,7 @@ POINTS: tuple[Point, ...] = (
         "Enrichment: POST /enrich/<key>",
         '{"bundle", "requested", "found", "not_found", "results": [{"contact_id", "found", '
         '"data"}]}, input order kept',
-        skip=lambda _: (
-            "Enrichment is billed per contact and bundle: the probe never calls it. "
-            "The tap matches results by contact_id or cb_id and keeps payload fields it does not "
-            "know."
-        ),
+        skip=lambda _: "Enrichment is billed per contact and bundle: the probe never calls it.",
     ),
     Point(
         "create refusals",
