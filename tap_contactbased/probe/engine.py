@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import typing as t
 from dataclasses import dataclass, field
+from functools import partial
 
 from tap_contactbased import values
 from tap_contactbased.probe.report import Check, Finding, Verdict, combine
@@ -136,7 +137,7 @@ def judge(point: Point, obs: Observations) -> Check:
     j = Judging(obs)
     reason = point.skip(obs) if point.skip is not None else None
     if reason is None and point.answers is not None:
-        reason = _each_answer(point, j, point.answers(obs))
+        reason = each_answer(j, point.answers(obs), point.what, partial(_each_answer, point, j))
     elif reason is None:
         if (early := _take(point, j, row)) is not None:
             return early
@@ -170,23 +171,29 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     return None
 
 
-def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) -> str | None:
-    """Judge each answer alone (the previews, the counts), in one row."""
+def each_answer(
+    j: Judging, answers: list[tuple[str, Answer]], what: str, one: Callable[[str, Answer], None]
+) -> str | None:
+    """Judge each answer that came with `one`; why the point is not checked, if none came."""
     if all(a.error for _, a in answers):
-        return failure(f"The {point.what}", answers[0][1])
+        return " ".join(failure(f"The {label} {what}", a) for label, a in answers)
     for label, answer in answers:
         if answer.error:
-            j.tolerated(failure(f"The {point.what} of {label}", answer))
-        elif not isinstance(answer.body, dict):
-            j.differs(f"The {point.what} of {label} is not an object.")
+            j.tolerated(failure(f"The {label} {what}", answer))
         else:
-            one = Judging(
-                j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"]
-            )
-            _fields_and_rule(point, one)
-            j.seen += one.seen
-            j.findings += one.findings
+            one(label, answer)
     return None
+
+
+def _each_answer(point: Point, j: Judging, label: str, answer: Answer) -> None:
+    """Judge one answer alone (a preview, a count) into the point's row."""
+    if not isinstance(answer.body, dict):
+        j.differs(f"The {label} {point.what} is not an object.")
+        return
+    one = Judging(j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"])
+    _fields_and_rule(point, one)
+    j.seen += one.seen
+    j.findings += one.findings
 
 
 def _fields_and_rule(point: Point, j: Judging) -> str | None:

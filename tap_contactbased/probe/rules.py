@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 from collections import Counter
+from functools import partial
 
 from tap_contactbased import endpoints
 from tap_contactbased.api_client import DETAIL_KEY
 from tap_contactbased.endpoints import EXPORTS_LIST_PAGE_SIZE, FEEDS_PAGE_SIZE
-from tap_contactbased.probe.engine import failure
+from tap_contactbased.probe.engine import each_answer, failure
 from tap_contactbased.probe.observe import feed_items
 from tap_contactbased.probe.shapes import (
     CANONICAL_ID,
@@ -43,6 +44,7 @@ OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ExportOptions) if f.nam
 OPTION_NAMES = frozenset(OPTION_FIELDS) | {respelled(n) for n in OPTION_FIELDS}
 STATUSES = tuple(s.value for s in ExportStatus)
 SEARCH_OWN = ("start_date", "end_date", "daily_counts")  # judged by rules, not copings
+REFUSALS = {"unknown export": 404, "invalid body": 422}  # the provoked errors' statuses
 
 
 def passed_through(stream: str) -> str:
@@ -104,15 +106,23 @@ def auth(j: Judging) -> None:
     j.seen.append(f"GET {endpoints.CREDITS} with X-API-Key answered {kind(j.obs.credits.body)}")
 
 
-def _error_body(j: Judging, answer: Answer, expected: int, what: str) -> None:
-    status, body = answer.status or 0, answer.body
+def error_bodies(j: Judging) -> str | None:
+    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
+    answers = [("unknown export", j.obs.missing_export), ("invalid body", j.obs.invalid_body)]
+    return each_answer(j, answers, "request", partial(_error_body, j))
+
+
+def _error_body(j: Judging, label: str, answer: Answer) -> None:
+    status, body, expected = answer.status or 0, answer.body, REFUSALS[label]
+    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
+    items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
+    j.seen.append(f"{label}: {answer.status} {shape(body)}{items}")
     if status < 400:
-        j.differs(f"{what} answered {status}, not an error.")
+        j.differs(f"An {label} answered {status}, not an error.")
     elif status != expected:
         j.tolerated(
-            f"{what} answered {status}, not {expected}; the tap's error lines name any status."
+            f"An {label} answered {status}, not {expected}; the tap's error lines name any status."
         )
-    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     if not isinstance(body, dict) or DETAIL_KEY not in body:
         j.differs(NO_DETAIL)
     elif expected == 422 and isinstance(detail, str):
@@ -125,29 +135,16 @@ def _error_body(j: Judging, answer: Answer, expected: int, what: str) -> None:
         j.differs("422 items without `msg`: the tap's error lines would not say what was wrong.")
 
 
-def error_bodies(j: Judging) -> str | None:
-    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
-    obs = j.obs
-    if obs.missing_export.error and obs.invalid_body.error:
-        return " ".join(
-            failure(f"The provoked {k}", a)
-            for k, a in (("404", obs.missing_export), ("422", obs.invalid_body))
-        )
-    for label, answer, status in (
-        ("unknown export", obs.missing_export, 404),
-        ("invalid body", obs.invalid_body, 422),
-    ):
-        if answer.error:
-            j.tolerated(failure(f"The {label} request", answer))
-            continue
-        detail = answer.body.get(DETAIL_KEY) if isinstance(answer.body, dict) else None
-        items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
-        j.seen.append(f"{label}: {answer.status} {shape(answer.body)}{items}")
-        _error_body(j, answer, status, f"An {label}")
-    return None
+def envelope(j: Judging) -> str | None:
+    """The list envelope of the feeds list and the exports list, and their page sizes."""
+    return each_answer(
+        j, [("feeds", j.obs.feeds), ("exports", j.obs.exports)], "list", partial(_envelope, j)
+    )
 
 
-def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
+def _envelope(j: Judging, noun: str, answer: Answer) -> None:
+    body, asked = answer.body, FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
+    j.seen.append(f"{noun}: {shape(body)} ({len(feed_items(answer))} items for page_size {asked})")
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         what = "is not an object" if not isinstance(body, dict) else "has no `items` list"
@@ -169,24 +166,6 @@ def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
         short = is_int(page_size) and len(items) >= page_size and page_size < asked
     if short:
         j.differs(f"A page of {noun} is short while more exist: the tap would miss the rest.")
-
-
-def envelope(j: Judging) -> str | None:
-    """The list envelope of the feeds list and the exports list, and their page sizes."""
-    lists = (
-        ("feeds", j.obs.feeds, FEEDS_PAGE_SIZE),
-        ("exports", j.obs.exports, EXPORTS_LIST_PAGE_SIZE),
-    )
-    if all(a.error for _, a, _ in lists):
-        return " ".join(failure(f"The {noun} list", a) for noun, a, _ in lists)
-    for noun, answer, asked in lists:
-        if answer.error:
-            j.tolerated(failure(f"The {noun} list", answer))
-            continue
-        count = len(feed_items(answer))
-        j.seen.append(f"{noun}: {shape(answer.body)} ({count} items for page_size {asked})")
-        _envelope(j, answer.body, asked, noun)
-    return None
 
 
 def today(j: Judging) -> None:
