@@ -148,26 +148,17 @@ def bundle_list(j: Judging) -> None:
     j.seen.append(f"entries: {merged_shape(j.objects)} ({len(j.objects)}, {len(enabled)} enabled)")
 
 
-def _paths(fields: Mapping[str, t.Any], entries: t.Callable[[t.Any], Iterable[str]]) -> set[str]:
-    """`name` and `name[].sub` paths of a payload or a payload schema's properties."""
-    return {
-        *fields,
-        *(f"{name}[].{sub}" for name, inner in fields.items() for sub in entries(inner)),
-    }
-
-
-def _payload_paths(value: dict[str, t.Any]) -> set[str]:
-    return _paths(
-        value,
-        lambda v: [s for i in v if isinstance(i, dict) for s in i] if isinstance(v, list) else [],
-    )
+def _payload_paths(value: Mapping[str, t.Any]) -> set[str]:
+    """`name` and `name[].sub` paths of a bundle payload."""
+    lists = [(n, v) for n, v in value.items() if isinstance(v, list)]
+    return {*value, *(f"{n}[].{s}" for n, v in lists for i in v if isinstance(i, dict) for s in i)}
 
 
 def _schema_paths(bundle: str) -> set[str]:
-    return _paths(
-        bundle_data_schema(bundle).get("properties", {}),
-        lambda spec: spec.get("items", {}).get("properties", {}) if isinstance(spec, dict) else [],
-    )
+    """`name` and `name[].sub` paths of the tap's reading of a bundle's payload."""
+    fields = bundle_data_schema(bundle).get("properties", {})
+    entries = [(n, s.get("items", {}).get("properties", {})) for n, s in fields.items()]
+    return {*fields, *(f"{n}[].{sub}" for n, inner in entries for sub in inner)}
 
 
 def _payloads(rows: Iterable[Mapping[str, t.Any]]) -> tuple[dict[str, list[t.Any]], list[str]]:
