@@ -54,17 +54,6 @@ def failure(what: str, answer: Answer | None) -> str:
     return f"{what} failed: {answer.error}"
 
 
-def object_body(
-    point: str, section: str, expected: str, answer: Answer | None, what: str
-) -> dict[str, t.Any] | Check:
-    """The body of `answer` when it is a JSON object; otherwise the row that says why not."""
-    if answer is None or answer.error:
-        return Check(point, section, expected, "-", Verdict.NOT_CHECKED, failure(what, answer))
-    if not isinstance(answer.body, dict):
-        return Check(point, section, expected, kind(answer.body), Verdict.DIFFERS, "Not an object.")
-    return answer.body
-
-
 @dataclass(frozen=True)
 class Coping:
     """The tap's real way with one field: what its absence and a wrong kind mean."""
@@ -126,7 +115,6 @@ class Point:
     copings: Mapping[str, Coping] = field(default_factory=dict)  # their notes in this order
     otherwise: Finding | None = None  # a missing field without a coping of its own
     also_missing: Callable[[Mapping[str, t.Any]], list[str]] | None = None
-    spellings: bool = False  # a cb_id spelling is tolerated
     describe: bool = False  # the seen ends with the differences of field names
     rule: Callable[[Judging], str | None] | None = None
 
@@ -164,10 +152,11 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
         if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
             j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
         return None
-    body = object_body(*row, answer, point.what or point.section)
-    if isinstance(body, Check):
-        return body
-    j.body, j.objects, j.seen = body, [body], [shape(body)]
+    if answer is None or answer.error:
+        return Check(*row, "-", Verdict.NOT_CHECKED, failure(point.what or point.section, answer))
+    if not isinstance(answer.body, dict):
+        return Check(*row, kind(answer.body), Verdict.DIFFERS, "Not an object.")
+    j.body, j.objects, j.seen = answer.body, [answer.body], [shape(answer.body)]
     return None
 
 
@@ -199,7 +188,7 @@ def _each_answer(point: Point, j: Judging, label: str, answer: Answer) -> None:
 def _fields_and_rule(point: Point, j: Judging) -> str | None:
     if point.fields:
         j.match = match_fields([n for o in j.objects for n in o], point.fields)
-        if point.spellings and j.match.respelled:
+        if j.match.respelled:
             j.tolerated(
                 "The tap accepts both spellings (contact_id and cb_id) in every field name."
             )

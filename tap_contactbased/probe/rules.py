@@ -37,7 +37,6 @@ if t.TYPE_CHECKING:
     from tap_contactbased.probe.engine import Judging
     from tap_contactbased.probe.observe import Answer, Observations
 
-NO_DETAIL = "Error bodies without `detail`: the tap's error lines lose the API's explanation."
 NO_PAGE = "Without `page` the tap counts pages itself."
 PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ExportOptions) if f.name != "feed_id")
@@ -65,10 +64,7 @@ def no_summary(obs: Observations) -> str | None:
         return None
     if obs.exports.error:
         return failure("The exports list", obs.exports)
-    return (
-        "No export exists yet: probe again after the first run that creates one (plan_only "
-        "runs create nothing)."
-    )
+    return "No export exists yet: probe again after a run that creates one (not plan_only)."
 
 
 def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
@@ -89,7 +85,7 @@ def no_ready(obs: Observations) -> str | None:
         return None
     if obs.exports.error:
         return failure("The exports list", obs.exports)
-    return "No ready export to read: probe again once an export of the organization is ready."
+    return "No ready export to read: probe again once an export is ready."
 
 
 def row_columns(body: t.Any) -> list[str] | None:
@@ -124,7 +120,7 @@ def _error_body(j: Judging, label: str, answer: Answer) -> None:
             f"An {label} answered {status}, not {expected}; the tap's error lines name any status."
         )
     if not isinstance(body, dict) or DETAIL_KEY not in body:
-        j.differs(NO_DETAIL)
+        j.differs("Error bodies without `detail`: the tap's errors lose the API's explanation.")
     elif expected == 422 and isinstance(detail, str):
         j.tolerated("A 422 explanation is text, not a list; the tap shows it.")
     elif (

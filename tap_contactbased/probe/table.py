@@ -155,7 +155,6 @@ POINTS: tuple[Point, ...] = (
             [n for n in contract_fields(schemas.SEARCH_ANSWER) if n not in rules.SEARCH_OWN],
             copes("The tap does not read the search counters, only daily_counts."),
         ),
-        spellings=True,
         describe=True,
         rule=rules.search,
     ),
@@ -208,7 +207,6 @@ POINTS: tuple[Point, ...] = (
                 "The tap does not read rows_with_contact_id.", _COUNT_INT, null_ok=True
             ),
         },
-        spellings=True,
         rule=rules.count,
     ),
     Point(
@@ -265,7 +263,6 @@ POINTS: tuple[Point, ...] = (
                 )
             ),
         ),
-        spellings=True,
         describe=True,
         rule=rules.echoed_seen,
     ),
