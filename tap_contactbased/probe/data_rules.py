@@ -123,7 +123,7 @@ def csv_sample(j: Judging) -> None:
     if "\x00" in text:
         j.tolerated("NUL characters: the tap removes them.")
     if ragged := sum(1 for r in body_rows if len(r) != len(header)):
-        j.differs(f"{ragged} row(s) not as wide as the header: quoting is not RFC 4180.")
+        j.differs(f"{ragged} row(s) not as wide as the header: values would shift columns.")
     reference = (j.obs.ready or {}).get("columns")
     if not isinstance(reference, list):
         reference = row_columns(j.obs.page.body if j.obs.page is not None else None)
@@ -144,7 +144,10 @@ def bundle_list(j: Judging) -> None:
         j.holds("Some bundle keys are not among the contract's eleven.")
     settings = j.obs.settings
     if off := (set(settings.export_bundles) | set(settings.enrichment_bundles)) - enabled:
-        j.holds(f"{len(off)} configured bundle(s) are not enabled: a run would stop first.")
+        j.holds(
+            f"{len(off)} configured bundle(s) are not enabled: a run would stop before spending "
+            "anything."
+        )
     j.seen.append(f"entries: {merged_shape(j.objects)} ({len(j.objects)}, {len(enabled)} enabled)")
 
 

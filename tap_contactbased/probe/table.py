@@ -33,13 +33,17 @@ def _remaining(_: list[str], credits: Objects) -> Finding:
             "Without records_remaining the tap computes it as records_total - records_used - "
             "records_reserved."
         )
-    return differs("Without records_remaining or records_total the API's 402 is the only guard.")
+    return differs(
+        "Without records_remaining or records_total the tap cannot check credits before creating; "
+        "the API's 402 is the only guard."
+    )
 
 
 def _cost(missing: list[str], _: Objects) -> Finding:
     if len(missing) == 2:
         return differs(
-            "An export's cost is unknown: max_records_per_run stops the run; else the 402 guards."
+            "Without total_rows and records_required an export's cost is unknown: a run with "
+            "max_records_per_run stops before creating, others rely on the API's 402."
         )
     if missing == ["records_required"]:
         return tolerated("Without records_required the tap takes the row count as the cost.")
@@ -56,7 +60,8 @@ _PERIOD = Coping(
 )
 _COUNT_INT = _not_integers(": the tap computes with them.")
 _WINDOW = breaks(
-    "Without start_date and end_date a run that lost its state pays for a new export.",
+    "Without start_date and end_date the tap cannot match an export's window: a run that lost "
+    "its state pays for a new export.",
     differs("start_date or end_date is not a date; find-or-create compares them."),
 )
 _SIZE = "Without total_rows or total_pages the tap reads until the data ends."
@@ -121,9 +126,12 @@ POINTS: tuple[Point, ...] = (
         entries="items",
         fields=contract_fields(schemas.FEED),
         copings={
-            "feed_id": breaks("Feeds without feed_id: the tap refuses every configured feed."),
+            "feed_id": breaks(
+                "Feeds without feed_id: the tap refuses every configured feed as unknown."
+            ),
             "max_lookback_days": copes(
-                "Without max_lookback_days the tap caps no window; the API refuses one too long.",
+                "Without max_lookback_days the tap keeps lookback_days; the API refuses a window "
+                "too long (403).",
                 differs("max_lookback_days is not an integer; the tap computes with it."),
             ),
         },
@@ -187,7 +195,8 @@ POINTS: tuple[Point, ...] = (
             contract_fields(schemas.PREVIEW_ANSWER),
             Coping(
                 lambda missing, _: tolerated(
-                    f"Without {', '.join(missing)} the export's own header names the columns."
+                    f"Without {', '.join(missing)}: discovery keeps the contract's columns; the "
+                    "export's own header decides when reading."
                 )
             ),
         ),
@@ -222,7 +231,10 @@ POINTS: tuple[Point, ...] = (
             "export_id": breaks(
                 "Without export_id the tap cannot read, resume or reuse an export."
             ),
-            "feed_id": breaks("Without feed_id a run that lost its state pays for a new export."),
+            "feed_id": breaks(
+                "Without feed_id the tap cannot tell an export's feed: a run that lost its state "
+                "pays for a new export."
+            ),
             "status": breaks("Without status the tap cannot tell when an export is ready."),
             "build_progress": copes(
                 "Without build_progress a build longer than export_stall_timeout_seconds stops "
@@ -259,7 +271,7 @@ POINTS: tuple[Point, ...] = (
             Coping(
                 lambda missing, _: tolerated(
                     f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export "
-                    "only from its state."
+                    "only if its id is in the state; else it creates a new one."
                 )
             ),
         ),
