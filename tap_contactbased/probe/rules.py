@@ -76,7 +76,7 @@ def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
 
 def no_feed(obs: Observations) -> str | None:
     """Why no feed was searched, previewed or counted."""
-    return None if obs.feed_probes else "No feed to probe: feed_ids is empty and there are none."
+    return None if obs.feed_probes else "No feed: feed_ids is empty and the organization has none."
 
 
 def no_ready(obs: Observations) -> str | None:

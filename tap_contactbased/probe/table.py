@@ -67,6 +67,7 @@ _WINDOW = breaks(
 _SIZE = "Without total_rows or total_pages the tap reads until the data ends."
 _EXPORTS = copes(passed_through("exports"))
 SUMMARY = "Feed exports: Export summary"
+_SUMMARY_FIELDS = contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS)
 
 POINTS: tuple[Point, ...] = (
     Point(
@@ -221,12 +222,10 @@ POINTS: tuple[Point, ...] = (
     Point(
         "export summary fields",
         SUMMARY,
-        "export_id, feed_id, status, build_progress, build_error, start_date, end_date, "
-        "total_rows, total_pages, columns (null while building), records_reserved, "
-        "created_at, updated_at",
+        ", ".join(_SUMMARY_FIELDS).replace("columns", "columns (null while building)"),
         skip=rules.no_summary,
         objects=rules.summaries,
-        fields=contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS),
+        fields=_SUMMARY_FIELDS,
         copings={
             "export_id": breaks(
                 "Without export_id the tap cannot read, resume or reuse an export."
@@ -281,7 +280,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "status values",
         SUMMARY,
-        "building | ready | failed",
+        " | ".join(rules.STATUSES),
         skip=rules.no_summary,
         rule=rules.statuses,
     ),
