@@ -113,7 +113,7 @@ class Point:
     objects: Callable[[Observations], list[Mapping[str, t.Any]]] | None = None
     fields: Fields = field(default_factory=dict)
     copings: Mapping[str, Coping] = field(default_factory=dict)  # their notes in this order
-    otherwise: Finding | None = None  # a missing field without a coping of its own
+    otherwise: Cope | None = None  # a missing field without a coping of its own
     also_missing: Callable[[Mapping[str, t.Any]], list[str]] | None = None
     describe: bool = False  # the seen ends with the differences of field names
     rule: Callable[[Judging], str | None] | None = None

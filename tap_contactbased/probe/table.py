@@ -192,14 +192,9 @@ POINTS: tuple[Point, ...] = (
         ],
         what="preview",
         fields=contract_fields(schemas.PREVIEW_ANSWER),
-        copings=dict.fromkeys(
-            contract_fields(schemas.PREVIEW_ANSWER),
-            Coping(
-                lambda missing, _: tolerated(
-                    f"Without {', '.join(missing)}: discovery keeps the contract's columns; the "
-                    "export's own header decides when reading."
-                )
-            ),
+        otherwise=lambda missing, _: tolerated(
+            f"Without {', '.join(missing)}: discovery keeps the contract's columns; the "
+            "export's own header decides when reading."
         ),
         rule=rules.preview,
     ),
@@ -265,14 +260,9 @@ POINTS: tuple[Point, ...] = (
         skip=rules.no_summary,
         objects=rules.echoed_options,
         fields=contract_fields(schemas.EXPORT_SUMMARY, keep=rules.OPTION_FIELDS),
-        copings=dict.fromkeys(
-            rules.OPTION_FIELDS,
-            Coping(
-                lambda missing, _: tolerated(
-                    f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export "
-                    "only if its id is in the state; else it creates a new one."
-                )
-            ),
+        otherwise=lambda missing, _: tolerated(
+            f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export only if "
+            "its id is in the state; else it creates a new one."
         ),
         describe=True,
         rule=rules.echoed_seen,
