@@ -13,9 +13,9 @@ import typing as t
 import pytest
 
 from tap_contactbased import redaction
-from tap_contactbased.probe import ProbeReport, Verdict, probe_client, run_probe
-from tap_contactbased.probe.engine import object_body
-from tap_contactbased.probe.observe import Answer, CostlyRequestError
+from tap_contactbased.probe import ProbeReport, Verdict, engine, probe_client, run_probe
+from tap_contactbased.probe.engine import Point
+from tap_contactbased.probe.observe import Answer, CostlyRequestError, Observations
 from tap_contactbased.probe.report import Check
 from tap_contactbased.settings import Settings
 from tests.conftest import API_KEY, TODAY, make_config
@@ -275,21 +275,17 @@ def test_a_csv_longer_than_the_sample_is_judged_on_its_whole_rows(
         (Answer(error="HTTP 500"), N, "-", "Page 1 failed: HTTP 500"),
         (Answer(body=[{"rows": []}]), D, "list[object]", "Not an object."),
         (Answer(body=None), D, "null", "Not an object."),
+        (Answer(body={"rows": [], "page": 1}), H, "{rows: list[], page: int}", ""),
     ],
 )
-def test_an_answer_that_is_no_object_gives_the_points_row(
+def test_a_point_on_one_answer_is_unchecked_differs_or_holds_by_its_body(
     answer: Answer | None, verdict: Verdict, seen: str, note: str
 ) -> None:
-    row = object_body("page rows", "POST /page", "an object", answer, "Page 1")
+    point = Point("page rows", "POST /page", "an object", answer=lambda _: answer, what="Page 1")
 
-    assert isinstance(row, Check)
+    row = engine.judge(point, t.cast("Observations", None))
+
     assert (row.point, row.verdict, row.seen, row.note) == ("page rows", verdict, seen, note)
-
-
-def test_an_object_answer_gives_its_body() -> None:
-    body = {"rows": [], "page": 1}
-
-    assert object_body("page rows", "POST /page", "an object", Answer(body=body), "Page 1") is body
 
 
 def test_a_check_holds_no_secret_and_no_control_character_whatever_it_was_given() -> None:

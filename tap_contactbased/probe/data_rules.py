@@ -1,8 +1,4 @@
-"""The rules of the points about an export's data: page rows, download URL, CSV, bundles.
-
-Like `rules`, each reads the `Judging` the engine filled, adds seen parts and findings, and
-returns why its point cannot be checked, or None.
-"""
+"""The rules of the points about an export's data: page rows, download URL, CSV, bundles."""
 
 from __future__ import annotations
 
@@ -34,29 +30,20 @@ def page(j: Judging) -> None:
     rows = body.get("rows")
     j.seen = [shape({k: body[k] for k in body if k in PAGE_ONLY or k not in ready})]
     if not isinstance(rows, list):
-        j.differs(
-            "No rows list: read_mode pages cannot read the export and stops (read_mode csv is "
-            "not affected)."
-        )
+        j.differs("No rows list: read_mode pages stops; use read_mode csv.")
         return
     objects = [r for r in rows if isinstance(r, dict)]
     if len(objects) < len(rows):
         j.differs("Rows that are not objects: read_mode pages cannot read them.")
     values = {kind(v) for r in objects for v in r.values()}
     if values - {"string", "null", "date", "timestamp"}:
-        j.differs(
-            "Values that are not text or null: read_mode pages reads values as text and cannot "
-            "read this page (read_mode csv is not affected)."
-        )
+        j.differs("Values that are not text or null: read_mode pages stops; use read_mode csv.")
     columns = ready.get("columns")
     if isinstance(columns, list) and any(list(r) != columns for r in objects):
         j.tolerated("Row keys differ from the summary's columns: the rows' own keys decide.")
     size, total = ready.get("page_size"), ready.get("total_rows")
     if is_int(size) and is_int(total) and len(rows) < min(size, total):
-        j.differs(
-            "Page 1 holds fewer rows than page_size although the export has more: the tap takes "
-            "a short page as the last one."
-        )
+        j.differs("Page 1 is short although the export has more rows: the tap would stop there.")
     keys = len(row_columns(body) or [])
     shown = " | ".join(sorted(values)) or "none"
     j.seen.append(f"{len(rows)} rows keyed by {keys} columns, values {shown}")
@@ -70,19 +57,13 @@ def download(j: Judging) -> None:
     except ValueError:  # an unbalanced [ of an IPv6 address: no usable URL either
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        j.differs(
-            "No absolute url that parses: read_mode csv stops, asking for read_mode pages "
-            "(which is not affected)."
-        )
+        j.differs("No absolute url that parses: read_mode csv stops; use read_mode pages.")
     else:
         params = len(urllib.parse.parse_qs(parts.query))
         j.seen.append(f"url: absolute {parts.scheme} URL with {params} query parameter(s)")
     expires = as_timestamp(j.body.get("expires_at"))
     if expires is None:
-        j.tolerated(
-            "The tap does not read expires_at: an expired URL answers 403 and the tap asks for "
-            "a new one."
-        )
+        j.tolerated("The tap does not read expires_at: it asks for a new URL on 403.")
     else:
         minutes = (expires - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 60
         j.seen.append(f"expires_at about {round(minutes)} min ahead")
@@ -122,10 +103,7 @@ def csv_sample(j: Judging) -> None:
     sample: CsvSample = j.obs.csv.body
     if sample.data.startswith(codecs.BOM_UTF8):
         j.seen.append("UTF-8 with a BOM")
-        j.differs(
-            "The CSV starts with a byte-order mark: the tap reads UTF-8 without one, so the "
-            "first column would be misnamed (an id column would not be recognised)."
-        )
+        j.differs("The CSV starts with a byte-order mark: the tap would misname the first column.")
         return
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(sample.data, final=sample.complete)
@@ -145,10 +123,7 @@ def csv_sample(j: Judging) -> None:
     if "\x00" in text:
         j.tolerated("NUL characters: the tap removes them.")
     if ragged := sum(1 for r in body_rows if len(r) != len(header)):
-        j.differs(
-            f"{ragged} row(s) do not have as many fields as the header: values would shift "
-            "columns (quoting is not RFC 4180 as the csv module reads it)."
-        )
+        j.differs(f"{ragged} row(s) not as wide as the header: values would shift columns.")
     reference = (j.obs.ready or {}).get("columns")
     if not isinstance(reference, list):
         reference = row_columns(j.obs.page.body if j.obs.page is not None else None)
@@ -170,32 +145,23 @@ def bundle_list(j: Judging) -> None:
     settings = j.obs.settings
     if off := (set(settings.export_bundles) | set(settings.enrichment_bundles)) - enabled:
         j.holds(
-            f"{len(off)} configured bundle(s) are not enabled: a run would stop before "
-            "spending anything."
+            f"{len(off)} configured bundle(s) are not enabled: a run would stop before spending "
+            "anything."
         )
     j.seen.append(f"entries: {merged_shape(j.objects)} ({len(j.objects)}, {len(enabled)} enabled)")
 
 
-def _paths(fields: Mapping[str, t.Any], entries: t.Callable[[t.Any], Iterable[str]]) -> set[str]:
-    """`name` and `name[].sub` paths of a payload or a payload schema's properties."""
-    return {
-        *fields,
-        *(f"{name}[].{sub}" for name, inner in fields.items() for sub in entries(inner)),
-    }
-
-
-def _payload_paths(value: dict[str, t.Any]) -> set[str]:
-    return _paths(
-        value,
-        lambda v: [s for i in v if isinstance(i, dict) for s in i] if isinstance(v, list) else [],
-    )
+def _payload_paths(value: Mapping[str, t.Any]) -> set[str]:
+    """`name` and `name[].sub` paths of a bundle payload."""
+    lists = [(n, v) for n, v in value.items() if isinstance(v, list)]
+    return {*value, *(f"{n}[].{s}" for n, v in lists for i in v if isinstance(i, dict) for s in i)}
 
 
 def _schema_paths(bundle: str) -> set[str]:
-    return _paths(
-        bundle_data_schema(bundle).get("properties", {}),
-        lambda spec: spec.get("items", {}).get("properties", {}) if isinstance(spec, dict) else [],
-    )
+    """`name` and `name[].sub` paths of the tap's reading of a bundle's payload."""
+    fields = bundle_data_schema(bundle).get("properties", {})
+    entries = [(n, s.get("items", {}).get("properties", {})) for n, s in fields.items()]
+    return {*fields, *(f"{n}[].{sub}" for n, inner in entries for sub in inner)}
 
 
 def _payloads(rows: Iterable[Mapping[str, t.Any]]) -> tuple[dict[str, list[t.Any]], list[str]]:
@@ -234,16 +200,10 @@ def bundle_columns(j: Judging) -> str | None:
         return "export_bundles is empty, and nothing read had a bundle_ column."
     for key in obs.settings.export_bundles:
         if previewed and any(f"{BUNDLE_COLUMN_PREFIX}{key}" not in c for c in previewed):
-            j.differs(
-                f"A preview lacks bundle_{key} although export_bundles asks for it: that "
-                "bundle's data would not reach export rows."
-            )
+            j.differs(f"A preview lacks bundle_{key}: that bundle's data would not reach records.")
     payloads, broken = _payloads(rows)
     if broken:
-        j.differs(
-            f"{', '.join(broken)} hold(s) values that are not JSON objects: every such value "
-            "would land as text in extra_columns instead of its column."
-        )
+        j.differs(f"{', '.join(broken)} hold(s) values that are not JSON objects: kept as text.")
     j.seen.append(f"columns: {', '.join(seen_columns) or 'none'}")
     for key, values in payloads.items():
         entries = [
@@ -256,13 +216,7 @@ def bundle_columns(j: Judging) -> str | None:
         expected = _schema_paths(key)
         if expected and set().union(*(_payload_paths(v) for v in values)) != expected:
             j.tolerated(
-                f"Payload fields of {key} differ from the tap's reading: unknown ones are kept, "
-                "missing ones are null."
-                + (
-                    " The README's stream map hashes whichever field holds the address."
-                    if key == "emails"
-                    else ""
-                )
+                f"Payload fields of {key} differ: unknown ones are kept, missing ones are null."
             )
     if not payloads and not broken:
         j.holds("No row read had bundle data to look into.")

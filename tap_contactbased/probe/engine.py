@@ -1,8 +1,8 @@
 """The probe's engine: a contract point as data, and the one function that judges it.
 
 A `Point` names what it judges (an answer, the entries of its list, each answer of the probed
-feeds, or some objects), the fields the contract gives them (`schemas.py`) and the tap's way
-with each missing or mistyped field (`Coping`); its `rule` adds what is not a field rule.
+feeds, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
+or mistyped field (`Coping`); its `rule` judges what is not a field rule.
 """
 
 from __future__ import annotations
@@ -10,23 +10,31 @@ from __future__ import annotations
 import itertools
 import typing as t
 from dataclasses import dataclass, field
-
-from singer_sdk import typing as th
+from functools import partial
 
 from tap_contactbased import values
-from tap_contactbased.probe import shapes
 from tap_contactbased.probe.report import Check, Finding, Verdict, combine
-from tap_contactbased.probe.shapes import FieldMatch, kind, match_fields, respelled, shape
+from tap_contactbased.probe.shapes import (
+    FieldMatch,
+    as_date,
+    as_timestamp,
+    get_either,
+    kind,
+    match_fields,
+    respelled,
+    shape,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from singer_sdk import typing as th
 
     from tap_contactbased.probe.observe import Answer, Observations
 
 Fields = t.Mapping[str, t.Any]  # field name -> its JSON schema
 # A finding, or how to make one from the names of the fields concerned and the objects.
 Cope = t.Union[Finding, "Callable[[list[str], Sequence[Mapping[str, t.Any]]], Finding]"]
-BOTH_SPELLINGS = "The tap accepts both spellings (contact_id and cb_id) in every field name."
 
 
 def tolerated(note: str) -> Finding:
@@ -44,21 +52,6 @@ def failure(what: str, answer: Answer | None) -> str:
     if answer is None or answer.error is None:
         return f"{what} was not requested."
     return f"{what} failed: {answer.error}"
-
-
-def object_body(
-    point: str, section: str, expected: str, answer: Answer | None, what: str
-) -> dict[str, t.Any] | Check:
-    """The body of `answer` when it is a JSON object; otherwise the row that says why not.
-
-    A request that failed (or was never made, `answer` None) leaves the point unchecked,
-    `what` naming the request; any other body than an object differs.
-    """
-    if answer is None or answer.error:
-        return Check(point, section, expected, "-", Verdict.NOT_CHECKED, failure(what, answer))
-    if not isinstance(answer.body, dict):
-        return Check(point, section, expected, kind(answer.body), Verdict.DIFFERS, "Not an object.")
-    return answer.body
 
 
 @dataclass(frozen=True)
@@ -120,9 +113,8 @@ class Point:
     objects: Callable[[Observations], list[Mapping[str, t.Any]]] | None = None
     fields: Fields = field(default_factory=dict)
     copings: Mapping[str, Coping] = field(default_factory=dict)  # their notes in this order
-    otherwise: Finding | None = None  # a missing field without a coping of its own
+    otherwise: Cope | None = None  # a missing field without a coping of its own
     also_missing: Callable[[Mapping[str, t.Any]], list[str]] | None = None
-    spellings: bool = False  # a cb_id spelling is tolerated
     describe: bool = False  # the seen ends with the differences of field names
     rule: Callable[[Judging], str | None] | None = None
 
@@ -133,7 +125,7 @@ def judge(point: Point, obs: Observations) -> Check:
     j = Judging(obs)
     reason = point.skip(obs) if point.skip is not None else None
     if reason is None and point.answers is not None:
-        reason = _each_answer(point, j, point.answers(obs))
+        reason = each_answer(j, point.answers(obs), point.what, partial(_each_answer, point, j))
     elif reason is None:
         if (early := _take(point, j, row)) is not None:
             return early
@@ -147,7 +139,6 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     """Put what the point judges in `j`; or the row, when an answer is no object or no list."""
     if point.objects is not None:
         j.objects = point.objects(j.obs)
-        return None
     if point.answer is None:
         return None
     answer = point.answer(j.obs)
@@ -161,37 +152,46 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
         if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
             j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
         return None
-    body = object_body(*row, answer, point.what or point.section)
-    if isinstance(body, Check):
-        return body
-    j.body, j.objects, j.seen = body, [body], [shape(body)]
+    if answer is None or answer.error:
+        return Check(*row, "-", Verdict.NOT_CHECKED, failure(point.what or point.section, answer))
+    if not isinstance(answer.body, dict):
+        return Check(*row, kind(answer.body), Verdict.DIFFERS, "Not an object.")
+    j.body, j.objects, j.seen = answer.body, [answer.body], [shape(answer.body)]
     return None
 
 
-def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) -> str | None:
-    """Judge each answer alone (the previews, the counts), in one row."""
+def each_answer(
+    j: Judging, answers: list[tuple[str, Answer]], what: str, one: Callable[[str, Answer], None]
+) -> str | None:
+    """Judge each answer that came with `one`; why the point is not checked, if none came."""
     if all(a.error for _, a in answers):
-        return failure(f"The {point.what}", answers[0][1])
+        return " ".join(failure(f"The {label} {what}", a) for label, a in answers)
     for label, answer in answers:
         if answer.error:
-            j.tolerated(failure(f"The {point.what} of {label}", answer))
-        elif not isinstance(answer.body, dict):
-            j.differs(f"The {point.what} of {label} is not an object.")
+            j.tolerated(failure(f"The {label} {what}", answer))
         else:
-            one = Judging(
-                j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"]
-            )
-            _fields_and_rule(point, one)
-            j.seen += one.seen
-            j.findings += one.findings
+            one(label, answer)
     return None
+
+
+def _each_answer(point: Point, j: Judging, label: str, answer: Answer) -> None:
+    """Judge one answer alone (a preview, a count) into the point's row."""
+    if not isinstance(answer.body, dict):
+        j.differs(f"The {label} {point.what} is not an object.")
+        return
+    one = Judging(j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"])
+    _fields_and_rule(point, one)
+    j.seen += one.seen
+    j.findings += one.findings
 
 
 def _fields_and_rule(point: Point, j: Judging) -> str | None:
     if point.fields:
         j.match = match_fields([n for o in j.objects for n in o], point.fields)
-        if point.spellings and j.match.respelled:
-            j.tolerated(BOTH_SPELLINGS)
+        if j.match.respelled:
+            j.tolerated(
+                "The tap accepts both spellings (contact_id and cb_id) in every field name."
+            )
         j.findings += _copings(point, j.objects)
     reason = point.rule(j) if point.rule is not None else None
     if point.describe and j.match.describe():
@@ -212,7 +212,7 @@ def _copings(point: Point, objects: list[Mapping[str, t.Any]]) -> list[Finding]:
             lacking.setdefault(cope, []).append(name)
     for name, spec in point.fields.items():
         coping = point.copings.get(name, Coping())
-        seen = [shapes.get_either(o, name) for o in objects if name in o or respelled(name) in o]
+        seen = [get_either(o, name) for o in objects if name in o or respelled(name) in o]
         if coping.wrong_kind is not None and any(
             not (v is None and coping.null_ok) and not of_kind(spec, v) for v in seen
         ):
@@ -228,7 +228,7 @@ def of_kind(spec: Mapping[str, t.Any], value: t.Any) -> bool:
     """Whether a value has the kind its JSON schema gives (integers, dates and times)."""
     if "integer" in spec.get("type", []):
         return values.is_int(value)
-    parse = {"date": shapes.as_date, "date-time": shapes.as_timestamp}.get(spec.get("format", ""))
+    parse = {"date": as_date, "date-time": as_timestamp}.get(spec.get("format", ""))
     return parse is None or parse(value) is not None
 
 
@@ -245,7 +245,7 @@ def contract_fields(
     keep: Iterable[str] | None = None,
 ) -> Fields:
     """The fields of a schema in the contract's order; `extra_fields` and `drop` left out."""
-    properties = schema.to_dict() if isinstance(schema, th.PropertiesList) else schema
+    properties = schema if isinstance(schema, t.Mapping) else schema.to_dict()
     out, kept = {"extra_fields", *drop}, None if keep is None else set(keep)
     return {
         n: s

@@ -1,9 +1,8 @@
 """Settings from `TAP_CONTACTBASED_*` variables, typed by the config schema.
 
-Meltano hands a plugin command (`meltano invoke tap-contactbased:probe`) its settings only
-as such variables, so the probe reads them with `--config ENV`. The SDK's own reader leaves
-`number` settings as text, which then fail validation (`poll_interval_max_seconds: 0.5` of
-the local environment does); this reader types them as the schema says.
+Meltano hands a plugin command (`meltano invoke tap-contactbased:probe`) its settings only as
+such variables (`--config ENV`); the SDK's own reader leaves `number` settings as text, which
+then fail validation.
 """
 
 from __future__ import annotations
@@ -55,17 +54,13 @@ def typed(name: str, spec: Mapping[str, t.Any], raw: str) -> t.Any:
         if kind == "boolean":
             return raw.strip().lower() in TRUTHY
         if kind in ("array", "object"):
-            return _json_or_list(raw, kind)
+            try:
+                return json.loads(raw)
+            except ValueError:
+                if kind == "object":
+                    raise
+                return [part.strip() for part in raw.split(",") if part.strip()]  # "a,b" as the SDK
     except ValueError:
         msg = f"{variable(name)} is not a valid {kind}: set it to a JSON {kind} or unset it."
         raise EnvSettingError(msg) from None
     return raw
-
-
-def _json_or_list(raw: str, kind: str) -> t.Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        if kind != "array":
-            raise
-        return [part.strip() for part in raw.split(",") if part.strip()]  # "a,b" as the SDK

@@ -1,9 +1,7 @@
-"""The probe's requests: only free ones, through the tap's own client.
+"""The probe's requests: only free ones (`FREE_REQUESTS`), through the tap's own `ApiClient`.
 
-`ProbeClient` refuses any request outside `FREE_REQUESTS` before it leaves, so a change
-here cannot create an export or call an enrichment endpoint by mistake. Every request goes
-through the tap's `ApiClient` (same session, `X-API-Key` auth, the one retry loop, and
-messages that never hold the key or a signed URL).
+A request outside the list is refused before it leaves, so a change here cannot create an
+export or spend enrichments; the client's messages never hold the key or a signed URL.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import datetime
 import json
 import typing as t
 from dataclasses import dataclass, field
-from functools import partial
 from http import HTTPStatus
 
 import requests
@@ -71,12 +68,7 @@ def check_free(method: str, path: str, body: Mapping[str, t.Any] | None) -> None
 
 
 class ProbeClient:
-    """The tap's client, limited to free requests, reading answers as the API sent them.
-
-    The tap's own `get` and `post` normalise the id's spelling in every answer; the probe
-    must see the API's spelling, so it decodes the bodies itself (same request path, same
-    retries).
-    """
+    """The tap's client, limited to free requests; answers keep the API's id spelling."""
 
     def __init__(self, client: ApiClient) -> None:
         """Send through `client`."""
@@ -95,10 +87,7 @@ class ProbeClient:
         return client.retrying(sending(prepared), lambda: client.send_decoded(prepared, json.loads))
 
     def refusal(self, path: str, body: Mapping[str, t.Any]) -> Answer:
-        """POST a request the API should refuse: its status and JSON body (None if not JSON).
-
-        Rate limits and server errors are still retried like any request.
-        """
+        """POST a request the API should refuse: its status and JSON body (None if not JSON)."""
         check_free("POST", path, body)
         client = self.client
         prepared = client.prepare("POST", path, body=body)
@@ -120,18 +109,17 @@ class ProbeClient:
         client = self.client
         response = client.retrying(f"Opening {what}", lambda: client.open_download(url, what))
         data = bytearray()
-        complete = True
         try:
             for chunk in response.iter_content(chunk_size=16 * 1024):
                 data.extend(chunk)
                 if len(data) >= CSV_SAMPLE_BYTES:
-                    complete = False
                     break
         except requests.RequestException as exc:
             # requests' own message holds the URL, which is a secret.
             raise transport_error(exc, what) from None
         finally:
             response.close()
+        complete = len(data) < CSV_SAMPLE_BYTES  # the whole file fitted in the sample
         content_type = response.headers.get("Content-Type", "")
         return CsvSample(bytes(data[:CSV_SAMPLE_BYTES]), complete, content_type)
 
@@ -154,10 +142,10 @@ class Answer:
     status: int | None = None  # of a deliberately provoked refusal
 
 
-def attempt(request: Callable[[], t.Any]) -> Answer:
+def attempt(request: Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Answer:
     """Make one request; a failure becomes the reason the point was not checked."""
     try:
-        answer = request()
+        answer = request(*args, **kwargs)
     except (ContactBasedError, RetriableAPIError, ExpiredDownloadUrl) as exc:
         return Answer(error=str(exc))
     return answer if isinstance(answer, Answer) else Answer(answer)
@@ -167,7 +155,6 @@ def attempt(request: Callable[[], t.Any]) -> Answer:
 class FeedProbe:
     """The free requests about one feed: a preview and a count with the run's options."""
 
-    feed_id: str
     configured: bool
     preview: Answer
     count: Answer
@@ -227,14 +214,12 @@ def probe_feeds(api: ProbeClient, obs: Observations) -> None:
         if cap is not None:
             lookback = min(lookback, cap)  # a longer window would only be refused (403)
         options = ExportOptions.from_settings(settings, feed_id, lookback)
-        preview = attempt(
-            partial(lifecycle.preview, api, options, rows=PREVIEW_ROWS, skip_count=False)
-        )
-        count = attempt(partial(api.post, endpoints.EXPORTS_COUNT, options.body()))
-        obs.feed_probes.append(FeedProbe(feed_id, configured, preview, count))
+        preview = attempt(lifecycle.preview, api, options, rows=PREVIEW_ROWS, skip_count=False)
+        count = attempt(api.post, endpoints.EXPORTS_COUNT, options.body())
+        obs.feed_probes.append(FeedProbe(configured, preview, count))
     if targets:
         one_day = {"feed_id": targets[0][0], "lookback_days": 1, "include_daily_counts": True}
-        obs.search = attempt(lambda: api.post(endpoints.SEARCH, one_day))
+        obs.search = attempt(api.post, endpoints.SEARCH, one_day)
 
 
 def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.Any] | None:
@@ -259,16 +244,11 @@ def probe_ready_export(api: ProbeClient, obs: Observations) -> None:
     if obs.ready is None:
         return
     export_id = str(obs.ready["export_id"])
-    obs.page = attempt(
-        lambda: api.post(endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
-    )
-    obs.download = attempt(
-        lambda: api.post(endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
-    )
+    obs.page = attempt(api.post, endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
+    obs.download = attempt(api.post, endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
     url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
     if isinstance(url, str) and url.startswith(("https://", "http://")):
-        what = f"the CSV download of export {export_id}"
-        obs.csv = attempt(lambda: api.csv_sample(url, what))
+        obs.csv = attempt(api.csv_sample, url, f"the CSV download of export {export_id}")
 
 
 def collect(api: ProbeClient, settings: Settings) -> Observations:
@@ -279,19 +259,16 @@ def collect(api: ProbeClient, settings: Settings) -> Observations:
         credits=Answer(first_request(api)),
     )
     obs.feeds = attempt(
-        lambda: api.get(endpoints.FEEDS, {"page": 1, "page_size": endpoints.FEEDS_PAGE_SIZE})
+        api.get, endpoints.FEEDS, {"page": 1, "page_size": endpoints.FEEDS_PAGE_SIZE}
     )
-    obs.feed_limit = attempt(lambda: api.get(endpoints.FEED_LIMIT))
-    obs.bundles = attempt(lambda: api.get(endpoints.BUNDLES))
-    obs.filter_fields = attempt(lambda: api.post(endpoints.FILTER_FIELDS, {}))
+    obs.feed_limit = attempt(api.get, endpoints.FEED_LIMIT)
+    obs.bundles = attempt(api.get, endpoints.BUNDLES)
+    obs.filter_fields = attempt(api.post, endpoints.FILTER_FIELDS, {})
     probe_feeds(api, obs)
-    obs.exports = attempt(
-        lambda: api.post(
-            endpoints.EXPORTS_LIST, {"page": 1, "page_size": endpoints.EXPORTS_LIST_PAGE_SIZE}
-        )
-    )
+    page_size = endpoints.EXPORTS_LIST_PAGE_SIZE
+    obs.exports = attempt(api.post, endpoints.EXPORTS_LIST, {"page": 1, "page_size": page_size})
     probe_ready_export(api, obs)
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
-    obs.missing_export = attempt(lambda: api.refusal(endpoints.EXPORTS_PAGE, missing))
-    obs.invalid_body = attempt(lambda: api.refusal(endpoints.EXPORTS_COUNT, {}))
+    obs.missing_export = attempt(api.refusal, endpoints.EXPORTS_PAGE, missing)
+    obs.invalid_body = attempt(api.refusal, endpoints.EXPORTS_COUNT, {})
     return obs

@@ -1,9 +1,7 @@
 """The probe's result: one check per contract point, a Markdown table and a JSON report.
 
-Checks carry field names, types and relations between values, never the values themselves:
-a report must be safe to paste into an issue. Every text of a check is cleaned by the tap's
-one redaction when the check is made (no key, userinfo or query string; control characters
-escaped), whatever an error message or a field name of the API brought into it.
+Checks carry field names and kinds, never values, so that a report is safe to paste into an
+issue; every text of a check is redacted when the check is made (`redaction.clean`).
 """
 
 from __future__ import annotations
@@ -80,22 +78,14 @@ class ProbeReport:
         """0 when nothing differs in a way the tap cannot cope with, else 1."""
         return 1 if any(c.verdict is Verdict.DIFFERS for c in self.checks) else 0
 
-    def as_dict(self) -> dict[str, t.Any]:
-        """The JSON report."""
-        return {
+    def to_json(self) -> str:
+        """The JSON report, indented."""
+        report = {
             "checks": [c.as_dict() for c in self.checks],
             "tap_version": self.tap_version,
             "api_host": clean(self.api_host),
         }
-
-    def to_json(self) -> str:
-        """The JSON report, indented."""
-        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n"
-
-    def summary(self) -> str:
-        """One line: how many points hold, differ, and were not checked."""
-        counts = {v: sum(1 for c in self.checks if c.verdict is v) for v in Verdict}
-        return ", ".join(f"{counts[v]} {v.value}" for v in Verdict)
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
     def to_table(self) -> str:
         """A Markdown table: readable in a terminal, pasteable into an issue."""
@@ -108,13 +98,9 @@ class ProbeReport:
             _row(tuple(":--" for _ in header)),
         ]
         lines += [_row(tuple(c.as_dict().values())) for c in self.checks]
-        lines += ["", f"{self.summary()}."]
-        return "\n".join(lines) + "\n"
+        counts = [f"{sum(c.verdict is v for c in self.checks)} {v.value}" for v in Verdict]
+        return "\n".join([*lines, "", ", ".join(counts) + "."]) + "\n"
 
 
 def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(_cell(c) for c in cells) + " |"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split()) or "-"
+    return "| " + " | ".join(" ".join(c.replace("|", "\\|").split()) or "-" for c in cells) + " |"

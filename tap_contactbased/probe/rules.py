@@ -1,8 +1,7 @@
 """The points' extra rules: what a contract point says beyond its fields and their kinds.
 
-A rule reads the `Judging` the engine filled (the answer, its objects, how their fields
-matched), adds seen parts and findings, and returns why the point cannot be checked, or
-None. Its notes say how the tap copes, or what would break.
+A rule reads the `Judging` the engine filled, adds seen parts and findings (their notes say how
+the tap copes, or what would break), and returns why the point cannot be checked, or None.
 """
 
 from __future__ import annotations
@@ -10,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 from collections import Counter
+from functools import partial
 
 from tap_contactbased import endpoints
 from tap_contactbased.api_client import DETAIL_KEY
 from tap_contactbased.endpoints import EXPORTS_LIST_PAGE_SIZE, FEEDS_PAGE_SIZE
-from tap_contactbased.probe.engine import failure
+from tap_contactbased.probe.engine import each_answer, failure
 from tap_contactbased.probe.observe import feed_items
 from tap_contactbased.probe.shapes import (
     CANONICAL_ID,
@@ -37,17 +37,13 @@ if t.TYPE_CHECKING:
     from tap_contactbased.probe.engine import Judging
     from tap_contactbased.probe.observe import Answer, Observations
 
-NO_DETAIL = (
-    "Error bodies without `detail`: the tap's one-line errors would lose the API's explanation "
-    "(which setting, which limit); they never repeat `message`, `error` or other fields, where "
-    "an API may echo the request and its key."
-)
 NO_PAGE = "Without `page` the tap counts pages itself."
 PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ExportOptions) if f.name != "feed_id")
 OPTION_NAMES = frozenset(OPTION_FIELDS) | {respelled(n) for n in OPTION_FIELDS}
 STATUSES = tuple(s.value for s in ExportStatus)
 SEARCH_OWN = ("start_date", "end_date", "daily_counts")  # judged by rules, not copings
+REFUSALS = {"unknown export": 404, "invalid body": 422}  # the provoked errors' statuses
 
 
 def passed_through(stream: str) -> str:
@@ -68,10 +64,7 @@ def no_summary(obs: Observations) -> str | None:
         return None
     if obs.exports.error:
         return failure("The exports list", obs.exports)
-    return (
-        "No export exists yet: probe again after the first run that creates one (plan_only "
-        "runs create nothing)."
-    )
+    return "No export exists yet: probe again after a run that creates one (not plan_only)."
 
 
 def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
@@ -81,14 +74,9 @@ def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
     return [n for n in ("total_rows", "total_pages", "columns") if summary.get(n) is None]
 
 
-def no_search(reason: str) -> t.Callable[[Observations], str | None]:
-    """The reason, when no feed was searched."""
-    return lambda obs: reason if obs.search is None else None
-
-
-def no_feed(reason: str) -> t.Callable[[Observations], str | None]:
-    """The reason, when no feed was previewed or counted."""
-    return lambda obs: None if obs.feed_probes else reason
+def no_feed(obs: Observations) -> str | None:
+    """Why no feed was searched, previewed or counted."""
+    return None if obs.feed_probes else "No feed: feed_ids is empty and the organization has none."
 
 
 def no_ready(obs: Observations) -> str | None:
@@ -97,7 +85,7 @@ def no_ready(obs: Observations) -> str | None:
         return None
     if obs.exports.error:
         return failure("The exports list", obs.exports)
-    return "No ready export to read: probe again once an export of the organization is ready."
+    return "No ready export to read: probe again once an export is ready."
 
 
 def row_columns(body: t.Any) -> list[str] | None:
@@ -114,17 +102,25 @@ def auth(j: Judging) -> None:
     j.seen.append(f"GET {endpoints.CREDITS} with X-API-Key answered {kind(j.obs.credits.body)}")
 
 
-def _error_body(j: Judging, answer: Answer, expected: int, what: str) -> None:
-    status, body = answer.status or 0, answer.body
+def error_bodies(j: Judging) -> str | None:
+    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
+    answers = [("unknown export", j.obs.missing_export), ("invalid body", j.obs.invalid_body)]
+    return each_answer(j, answers, "request", partial(_error_body, j))
+
+
+def _error_body(j: Judging, label: str, answer: Answer) -> None:
+    status, body, expected = answer.status or 0, answer.body, REFUSALS[label]
+    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
+    items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
+    j.seen.append(f"{label}: {answer.status} {shape(body)}{items}")
     if status < 400:
-        j.differs(f"{what} answered {status}, not an error.")
+        j.differs(f"An {label} answered {status}, not an error.")
     elif status != expected:
         j.tolerated(
-            f"{what} answered {status}, not {expected}; the tap's error lines name any status."
+            f"An {label} answered {status}, not {expected}; the tap's error lines name any status."
         )
-    detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     if not isinstance(body, dict) or DETAIL_KEY not in body:
-        j.differs(NO_DETAIL)
+        j.differs("Error bodies without `detail`: the tap's errors lose the API's explanation.")
     elif expected == 422 and isinstance(detail, str):
         j.tolerated("A 422 explanation is text, not a list; the tap shows it.")
     elif (
@@ -135,35 +131,20 @@ def _error_body(j: Judging, answer: Answer, expected: int, what: str) -> None:
         j.differs("422 items without `msg`: the tap's error lines would not say what was wrong.")
 
 
-def error_bodies(j: Judging) -> str | None:
-    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
-    obs = j.obs
-    if obs.missing_export.error and obs.invalid_body.error:
-        return " ".join(
-            failure(f"The provoked {k}", a)
-            for k, a in (("404", obs.missing_export), ("422", obs.invalid_body))
-        )
-    for label, answer, status, what in (
-        ("unknown export", obs.missing_export, 404, "An unknown export"),
-        ("invalid body", obs.invalid_body, 422, "An invalid body"),
-    ):
-        if answer.error:
-            j.tolerated(failure(f"The {label} request", answer))
-            continue
-        detail = answer.body.get(DETAIL_KEY) if isinstance(answer.body, dict) else None
-        items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
-        j.seen.append(f"{label}: {answer.status} {shape(answer.body)}{items}")
-        _error_body(j, answer, status, what)
-    return None
+def envelope(j: Judging) -> str | None:
+    """The list envelope of the feeds list and the exports list, and their page sizes."""
+    return each_answer(
+        j, [("feeds", j.obs.feeds), ("exports", j.obs.exports)], "list", partial(_envelope, j)
+    )
 
 
-def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
+def _envelope(j: Judging, noun: str, answer: Answer) -> None:
+    body, asked = answer.body, FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
+    j.seen.append(f"{noun}: {shape(body)} ({len(feed_items(answer))} items for page_size {asked})")
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         what = "is not an object" if not isinstance(body, dict) else "has no `items` list"
-        j.differs(
-            f"The {noun} list {what}: every run stops there, rather than read the list as empty."
-        )
+        j.differs(f"The {noun} list {what}: every run stops there.")
         return
     total, page, page_size = body.get("total"), body.get("page"), body.get("page_size")
     if "total" not in body:
@@ -180,28 +161,7 @@ def _envelope(j: Judging, body: t.Any, asked: int, noun: str) -> None:
     else:
         short = is_int(page_size) and len(items) >= page_size and page_size < asked
     if short:
-        j.differs(
-            f"A page of {noun} held fewer items than asked while more exist: the tap takes a "
-            "short page as the last one and would miss the rest."
-        )
-
-
-def envelope(j: Judging) -> str | None:
-    """The list envelope of the feeds list and the exports list, and their page sizes."""
-    lists = (
-        ("feeds", j.obs.feeds, FEEDS_PAGE_SIZE),
-        ("exports", j.obs.exports, EXPORTS_LIST_PAGE_SIZE),
-    )
-    if all(a.error for _, a, _ in lists):
-        return " ".join(failure(f"The {noun} list", a) for noun, a, _ in lists)
-    for noun, answer, asked in lists:
-        if answer.error:
-            j.tolerated(failure(f"The {noun} list", answer))
-            continue
-        count = len(feed_items(answer))
-        j.seen.append(f"{noun}: {shape(answer.body)} ({count} items for page_size {asked})")
-        _envelope(j, answer.body, asked, noun)
-    return None
+        j.differs(f"A page of {noun} is short while more exist: the tap would miss the rest.")
 
 
 def today(j: Judging) -> None:
@@ -209,10 +169,7 @@ def today(j: Judging) -> None:
     start, end = as_date(j.body.get("start_date")), as_date(j.body.get("end_date"))
     j.seen = [f"{n}: {kind(j.body.get(n))}" for n in ("start_date", "end_date")]
     if end is None:
-        j.tolerated(
-            "Without a date in end_date the tap takes the one-day window's start_date as "
-            "today, else this machine's UTC date (a day off the API's around midnight)."
-        )
+        j.tolerated("Without end_date the tap takes start_date, or this machine's date, as today.")
     elif (shift := (end - j.obs.machine_today).days) == 0:
         j.seen.append("end_date is this machine's UTC date")
     else:
@@ -227,9 +184,7 @@ def today(j: Judging) -> None:
         j.seen.append(f"a one-day search spans {days} day(s)")
         if days != 1:
             j.differs(
-                f"A one-day search spans {days} days: windows are not 'lookback_days ending "
-                "today, today included', so each would hold days the tap does not plan, and "
-                "incremental runs would deliver some days twice or never."
+                f"A one-day search spans {days} days: runs would deliver some days twice or never."
             )
 
 
@@ -251,10 +206,7 @@ def search(j: Judging) -> None:
     """The daily counts: a list of dated counts, adding up to the total."""
     daily = j.body.get("daily_counts")
     if not isinstance(daily, list):
-        j.differs(
-            "No daily_counts list although include_daily_counts asked for it: the feed_totals "
-            "stream would emit nothing."
-        )
+        j.differs("No daily_counts list: the feed_totals stream would emit nothing.")
         return
     if not all(isinstance(d, dict) and "date" in d and "count" in d for d in daily):
         j.differs("daily_counts entries without date or count: feed_totals needs both.")
@@ -285,24 +237,16 @@ def preview(j: Judging) -> None:
         return
     spelled = next((c for c in (CANONICAL_ID, OLD_ID) if c in columns), "absent")
     if spelled == OLD_ID:
-        j.tolerated(
-            "The id column is spelled cb_id: records name it contact_id whatever the API calls it."
-        )
+        j.tolerated("The id column is spelled cb_id: records name it contact_id.")
     elif spelled == "absent":
-        j.differs(
-            "No contact_id (or cb_id) column: records would carry no contact id, so "
-            "require_contact_id, consumer_filters and enrichment would find no contacts."
-        )
+        j.differs("No contact_id (or cb_id) column: records would carry no contact id.")
     plain = [c for c in columns if not c.startswith(BUNDLE_COLUMN_PREFIX)]
     missing = [c for c in ROW_COLUMN_TYPES if c != CANONICAL_ID and c not in columns]
     extra = [c for c in plain if c not in ROW_COLUMN_TYPES and c != OLD_ID]
     if missing:
         j.tolerated(f"Missing columns ({', '.join(missing)}) are null in records.")
     if extra:
-        j.tolerated(
-            f"Columns the contract does not name ({', '.join(extra)}) are kept as text in "
-            "extra_columns."
-        )
+        j.tolerated(f"Columns the contract does not name ({', '.join(extra)}) go to extra_columns.")
     j.seen.append(
         f"{len(plain)} columns (id {spelled}, {len(missing)} of the contract's missing, "
         f"{len(extra)} not in it) and {len(columns) - len(plain)} bundle_ column(s)"
@@ -351,10 +295,7 @@ def statuses(j: Judging) -> str | None:
     if loose:
         j.tolerated("The tap compares statuses ignoring case and surrounding spaces.")
     if unknown:
-        j.differs(
-            "A status the tap does not know stops the run on that export (which still counts as "
-            "the tap's own, so a rerun stops on it rather than paying again)."
-        )
+        j.differs("A status the tap does not know stops the run on that export.")
     parts = [f"{name} x{n}" for name, n in sorted(exact.items())]
     parts += [f"{len(loose)} spelled otherwise (case or spaces)"] if loose else []
     parts += [f"{len(unknown)} unknown"] if unknown else []

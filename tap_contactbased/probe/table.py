@@ -1,7 +1,7 @@
 """The contract points, one row each, in the order of the report.
 
-A row names what it judges, the fields the contract gives it (`schemas.py`), the tap's way
-with each missing or mistyped field (notes in the order given), and the rule for the rest.
+A row names what it judges, its fields from `schemas.py`, the tap's way with each missing or
+mistyped field (notes in the order given), and the rule for the rest.
 """
 
 from __future__ import annotations
@@ -34,24 +34,20 @@ def _remaining(_: list[str], credits: Objects) -> Finding:
             "records_reserved."
         )
     return differs(
-        "Without records_remaining or records_total the credit preflight cannot tell what is "
-        "left: the tap warns and creates, with the API's 402 as the only guard."
+        "Without records_remaining or records_total the tap cannot check credits before creating; "
+        "the API's 402 is the only guard."
     )
 
 
 def _cost(missing: list[str], _: Objects) -> Finding:
     if len(missing) == 2:
         return differs(
-            "Without total_rows and records_required the credit preflight cannot tell what an "
-            "export costs: a run with max_records_per_run stops before creating, others rely "
-            "on the API's 402."
+            "Without total_rows and records_required an export's cost is unknown: a run with "
+            "max_records_per_run stops before creating, others rely on the API's 402."
         )
     if missing == ["records_required"]:
         return tolerated("Without records_required the tap takes the row count as the cost.")
-    return tolerated(
-        "Without total_rows the tap reads an export until its data ends and cross-checks what "
-        "it read against the counts it has."
-    )
+    return tolerated("Without total_rows the tap reads until the data ends.")
 
 
 def _not_integers(why: str) -> t.Callable[[list[str], Objects], Finding]:
@@ -64,20 +60,14 @@ _PERIOD = Coping(
 )
 _COUNT_INT = _not_integers(": the tap computes with them.")
 _WINDOW = breaks(
-    "Without start_date and end_date find-or-create cannot match an export's window: a run "
-    "whose state was lost would pay for a new export.",
+    "Without start_date and end_date the tap cannot match an export's window: a run that lost "
+    "its state pays for a new export.",
     differs("start_date or end_date is not a date; find-or-create compares them."),
 )
-_SIZE = (
-    "Without total_rows or total_pages the tap reads until the data ends and cross-checks what "
-    "it read against the counts it has."
-)
+_SIZE = "Without total_rows or total_pages the tap reads until the data ends."
 _EXPORTS = copes(passed_through("exports"))
 SUMMARY = "Feed exports: Export summary"
-NOT_ECHOED = (
-    "The tap does not reuse an export whose options it cannot compare unless its id is in the "
-    "state; a run that lost its state creates a new one."
-)
+_SUMMARY_FIELDS = contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS)
 
 POINTS: tuple[Point, ...] = (
     Point(
@@ -107,11 +97,8 @@ POINTS: tuple[Point, ...] = (
         fields=contract_fields(schemas.CREDITS, drop=["snapshot_date"]),
         copings={
             "records_remaining": Coping(_remaining, _CREDITS_INT.wrong_kind),
-            "records_total": _CREDITS_INT,
-            "records_used": _CREDITS_INT,
-            "records_reserved": _CREDITS_INT,
-            "period_start": _PERIOD,
-            "period_end": _PERIOD,
+            **dict.fromkeys(("records_total", "records_used", "records_reserved"), _CREDITS_INT),
+            **dict.fromkeys(("period_start", "period_end"), _PERIOD),
         },
         otherwise=tolerated(passed_through("credits")),
         describe=True,
@@ -141,12 +128,11 @@ POINTS: tuple[Point, ...] = (
         fields=contract_fields(schemas.FEED),
         copings={
             "feed_id": breaks(
-                "Feeds without feed_id: the tap could not match feed_ids to the organization's "
-                "feeds and would refuse every configured feed as unknown."
+                "Feeds without feed_id: the tap refuses every configured feed as unknown."
             ),
             "max_lookback_days": copes(
-                "Without max_lookback_days the tap takes lookback_days as the cap; a window above "
-                "the real cap is refused by the API (403) and the run stops with one line.",
+                "Without max_lookback_days the tap keeps lookback_days; the API refuses a window "
+                "too long (403).",
                 differs("max_lookback_days is not an integer; the tap computes with it."),
             ),
         },
@@ -159,7 +145,7 @@ POINTS: tuple[Point, ...] = (
         f"Common rules: lookback windows; POST {endpoints.SEARCH}",
         "lookback_days ends today (UTC) and includes it: a one-day search has start_date = "
         "end_date = the API's today",
-        skip=rules.no_search("No feed to search: the organization has none."),
+        skip=rules.no_feed,
         answer=lambda obs: obs.search,
         what="The one-day search",
         rule=rules.today,
@@ -169,7 +155,7 @@ POINTS: tuple[Point, ...] = (
         f"POST {endpoints.SEARCH}",
         "total_records, records_with_contact_id, records_without_contact_id: int; "
         'daily_counts: [{"date", "count"}] when asked for',
-        skip=rules.no_search("No feed to search."),
+        skip=rules.no_feed,
         answer=lambda obs: obs.search,
         what="The search",
         fields=contract_fields(schemas.SEARCH_ANSWER),
@@ -178,7 +164,6 @@ POINTS: tuple[Point, ...] = (
             [n for n in contract_fields(schemas.SEARCH_ANSWER) if n not in rules.SEARCH_OWN],
             copes("The tap does not read the search counters, only daily_counts."),
         ),
-        spellings=True,
         describe=True,
         rule=rules.search,
     ),
@@ -189,10 +174,7 @@ POINTS: tuple[Point, ...] = (
         answer=lambda obs: obs.filter_fields,
         what="The filter fields",
         entries="fields",
-        no_list=differs(
-            "Without a fields list the filter_fields stream stops with one line rather than "
-            "deliver nothing; consumer_filters still go to the API, which validates them."
-        ),
+        no_list=differs("Without a fields list the filter_fields stream stops with one line."),
         fields=contract_fields(schemas.FILTER_FIELD),
         copings={"field": breaks("Entries without `field`, the key of filter_fields records.")},
         otherwise=tolerated(passed_through("filter_fields")),
@@ -203,32 +185,23 @@ POINTS: tuple[Point, ...] = (
         f"POST {endpoints.EXPORTS_PREVIEW}; Identifiers; Export rows",
         '{"columns", "rows", "estimated_rows"}; the contract\'s columns, the id spelled '
         "contact_id (cb_id in older material), bundle_<key> columns last",
-        skip=rules.no_feed(
-            "No feed to preview: feed_ids is empty and the organization has no feeds."
-        ),
+        skip=rules.no_feed,
         answers=lambda obs: [
             (f"{'configured' if p.configured else 'first listed'} feed {n}", p.preview)
             for n, p in enumerate(obs.feed_probes, 1)
         ],
         what="preview",
         fields=contract_fields(schemas.PREVIEW_ANSWER),
-        copings=dict.fromkeys(
-            contract_fields(schemas.PREVIEW_ANSWER),
-            Coping(
-                lambda missing, _: tolerated(
-                    f"Without {', '.join(missing)}: discovery keeps the contract's columns, and "
-                    "the export's own header decides when rows are read."
-                )
-            ),
+        otherwise=lambda missing, _: tolerated(
+            f"Without {', '.join(missing)}: discovery keeps the contract's columns; the "
+            "export's own header decides when reading."
         ),
         rule=rules.preview,
     ),
     Point(
         "count fields",
         f"POST {endpoints.EXPORTS_COUNT}",
-        skip=rules.no_feed(
-            "No feed to count: feed_ids is empty and the organization has no feeds."
-        ),
+        skip=rules.no_feed,
         answers=lambda obs: [(f"feed {n}", p.count) for n, p in enumerate(obs.feed_probes, 1)],
         what="count",
         fields=contract_fields(schemas.COUNT_ANSWER),
@@ -239,30 +212,27 @@ POINTS: tuple[Point, ...] = (
                 "The tap does not read rows_with_contact_id.", _COUNT_INT, null_ok=True
             ),
         },
-        spellings=True,
         rule=rules.count,
     ),
     Point(
         "export summary fields",
         SUMMARY,
-        "export_id, feed_id, status, build_progress, build_error, start_date, end_date, "
-        "total_rows, total_pages, columns (null while building), records_reserved, "
-        "created_at, updated_at",
+        ", ".join(_SUMMARY_FIELDS).replace("columns", "columns (null while building)"),
         skip=rules.no_summary,
         objects=rules.summaries,
-        fields=contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS),
+        fields=_SUMMARY_FIELDS,
         copings={
             "export_id": breaks(
                 "Without export_id the tap cannot read, resume or reuse an export."
             ),
             "feed_id": breaks(
-                "Without feed_id the tap cannot tell which feed an export belongs to and never "
-                "reuses one: a run whose state was lost would pay for a new export."
+                "Without feed_id the tap cannot tell an export's feed: a run that lost its state "
+                "pays for a new export."
             ),
             "status": breaks("Without status the tap cannot tell when an export is ready."),
             "build_progress": copes(
-                "Without build_progress the stall deadline sees no progress: a build longer than "
-                "export_stall_timeout_seconds stops the run, and the next run resumes it."
+                "Without build_progress a build longer than export_stall_timeout_seconds stops "
+                "the run; the next run resumes it."
             ),
             "build_error": copes("A failed export then stops the run with 'no reason given'."),
             "start_date": _WINDOW,
@@ -290,22 +260,17 @@ POINTS: tuple[Point, ...] = (
         skip=rules.no_summary,
         objects=rules.echoed_options,
         fields=contract_fields(schemas.EXPORT_SUMMARY, keep=rules.OPTION_FIELDS),
-        copings=dict.fromkeys(
-            rules.OPTION_FIELDS,
-            Coping(
-                lambda missing, _: tolerated(
-                    f"Not echoed: {', '.join(sorted(missing))}. {NOT_ECHOED}"
-                )
-            ),
+        otherwise=lambda missing, _: tolerated(
+            f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export only if "
+            "its id is in the state; else it creates a new one."
         ),
-        spellings=True,
         describe=True,
         rule=rules.echoed_seen,
     ),
     Point(
         "status values",
         SUMMARY,
-        "building | ready | failed",
+        " | ".join(rules.STATUSES),
         skip=rules.no_summary,
         rule=rules.statuses,
     ),
@@ -343,18 +308,12 @@ POINTS: tuple[Point, ...] = (
         '{"bundles": [{"key", "path", "label", "enabled": bool}]}',
         answer=lambda obs: obs.bundles,
         entries="bundles",
-        no_list=differs(
-            "No bundles list: the tap would find no enabled bundle and refuse every bundle of "
-            "export_bundles and enrichment_bundles."
-        ),
+        no_list=differs("No bundles list: the tap refuses every bundle a run asks for."),
         fields=contract_fields(schemas.BUNDLE),
         copings={
-            "key": breaks(
-                "Entries without `key`: the tap knows bundles by key and would refuse them."
-            ),
+            "key": breaks("Entries without `key`: the tap knows bundles by key and refuses them."),
             "enabled": copes(
-                "Without `enabled` the tap takes a listed bundle as enabled; the API's 403 stops a "
-                "run that asks for one that is not."
+                "Without `enabled` the tap takes listed bundles as enabled; the API refuses others."
             ),
         },
         otherwise=tolerated(passed_through("bundles")),
@@ -372,11 +331,7 @@ POINTS: tuple[Point, ...] = (
         "Enrichment: POST /enrich/<key>",
         '{"bundle", "requested", "found", "not_found", "results": [{"contact_id", "found", '
         '"data"}]}, input order kept',
-        skip=lambda _: (
-            "Enrichment is billed per contact and bundle: the probe never calls it. "
-            "The tap matches results by contact_id or cb_id and keeps payload fields it does not "
-            "know."
-        ),
+        skip=lambda _: "Enrichment is billed per contact and bundle: the probe never calls it.",
     ),
     Point(
         "create refusals",
