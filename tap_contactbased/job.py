@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from tap_contactbased.redaction import api_text
 from tap_contactbased.state import InFlight, day_or_none
 from tap_contactbased.summary import ExportStatus
+from tap_contactbased.values import date_or_none
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
@@ -128,16 +129,6 @@ def start_bookmark(state: MutableMapping[str, t.Any], day: str) -> None:
     state["delivered_through"] = day
 
 
-@dataclass
-class CreateTries:
-    """The creates sent for a job's export, and when and how the next one may go."""
-
-    sent: int = 0
-    first_sent: float | None = None
-    look_first: bool = True  # an identical export may exist by now
-    not_before: float = 0.0
-
-
 class ExportJob:
     """One feed's export in one run, and the feed's entry in the state.
 
@@ -152,8 +143,6 @@ class ExportJob:
         *,
         window: Window | None = None,
         options: ExportOptions | None = None,
-        records_required: int | None = None,
-        expected_rows: int | None = None,
         after: ExportJob | None = None,
     ) -> None:
         """A planned job; `after` is a job of the same feed that must be delivered first."""
@@ -161,8 +150,8 @@ class ExportJob:
         self.state = state
         self.window = window
         self.options = options
-        self.records_required = records_required
-        self.expected_rows = expected_rows
+        self.records_required: int | None = None
+        self.expected_rows: int | None = None
         self.after = after
         self.phase = Phase.PLANNED
         self.origin: Origin | None = None
@@ -170,7 +159,10 @@ class ExportJob:
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
         self.error: str | None = None
-        self._create = CreateTries()
+        self.create_tries = 0  # creates sent so far
+        self._first_create_sent: float | None = None
+        self.looks_before_create = True  # an identical export may exist by now
+        self.next_create_at = 0.0  # when the next create may be sent (0 before any failed)
         self.deliver_through_clamped: str | None = None
         self.read_from_start = False  # every row of the export is read in this run
 
@@ -206,40 +198,25 @@ class ExportJob:
 
     def create_sent(self, now: float) -> None:
         """A create of this job's export is sent at `now`."""
-        self._create.sent += 1
-        if self._create.first_sent is None:
-            self._create.first_sent = now
+        self.create_tries += 1
+        if self._first_create_sent is None:
+            self._first_create_sent = now
 
     def create_failed(self, now: float, wait: float, *, refused: bool) -> None:
         """The create failed: try again after `wait` s, looking first unless it was refused.
 
         A refusal created nothing; any other failure may have created the export.
         """
-        self._create.look_first = not refused
-        self._create.not_before = now + wait
+        self.looks_before_create = not refused
+        self.next_create_at = now + wait
 
     def may_create(self, now: float) -> bool:
         """Whether the wait after a failed create is over at `now`."""
-        return now >= self._create.not_before
-
-    @property
-    def next_create_at(self) -> float:
-        """When the next create may be sent (0 before any failed)."""
-        return self._create.not_before
-
-    @property
-    def looks_before_create(self) -> bool:
-        """Whether an identical export may exist by now, so it is looked for first."""
-        return self._create.look_first
-
-    @property
-    def create_tries(self) -> int:
-        """The creates sent so far."""
-        return self._create.sent
+        return now >= self.next_create_at
 
     def create_elapsed(self, now: float) -> float:
         """Seconds since the first create was sent (0 before)."""
-        first = self._create.first_sent
+        first = self._first_create_sent
         return 0.0 if first is None else now - first
 
     # Transitions
@@ -301,15 +278,10 @@ class ExportJob:
         export says it ends earlier, the days delivered end the day before it.
         """
         assert self.flight is not None
-        through, end = self.flight.deliver_through, summary.end_date
+        through, end = self.flight.deliver_through, date_or_none(summary.end_date)
         if through is None or end is None:
             return
-        try:
-            last_complete = (
-                datetime.date.fromisoformat(end) - datetime.timedelta(days=1)
-            ).isoformat()
-        except ValueError:
-            return
+        last_complete = (end - datetime.timedelta(days=1)).isoformat()
         if through > last_complete:
             self.deliver_through_clamped = through
             self.flight.deliver_through = last_complete

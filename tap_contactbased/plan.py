@@ -8,7 +8,7 @@
 4. Check the spend: what the creates would reserve, summed, against `max_records_per_run`
    and the credit pool. A refusal names the total and the parts.
 
-The result is a frozen `Plan`: each feed's job, its `PlannedExport` line, and the `Spend`.
+The result is a frozen `Plan`: each feed's job, its `PlannedExport` line, and the spend.
 `plan_only` reports it and starts nothing; otherwise the jobs go to the scheduler.
 """
 
@@ -36,7 +36,6 @@ if t.TYPE_CHECKING:
     from tap_contactbased.lifecycle import ExportLifecycle
     from tap_contactbased.run import Receipt, RunContext
     from tap_contactbased.settings import Settings
-    from tap_contactbased.summary import ExportSummary
 
     FeedState = MutableMapping[str, t.Any]
 
@@ -84,34 +83,12 @@ class PlannedExport:
 
 
 @dataclass(frozen=True)
-class Spend:
-    """The records credits each export to create would reserve, by feed (None: not said)."""
-
-    parts: Mapping[str, int | None]
-
-    @property
-    def known(self) -> dict[str, int]:
-        """The parts the count gave."""
-        return {feed: cost for feed, cost in self.parts.items() if cost is not None}
-
-    @property
-    def total(self) -> int:
-        """The known parts, summed."""
-        return sum(self.known.values())
-
-    @property
-    def unknown(self) -> list[str]:
-        """The feeds whose count did not say what their export would reserve."""
-        return [feed for feed, cost in self.parts.items() if cost is None]
-
-
-@dataclass(frozen=True)
 class Plan:
     """Every job of the run, a line for each, and what the creates would spend."""
 
     jobs: tuple[ExportJob, ...]
     exports: tuple[PlannedExport, ...]
-    spend: Spend
+    spend: Mapping[str, int | None]  # what each export to create would reserve (None: not said)
 
     @classmethod
     def of(cls, planned: Sequence[tuple[ExportJob, PlannedExport]]) -> Plan:
@@ -122,7 +99,7 @@ class Plan:
         return cls(
             jobs=tuple(job for job, _ in planned),
             exports=tuple(row for _, row in planned),
-            spend=Spend({row.feed_id: row.records_required for row in to_create}),
+            spend={row.feed_id: row.records_required for row in to_create},
         )
 
     def report(self, receipt: Receipt, logger: logging.Logger) -> None:
@@ -242,8 +219,15 @@ class Planner:
         summaries = self._lifecycle.summaries([f.export_id for f in flights.values()])
         for feed_id, flight in flights.items():
             summary = summaries.get(flight.export_id)
-            if summary is not None and summary.status is not ExportStatus.FAILED:
-                problems.extend(self._misfits(feed_id, flight, summary))
+            if summary is None or summary.status is ExportStatus.FAILED:
+                continue
+            where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
+            if not self._lifecycle.is_export_of(summary, feed_id):
+                problems.append(
+                    f"{where} names export {flight.export_id}, an export of feed "
+                    f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry"
+                )
+            problems.extend(flight_misfits(flight, summary, where))
         if any(problems):
             raise StateMismatchError([p for p in problems if p])
         jobs = {}
@@ -275,18 +259,6 @@ class Planner:
             jobs[feed_id] = (job, line)
         return jobs
 
-    def _misfits(self, feed_id: str, flight: InFlight, summary: ExportSummary) -> list[str]:
-        """What the API contradicts in a feed's export in flight, the feed's own included."""
-        where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
-        problems = flight_misfits(flight, summary, where)
-        if not self._lifecycle.is_export_of(summary, feed_id):
-            problems.insert(
-                0,
-                f"{where} names export {flight.export_id}, an export of feed "
-                f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry",
-            )
-        return problems
-
     def _plan_feed(
         self, feed_id: str, cap: int, today: datetime.date, earlier: ExportJob | None
     ) -> tuple[ExportJob, PlannedExport] | None:
@@ -306,7 +278,16 @@ class Planner:
         )
         if window is None:
             if earlier is None:  # else the feed's resumed export delivers what there is
-                self._nothing_to_export(feed_id, today, fresh=delivered is None)
+                # A new feed's bookmark starts at yesterday.
+                yesterday = (today - datetime.timedelta(days=1)).isoformat()
+                if delivered is None and not settings.plan_only:
+                    start_bookmark(state, yesterday)
+                self._logger.info(
+                    "Feed %s is delivered through %s: no complete day to export before %s.",
+                    feed_id,
+                    state.get("delivered_through", yesterday),
+                    today,
+                )
             return None
         if window.skipped_days:
             self._logger.warning(
@@ -342,27 +323,19 @@ class Planner:
             feed_id, "create", window, total_rows=count.total_rows, records_required=count.cost
         )
 
-    def _nothing_to_export(self, feed_id: str, today: datetime.date, *, fresh: bool) -> None:
-        """A feed with no complete day to export: a new feed's bookmark starts at yesterday."""
-        state = self._states[feed_id]
-        yesterday = (today - datetime.timedelta(days=1)).isoformat()
-        if fresh and not self.settings.plan_only:
-            start_bookmark(state, yesterday)
-        self._logger.info(
-            "Feed %s is delivered through %s: no complete day to export before %s.",
-            feed_id,
-            state.get("delivered_through", yesterday),
-            today,
-        )
-
 
 def check_spend(
-    spend: Spend, settings: Settings, lifecycle: ExportLifecycle, logger: logging.Logger
+    spend: Mapping[str, int | None],
+    settings: Settings,
+    lifecycle: ExportLifecycle,
+    logger: logging.Logger,
 ) -> None:
     """Refuse, before anything is created, a run that would spend more than allowed."""
-    if not spend.parts:
+    if not spend:
         return
-    known, total, unknown = spend.known, spend.total, spend.unknown
+    known = {feed: cost for feed, cost in spend.items() if cost is not None}
+    unknown = [feed for feed, cost in spend.items() if cost is None]
+    total = sum(known.values())
     reserve = f"This run would reserve {total:,} records credits ({describe_counts(known)})"
     cap = settings.max_records_per_run
     if cap is not None and unknown:
