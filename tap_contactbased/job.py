@@ -88,21 +88,17 @@ class BuildClock:
         """Start both deadlines at `now`."""
         self.started = now
         self.last_change = now
-        self.progress: float | None = None
-        self.progress_reported = False
+        self.progress: float | None = None  # the highest seen; None while none was reported
 
     def observe(self, progress: float | None, now: float) -> None:
         """Note the reported progress; a rise restarts the stall deadline."""
-        if progress is None:
-            return
-        self.progress_reported = True
-        if self.progress is None or progress > self.progress:
+        if progress is not None and (self.progress is None or progress > self.progress):
             self.progress, self.last_change = progress, now
 
     def deadline(self, policy: WaitPolicy) -> float:
         """The moment at which the wait is over unless the build progresses before."""
         overall = self.started + policy.timeout_seconds
-        if not self.progress_reported:
+        if self.progress is None:
             # Without build_progress [assumed, docs/contactbased-api.md] no progress can be
             # seen: only the overall deadline applies, or a healthy build would count as
             # stalled.
@@ -116,7 +112,7 @@ class BuildClock:
             return (
                 f"was not ready after {policy.timeout_seconds:g} s (export_timeout_seconds), {done}"
             )
-        if self.progress_reported and now - self.last_change >= policy.stall_timeout_seconds:
+        if self.progress is not None and now - self.last_change >= policy.stall_timeout_seconds:
             return (
                 f"made no progress for {policy.stall_timeout_seconds:g} s "
                 f"(export_stall_timeout_seconds), stuck {done}"
