@@ -1,15 +1,9 @@
 """The plan of a run: what each feed's export will be and what the run would spend, free.
 
-1. Check every configured feed and bundle, and each fresh feed's lookback, against the
-   organization, naming every offender at once.
-2. Resume the exports the state names in flight, looked up in one request and checked
-   against the API before any of them is trusted.
-3. Plan each feed's window; reuse an identical export, or count the one to create.
-4. Check the spend: what the creates would reserve, summed, against `max_records_per_run`
-   and the credit pool. A refusal names the total and the parts.
-
-The result is a frozen `Plan`: each feed's job, its `PlannedExport` line, and the spend.
-`plan_only` reports it and starts nothing; otherwise the jobs go to the scheduler.
+Settings, the exports in flight and the spend are each checked before anything is created,
+every offender named at once. The result is a frozen `Plan`: each feed's job, its
+`PlannedExport` line, and the spend. `plan_only` reports it and starts nothing; otherwise
+the jobs go to the scheduler.
 """
 
 from __future__ import annotations
@@ -123,10 +117,9 @@ class Planner:
         clock: Callable[[], float] = time.monotonic,
         delivered_before: Collection[str] = (),
     ) -> None:
-        """Plan `run`'s feeds, whose state entries `states` holds by feed id.
+        """Plan `run`'s feeds from their state entries; skip those `delivered_before`.
 
-        `delivered_before`: feeds an earlier run already delivered in the snapshot this run
-        finishes (`snapshot.SnapshotVersion`): not exported again.
+        `delivered_before`: feeds delivered in the snapshot this run finishes (`snapshot`).
         """
         self._run = run
         self._lifecycle = lifecycle
@@ -198,9 +191,7 @@ class Planner:
     def _resume(self, today: datetime.date) -> dict[str, tuple[ExportJob, PlannedExport]]:
         """Jobs for the exports earlier runs left in flight, looked up in one request.
 
-        Before any of them is resumed, the state is checked against the API: each export
-        in flight must be its feed's, of the window and size the state says, and no day
-        delivered after the API's today. A `StateMismatchError` names every misfit.
+        Before any is resumed, a `StateMismatchError` names every value the API contradicts.
         """
         flights: dict[str, InFlight] = {}
         problems: list[str | None] = []

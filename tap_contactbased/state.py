@@ -3,10 +3,8 @@
 A state is what a target echoed from an earlier run. If it does not have the shape this tap
 writes, resuming from it could skip or repeat days, so the run stops and says which value is
 wrong instead of guessing. Before anything is spent, the values the run would act on are
-checked against the API as well (`StateMismatchError`): an export in flight must be the
-feed's own, of the window the state names, and hold the rows the state counts; a bookmark
-cannot be after the API's today; an export awaiting enrichment must be one this tap
-delivered for a configured feed. Nothing is delivered or enriched on the state's word alone.
+checked against the API as well (`StateMismatchError`): nothing is delivered or enriched on
+the state's word alone.
 """
 
 from __future__ import annotations
