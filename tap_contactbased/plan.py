@@ -13,6 +13,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError, CreditError
 from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts, number_text
@@ -24,7 +25,7 @@ from tap_contactbased.windows import Window, plan_window, window_text
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, MutableMapping
 
     from tap_contactbased.job import WaitPolicy
     from tap_contactbased.lifecycle import ExportLifecycle
@@ -83,18 +84,6 @@ class Plan:
     jobs: tuple[ExportJob, ...]
     exports: tuple[PlannedExport, ...]
     spend: Mapping[str, int | None]  # what each export to create would reserve (None: not said)
-
-    @classmethod
-    def of(cls, planned: Sequence[tuple[ExportJob, PlannedExport]]) -> Plan:
-        """The plan of these jobs; only exports still to create (counted) are spent on."""
-        to_create = [
-            row for job, row in planned if row.action == "create" and job.phase is Phase.PLANNED
-        ]
-        return cls(
-            jobs=tuple(job for job, _ in planned),
-            exports=tuple(row for _, row in planned),
-            spend={row.feed_id: row.records_required for row in to_create},
-        )
 
     def report(self, receipt: Receipt, logger: logging.Logger) -> None:
         """Log each line and list it in the receipt (`plan_only`)."""
@@ -158,7 +147,16 @@ class Planner:
             line = self._plan_feed(feed_id, cap, today, earlier[0] if earlier else None)
             if line is not None:
                 planned.append(line)
-        plan = Plan.of(planned)
+        plan = Plan(
+            jobs=tuple(job for job, _ in planned),
+            exports=tuple(row for _, row in planned),
+            # Only exports still to create (counted, so still planned) are spent on.
+            spend={
+                row.feed_id: row.records_required
+                for job, row in planned
+                if row.action == "create" and job.phase is Phase.PLANNED
+            },
+        )
         if settings.plan_only:
             plan.report(self._run.receipt, self._logger)
         check_spend(plan.spend, settings, self._lifecycle, self._logger)
@@ -328,12 +326,15 @@ def check_spend(
     unknown = [feed for feed, cost in spend.items() if cost is None]
     total = sum(known.values())
     reserve = f"This run would reserve {total:,} records credits ({describe_counts(known)})"
+    not_said = (
+        f"POST {endpoints.EXPORTS_COUNT} did not say what the export of feed(s) "
+        f"{', '.join(unknown)} would reserve"
+    )
     cap = settings.max_records_per_run
     if cap is not None and unknown:
         msg = (
-            f"POST /intent/feeds/exports/count did not say what the export of feed(s) "
-            f"{', '.join(unknown)} would reserve, so the run cannot be held to "
-            f"max_records_per_run ({cap:,}); nothing was created. Report this difference."
+            f"{not_said}, so the run cannot be held to max_records_per_run ({cap:,}); nothing "
+            "was created. Report this difference."
         )
         raise CreditError(msg)
     if cap is not None and total > cap:
@@ -345,8 +346,9 @@ def check_spend(
     remaining = lifecycle.credits_remaining()
     if remaining is None:
         logger.warning(
-            "GET /organization/credits did not say what is left; the API itself refuses "
-            "(402) an export the pool cannot pay for."
+            "GET %s did not say what is left; the API itself refuses (402) an export the pool "
+            "cannot pay for.",
+            endpoints.CREDITS,
         )
     elif total > remaining:
         msg = (
@@ -355,8 +357,4 @@ def check_spend(
         )
         raise CreditError(msg)
     if unknown:
-        logger.warning(
-            "POST /intent/feeds/exports/count did not say what the export of feed(s) %s "
-            "would reserve; they are created without that check.",
-            ", ".join(unknown),
-        )
+        logger.warning("%s; they are created without that check.", not_said)
