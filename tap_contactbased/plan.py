@@ -106,10 +106,7 @@ class Planner:
         clock: Callable[[], float] = time.monotonic,
         delivered_before: Collection[str] = (),
     ) -> None:
-        """Plan `run`'s feeds from their state entries; skip those `delivered_before`.
-
-        `delivered_before`: feeds delivered in the snapshot this run finishes (`snapshot`).
-        """
+        """Plan `run`'s feeds from `states`, but not those `delivered_before` in its snapshot."""
         self._run = run
         self._lifecycle = lifecycle
         self._states = states
@@ -125,7 +122,7 @@ class Planner:
     def plan(self) -> Plan:
         """The plan, or a `ConfigError`/`CreditError` naming every offending setting or state."""
         settings = self.settings
-        feeds = self.check_settings()
+        caps = self.check_settings()
         today = self._lifecycle.api_today(settings.feed_ids[0])
         resumed = self._resume(today)
         self._run.check_pending_enrichment()
@@ -143,8 +140,7 @@ class Planner:
                 planned.append(earlier)
                 if settings.export_mode == SNAPSHOT:
                     continue
-            cap = feed_cap(feeds[feed_id]) or settings.lookback_days
-            line = self._plan_feed(feed_id, cap, today, earlier[0] if earlier else None)
+            line = self._plan_feed(feed_id, caps[feed_id], today, earlier[0] if earlier else None)
             if line is not None:
                 planned.append(line)
         plan = Plan(
@@ -162,8 +158,8 @@ class Planner:
         check_spend(plan.spend, settings, self._lifecycle, self._logger)
         return plan
 
-    def check_settings(self) -> dict[str, dict[str, t.Any]]:
-        """The organization's feeds, once every feed, bundle and lookback is known to fit.
+    def check_settings(self) -> dict[str, int]:
+        """Each feed's most lookback days, once every feed, bundle and lookback is known to fit.
 
         A `ConfigError` names every setting that does not fit, not only the first.
         """
@@ -173,18 +169,20 @@ class Planner:
         unknown = [f for f in settings.feed_ids if f not in feeds]
         if unknown:
             problems.insert(0, unknown_feeds_problem(unknown, feeds))
-        for feed_id in settings.feed_ids:
-            cap = feed_cap(feeds.get(feed_id) or {}) or settings.lookback_days
+        caps = {
+            f: feed_cap(feeds[f]) or settings.lookback_days for f in settings.feed_ids if f in feeds
+        }
+        for feed_id, cap in caps.items():
             state = self._states[feed_id]
             fresh = "delivered_through" not in state and "in_flight" not in state
-            if feed_id in feeds and fresh and settings.lookback_days > cap:
+            if fresh and settings.lookback_days > cap:
                 problems.append(
                     f"lookback_days is {settings.lookback_days} but feed {feed_id} allows at "
                     f"most {cap} (max_lookback_days)"
                 )
         if problems:
             raise settings_refusal(problems)
-        return feeds
+        return caps
 
     def _resume(self, today: datetime.date) -> dict[str, tuple[ExportJob, PlannedExport]]:
         """Jobs for the exports earlier runs left in flight, looked up in one request.
