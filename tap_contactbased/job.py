@@ -1,13 +1,10 @@
 """The export job: one feed's export from plan to delivery, as an explicit state machine.
 
-    planned -> created -> building -> ready -> read -> delivered
-        \\________\\__________\\__________\\______\\----> failed
-
-A job the run creates starts `planned`; an export reused from the API or resumed from the
-state starts `created`. The job owns its feed's entry in the state: it records the export
-in flight as soon as it exists, the rows confirmed while it is read, and the bookmark when
-it is delivered. A failed job leaves its export in the state, so that the next run resumes
-it (stalled, timed out, unreadable) or replaces it (failed on the API).
+The machine is `NEXT_PHASES` (docs/architecture.md, "The life of one export"). The job owns
+its feed's entry in the state: it records the export in flight as soon as it exists, the
+rows confirmed while it is read, and the bookmark when it is delivered. A failed job leaves
+its export in the state, so that the next run resumes it (stalled, timed out, unreadable)
+or replaces it (failed on the API).
 """
 
 from __future__ import annotations
