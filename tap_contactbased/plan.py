@@ -108,16 +108,13 @@ class Planner:
     ) -> None:
         """Plan `run`'s feeds from `states`, but not those `delivered_before` in its snapshot."""
         self._run = run
+        self.settings = run.settings
         self._lifecycle = lifecycle
         self._states = states
         self._wait = wait
         self._logger = logger
         self._clock = clock
         self._delivered_before = frozenset(delivered_before)
-
-    @property
-    def settings(self) -> Settings:
-        return self._run.settings
 
     def plan(self) -> Plan:
         """The plan, or a `ConfigError`/`CreditError` naming every offending setting or state."""
