@@ -44,10 +44,7 @@ class ApiError(ContactBasedError, FatalAPIError):
 
 
 class TransientApiError(RetriableAPIError):
-    """A failure worth retrying: rate limit, server error, dropped or cut connection.
-
-    Once the retry budget is spent, the last failure stops the run (`given_up`).
-    """
+    """A failure worth retrying: rate limit, server error, dropped or cut connection."""
 
     def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
         """The error that ends the retries: this failure, with the tries it took."""
@@ -88,14 +85,7 @@ class RefusedAnswerError(ContractError):
 
 
 class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop handles
-    """A part of a ready export to read again.
-
-    A short page, a 404 or 409 on one of its pages, a CSV cut or garbled while it was
-    read, or counts that do not add up.
-
-    When the retries are spent, only this feed fails (`ExportError`): its rows up to the
-    last confirmed page are saved.
-    """
+    """A part of a ready export to read again: short page, 404 or 409, CSV cut, counts off."""
 
     def __init__(self, problem: str, *, what: str) -> None:
         """Say what went wrong (`problem`) with which part of which export (`what`)."""
@@ -103,7 +93,7 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
         self.what = what
 
     def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
-        """The feed's failure once the part was read as often as the budget allows."""
+        """Only this feed fails once the part was read as often as the budget allows."""
         problem = f"{self}; {why}" if why else str(self)
         return self.hiding_the_same_cause(
             ExportError(
@@ -114,14 +104,10 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
 
 
 class ExpiredDownloadUrl(TransientApiError):  # noqa: N818 - a condition the loop handles
-    """The signed URL was refused as expired: the next try asks the API for a new one.
-
-    When every URL of the budget was refused so, only this feed fails (`ExportError`), as
-    for any part of a ready export that cannot be read.
-    """
+    """The signed URL was refused as expired: the next try asks the API for a new one."""
 
     def given_up(self, tries: int, seconds: float, *, why: str | None = None) -> Exception:
-        """The feed's failure once as many URLs as the budget allows were refused."""
+        """Only this feed fails once as many URLs as the budget allows were refused."""
         return self.hiding_the_same_cause(ExportError(self.tried_for(tries, seconds, why)))
 
 

@@ -1,13 +1,10 @@
 """The export job: one feed's export from plan to delivery, as an explicit state machine.
 
-    planned -> created -> building -> ready -> read -> delivered
-        \\________\\__________\\__________\\______\\----> failed
-
-A job the run creates starts `planned`; an export reused from the API or resumed from the
-state starts `created`. The job owns its feed's entry in the state: it records the export
-in flight as soon as it exists, the rows confirmed while it is read, and the bookmark when
-it is delivered. A failed job leaves its export in the state, so that the next run resumes
-it (stalled, timed out, unreadable) or replaces it (failed on the API).
+The machine is `NEXT_PHASES` (docs/architecture.md, "The life of one export"). The job owns
+its feed's entry in the state: it records the export in flight as soon as it exists, the
+rows confirmed while it is read, and the bookmark when it is delivered. A failed job leaves
+its export in the state, so that the next run resumes it (stalled, timed out, unreadable)
+or replaces it (failed on the API).
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from dataclasses import dataclass
 from tap_contactbased.redaction import api_text
 from tap_contactbased.state import InFlight, day_or_none
 from tap_contactbased.summary import ExportStatus
+from tap_contactbased.values import date_or_none
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
@@ -87,21 +85,17 @@ class BuildClock:
         """Start both deadlines at `now`."""
         self.started = now
         self.last_change = now
-        self.progress: float | None = None
-        self.progress_reported = False
+        self.progress: float | None = None  # the highest seen; None while none was reported
 
     def observe(self, progress: float | None, now: float) -> None:
         """Note the reported progress; a rise restarts the stall deadline."""
-        if progress is None:
-            return
-        self.progress_reported = True
-        if self.progress is None or progress > self.progress:
+        if progress is not None and (self.progress is None or progress > self.progress):
             self.progress, self.last_change = progress, now
 
     def deadline(self, policy: WaitPolicy) -> float:
         """The moment at which the wait is over unless the build progresses before."""
         overall = self.started + policy.timeout_seconds
-        if not self.progress_reported:
+        if self.progress is None:
             # Without build_progress [assumed, docs/contactbased-api.md] no progress can be
             # seen: only the overall deadline applies, or a healthy build would count as
             # stalled.
@@ -115,7 +109,7 @@ class BuildClock:
             return (
                 f"was not ready after {policy.timeout_seconds:g} s (export_timeout_seconds), {done}"
             )
-        if self.progress_reported and now - self.last_change >= policy.stall_timeout_seconds:
+        if self.progress is not None and now - self.last_change >= policy.stall_timeout_seconds:
             return (
                 f"made no progress for {policy.stall_timeout_seconds:g} s "
                 f"(export_stall_timeout_seconds), stuck {done}"
@@ -126,16 +120,6 @@ class BuildClock:
 def start_bookmark(state: MutableMapping[str, t.Any], day: str) -> None:
     """Start a feed's bookmark at `day`: a new feed with no complete day to export yet."""
     state["delivered_through"] = day
-
-
-@dataclass
-class CreateTries:
-    """The creates sent for a job's export, and when and how the next one may go."""
-
-    sent: int = 0
-    first_sent: float | None = None
-    look_first: bool = True  # an identical export may exist by now
-    not_before: float = 0.0
 
 
 class ExportJob:
@@ -152,8 +136,6 @@ class ExportJob:
         *,
         window: Window | None = None,
         options: ExportOptions | None = None,
-        records_required: int | None = None,
-        expected_rows: int | None = None,
         after: ExportJob | None = None,
     ) -> None:
         """A planned job; `after` is a job of the same feed that must be delivered first."""
@@ -161,8 +143,8 @@ class ExportJob:
         self.state = state
         self.window = window
         self.options = options
-        self.records_required = records_required
-        self.expected_rows = expected_rows
+        self.records_required: int | None = None
+        self.expected_rows: int | None = None
         self.after = after
         self.phase = Phase.PLANNED
         self.origin: Origin | None = None
@@ -170,7 +152,10 @@ class ExportJob:
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
         self.error: str | None = None
-        self._create = CreateTries()
+        self.create_tries = 0  # creates sent so far
+        self._first_create_sent: float | None = None
+        self.looks_before_create = True  # an identical export may exist by now
+        self.next_create_at = 0.0  # when the next create may be sent (0 before any failed)
         self.deliver_through_clamped: str | None = None
         self.read_from_start = False  # every row of the export is read in this run
 
@@ -206,40 +191,25 @@ class ExportJob:
 
     def create_sent(self, now: float) -> None:
         """A create of this job's export is sent at `now`."""
-        self._create.sent += 1
-        if self._create.first_sent is None:
-            self._create.first_sent = now
+        self.create_tries += 1
+        if self._first_create_sent is None:
+            self._first_create_sent = now
 
     def create_failed(self, now: float, wait: float, *, refused: bool) -> None:
         """The create failed: try again after `wait` s, looking first unless it was refused.
 
         A refusal created nothing; any other failure may have created the export.
         """
-        self._create.look_first = not refused
-        self._create.not_before = now + wait
+        self.looks_before_create = not refused
+        self.next_create_at = now + wait
 
     def may_create(self, now: float) -> bool:
         """Whether the wait after a failed create is over at `now`."""
-        return now >= self._create.not_before
-
-    @property
-    def next_create_at(self) -> float:
-        """When the next create may be sent (0 before any failed)."""
-        return self._create.not_before
-
-    @property
-    def looks_before_create(self) -> bool:
-        """Whether an identical export may exist by now, so it is looked for first."""
-        return self._create.look_first
-
-    @property
-    def create_tries(self) -> int:
-        """The creates sent so far."""
-        return self._create.sent
+        return now >= self.next_create_at
 
     def create_elapsed(self, now: float) -> float:
         """Seconds since the first create was sent (0 before)."""
-        first = self._create.first_sent
+        first = self._first_create_sent
         return 0.0 if first is None else now - first
 
     # Transitions
@@ -301,15 +271,10 @@ class ExportJob:
         export says it ends earlier, the days delivered end the day before it.
         """
         assert self.flight is not None
-        through, end = self.flight.deliver_through, summary.end_date
+        through, end = self.flight.deliver_through, date_or_none(summary.end_date)
         if through is None or end is None:
             return
-        try:
-            last_complete = (
-                datetime.date.fromisoformat(end) - datetime.timedelta(days=1)
-            ).isoformat()
-        except ValueError:
-            return
+        last_complete = (end - datetime.timedelta(days=1)).isoformat()
         if through > last_complete:
             self.deliver_through_clamped = through
             self.flight.deliver_through = last_complete

@@ -3,14 +3,7 @@
 An answer larger, deeper or with a number larger than these is not data the contract
 describes: it is refused in one line, never retried (the same request gets the same
 answer) and never buffered first. The caps are far above anything a legitimate export
-holds; the margins were measured on the local API (README, "What an answer may cost"):
-
-- a page of 50,000 rows, the largest `page_size`, is 48 MB of JSON with two bundle
-  columns and 94 MB with all eleven; its longest row is under 2.5 KB, in a page and in
-  the CSV alike;
-- every other answer (lists of up to 200 objects, counts, credits, an enrichment answer
-  for 1,000 contacts) is a few megabytes at most;
-- no answer of the contract nests JSON deeper than 6 levels.
+holds; the README ("What an answer may cost") has the margins measured on the local API.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The plan of a run: what each feed's export will be and what the run would spend, free.
 
-1. Check every configured feed and bundle, and each fresh feed's lookback, against the
-   organization, naming every offender at once.
-2. Resume the exports the state names in flight, looked up in one request and checked
-   against the API before any of them is trusted.
-3. Plan each feed's window; reuse an identical export, or count the one to create.
-4. Check the spend: what the creates would reserve, summed, against `max_records_per_run`
-   and the credit pool. A refusal names the total and the parts.
-
-The result is a frozen `Plan`: each feed's job, its `PlannedExport` line, and the `Spend`.
-`plan_only` reports it and starts nothing; otherwise the jobs go to the scheduler.
+Settings, the exports in flight and the spend are each checked before anything is created,
+every offender named at once. The result is a frozen `Plan`: each feed's job, its
+`PlannedExport` line, and the spend. `plan_only` reports it and starts nothing; otherwise
+the jobs go to the scheduler.
 """
 
 from __future__ import annotations
@@ -19,6 +13,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError, CreditError
 from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts, number_text
@@ -30,13 +25,12 @@ from tap_contactbased.windows import Window, plan_window, window_text
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, MutableMapping
 
     from tap_contactbased.job import WaitPolicy
     from tap_contactbased.lifecycle import ExportLifecycle
     from tap_contactbased.run import Receipt, RunContext
     from tap_contactbased.settings import Settings
-    from tap_contactbased.summary import ExportSummary
 
     FeedState = MutableMapping[str, t.Any]
 
@@ -84,46 +78,12 @@ class PlannedExport:
 
 
 @dataclass(frozen=True)
-class Spend:
-    """The records credits each export to create would reserve, by feed (None: not said)."""
-
-    parts: Mapping[str, int | None]
-
-    @property
-    def known(self) -> dict[str, int]:
-        """The parts the count gave."""
-        return {feed: cost for feed, cost in self.parts.items() if cost is not None}
-
-    @property
-    def total(self) -> int:
-        """The known parts, summed."""
-        return sum(self.known.values())
-
-    @property
-    def unknown(self) -> list[str]:
-        """The feeds whose count did not say what their export would reserve."""
-        return [feed for feed, cost in self.parts.items() if cost is None]
-
-
-@dataclass(frozen=True)
 class Plan:
     """Every job of the run, a line for each, and what the creates would spend."""
 
     jobs: tuple[ExportJob, ...]
     exports: tuple[PlannedExport, ...]
-    spend: Spend
-
-    @classmethod
-    def of(cls, planned: Sequence[tuple[ExportJob, PlannedExport]]) -> Plan:
-        """The plan of these jobs; only exports still to create (counted) are spent on."""
-        to_create = [
-            row for job, row in planned if row.action == "create" and job.phase is Phase.PLANNED
-        ]
-        return cls(
-            jobs=tuple(job for job, _ in planned),
-            exports=tuple(row for _, row in planned),
-            spend=Spend({row.feed_id: row.records_required for row in to_create}),
-        )
+    spend: Mapping[str, int | None]  # what each export to create would reserve (None: not said)
 
     def report(self, receipt: Receipt, logger: logging.Logger) -> None:
         """Log each line and list it in the receipt (`plan_only`)."""
@@ -146,12 +106,9 @@ class Planner:
         clock: Callable[[], float] = time.monotonic,
         delivered_before: Collection[str] = (),
     ) -> None:
-        """Plan `run`'s feeds, whose state entries `states` holds by feed id.
-
-        `delivered_before`: feeds an earlier run already delivered in the snapshot this run
-        finishes (`snapshot.SnapshotVersion`): not exported again.
-        """
+        """Plan `run`'s feeds from `states`, but not those `delivered_before` in its snapshot."""
         self._run = run
+        self.settings = run.settings
         self._lifecycle = lifecycle
         self._states = states
         self._wait = wait
@@ -159,14 +116,10 @@ class Planner:
         self._clock = clock
         self._delivered_before = frozenset(delivered_before)
 
-    @property
-    def settings(self) -> Settings:
-        return self._run.settings
-
     def plan(self) -> Plan:
         """The plan, or a `ConfigError`/`CreditError` naming every offending setting or state."""
         settings = self.settings
-        feeds = self.check_settings()
+        caps = self.check_settings()
         today = self._lifecycle.api_today(settings.feed_ids[0])
         resumed = self._resume(today)
         self._run.check_pending_enrichment()
@@ -184,18 +137,26 @@ class Planner:
                 planned.append(earlier)
                 if settings.export_mode == SNAPSHOT:
                     continue
-            cap = feed_cap(feeds[feed_id]) or settings.lookback_days
-            line = self._plan_feed(feed_id, cap, today, earlier[0] if earlier else None)
+            line = self._plan_feed(feed_id, caps[feed_id], today, earlier[0] if earlier else None)
             if line is not None:
                 planned.append(line)
-        plan = Plan.of(planned)
+        plan = Plan(
+            jobs=tuple(job for job, _ in planned),
+            exports=tuple(row for _, row in planned),
+            # Only exports still to create (counted, so still planned) are spent on.
+            spend={
+                row.feed_id: row.records_required
+                for job, row in planned
+                if row.action == "create" and job.phase is Phase.PLANNED
+            },
+        )
         if settings.plan_only:
             plan.report(self._run.receipt, self._logger)
         check_spend(plan.spend, settings, self._lifecycle, self._logger)
         return plan
 
-    def check_settings(self) -> dict[str, dict[str, t.Any]]:
-        """The organization's feeds, once every feed, bundle and lookback is known to fit.
+    def check_settings(self) -> dict[str, int]:
+        """Each feed's most lookback days, once every feed, bundle and lookback is known to fit.
 
         A `ConfigError` names every setting that does not fit, not only the first.
         """
@@ -205,25 +166,25 @@ class Planner:
         unknown = [f for f in settings.feed_ids if f not in feeds]
         if unknown:
             problems.insert(0, unknown_feeds_problem(unknown, feeds))
-        for feed_id in settings.feed_ids:
-            cap = feed_cap(feeds.get(feed_id) or {}) or settings.lookback_days
+        caps = {
+            f: feed_cap(feeds[f]) or settings.lookback_days for f in settings.feed_ids if f in feeds
+        }
+        for feed_id, cap in caps.items():
             state = self._states[feed_id]
             fresh = "delivered_through" not in state and "in_flight" not in state
-            if feed_id in feeds and fresh and settings.lookback_days > cap:
+            if fresh and settings.lookback_days > cap:
                 problems.append(
                     f"lookback_days is {settings.lookback_days} but feed {feed_id} allows at "
                     f"most {cap} (max_lookback_days)"
                 )
         if problems:
             raise settings_refusal(problems)
-        return feeds
+        return caps
 
     def _resume(self, today: datetime.date) -> dict[str, tuple[ExportJob, PlannedExport]]:
         """Jobs for the exports earlier runs left in flight, looked up in one request.
 
-        Before any of them is resumed, the state is checked against the API: each export
-        in flight must be its feed's, of the window and size the state says, and no day
-        delivered after the API's today. A `StateMismatchError` names every misfit.
+        Before any is resumed, a `StateMismatchError` names every value the API contradicts.
         """
         flights: dict[str, InFlight] = {}
         problems: list[str | None] = []
@@ -242,8 +203,15 @@ class Planner:
         summaries = self._lifecycle.summaries([f.export_id for f in flights.values()])
         for feed_id, flight in flights.items():
             summary = summaries.get(flight.export_id)
-            if summary is not None and summary.status is not ExportStatus.FAILED:
-                problems.extend(self._misfits(feed_id, flight, summary))
+            if summary is None or summary.status is ExportStatus.FAILED:
+                continue
+            where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
+            if not self._lifecycle.is_export_of(summary, feed_id):
+                problems.append(
+                    f"{where} names export {flight.export_id}, an export of feed "
+                    f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry"
+                )
+            problems.extend(flight_misfits(flight, summary, where))
         if any(problems):
             raise StateMismatchError([p for p in problems if p])
         jobs = {}
@@ -275,18 +243,6 @@ class Planner:
             jobs[feed_id] = (job, line)
         return jobs
 
-    def _misfits(self, feed_id: str, flight: InFlight, summary: ExportSummary) -> list[str]:
-        """What the API contradicts in a feed's export in flight, the feed's own included."""
-        where = f"bookmarks.export_rows, feed {feed_id}, in_flight"
-        problems = flight_misfits(flight, summary, where)
-        if not self._lifecycle.is_export_of(summary, feed_id):
-            problems.insert(
-                0,
-                f"{where} names export {flight.export_id}, an export of feed "
-                f"{summary.feed_id or '(another)'} on the API: remove that in_flight entry",
-            )
-        return problems
-
     def _plan_feed(
         self, feed_id: str, cap: int, today: datetime.date, earlier: ExportJob | None
     ) -> tuple[ExportJob, PlannedExport] | None:
@@ -306,7 +262,16 @@ class Planner:
         )
         if window is None:
             if earlier is None:  # else the feed's resumed export delivers what there is
-                self._nothing_to_export(feed_id, today, fresh=delivered is None)
+                # A new feed's bookmark starts at yesterday.
+                yesterday = (today - datetime.timedelta(days=1)).isoformat()
+                if delivered is None and not settings.plan_only:
+                    start_bookmark(state, yesterday)
+                self._logger.info(
+                    "Feed %s is delivered through %s: no complete day to export before %s.",
+                    feed_id,
+                    state.get("delivered_through", yesterday),
+                    today,
+                )
             return None
         if window.skipped_days:
             self._logger.warning(
@@ -342,34 +307,29 @@ class Planner:
             feed_id, "create", window, total_rows=count.total_rows, records_required=count.cost
         )
 
-    def _nothing_to_export(self, feed_id: str, today: datetime.date, *, fresh: bool) -> None:
-        """A feed with no complete day to export: a new feed's bookmark starts at yesterday."""
-        state = self._states[feed_id]
-        yesterday = (today - datetime.timedelta(days=1)).isoformat()
-        if fresh and not self.settings.plan_only:
-            start_bookmark(state, yesterday)
-        self._logger.info(
-            "Feed %s is delivered through %s: no complete day to export before %s.",
-            feed_id,
-            state.get("delivered_through", yesterday),
-            today,
-        )
-
 
 def check_spend(
-    spend: Spend, settings: Settings, lifecycle: ExportLifecycle, logger: logging.Logger
+    spend: Mapping[str, int | None],
+    settings: Settings,
+    lifecycle: ExportLifecycle,
+    logger: logging.Logger,
 ) -> None:
     """Refuse, before anything is created, a run that would spend more than allowed."""
-    if not spend.parts:
+    if not spend:
         return
-    known, total, unknown = spend.known, spend.total, spend.unknown
+    known = {feed: cost for feed, cost in spend.items() if cost is not None}
+    unknown = [feed for feed, cost in spend.items() if cost is None]
+    total = sum(known.values())
     reserve = f"This run would reserve {total:,} records credits ({describe_counts(known)})"
+    not_said = (
+        f"POST {endpoints.EXPORTS_COUNT} did not say what the export of feed(s) "
+        f"{', '.join(unknown)} would reserve"
+    )
     cap = settings.max_records_per_run
     if cap is not None and unknown:
         msg = (
-            f"POST /intent/feeds/exports/count did not say what the export of feed(s) "
-            f"{', '.join(unknown)} would reserve, so the run cannot be held to "
-            f"max_records_per_run ({cap:,}); nothing was created. Report this difference."
+            f"{not_said}, so the run cannot be held to max_records_per_run ({cap:,}); nothing "
+            "was created. Report this difference."
         )
         raise CreditError(msg)
     if cap is not None and total > cap:
@@ -381,8 +341,9 @@ def check_spend(
     remaining = lifecycle.credits_remaining()
     if remaining is None:
         logger.warning(
-            "GET /organization/credits did not say what is left; the API itself refuses "
-            "(402) an export the pool cannot pay for."
+            "GET %s did not say what is left; the API itself refuses (402) an export the pool "
+            "cannot pay for.",
+            endpoints.CREDITS,
         )
     elif total > remaining:
         msg = (
@@ -391,8 +352,4 @@ def check_spend(
         )
         raise CreditError(msg)
     if unknown:
-        logger.warning(
-            "POST /intent/feeds/exports/count did not say what the export of feed(s) %s "
-            "would reserve; they are created without that check.",
-            ", ".join(unknown),
-        )
+        logger.warning("%s; they are created without that check.", not_said)

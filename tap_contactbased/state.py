@@ -3,10 +3,8 @@
 A state is what a target echoed from an earlier run. If it does not have the shape this tap
 writes, resuming from it could skip or repeat days, so the run stops and says which value is
 wrong instead of guessing. Before anything is spent, the values the run would act on are
-checked against the API as well (`StateMismatchError`): an export in flight must be the
-feed's own, of the window the state names, and hold the rows the state counts; a bookmark
-cannot be after the API's today; an export awaiting enrichment must be one this tap
-delivered for a configured feed. Nothing is delivered or enriched on the state's word alone.
+checked against the API as well (`StateMismatchError`): nothing is delivered or enriched on
+the state's word alone.
 """
 
 from __future__ import annotations
@@ -44,14 +42,6 @@ def day_or_none(value: str | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-def _count(value: t.Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not is_int(value) or value < 0:
-        raise StateError(where, f"expected a count of rows, found {value!r}")
-    return value
-
-
 @dataclass
 class InFlight:
     """The export a feed's state names while it is delivered: the record the next run resumes.
@@ -73,21 +63,15 @@ class InFlight:
         """Read and check an in-flight record; raise `StateError` naming a wrong value."""
         if not isinstance(value, dict) or not isinstance(value.get("export_id"), str):
             raise StateError(where, "expected an object with an export_id")
-        dates = {}
+        fields: dict[str, t.Any] = {}
         for name in ("start_date", "end_date", "deliver_through"):
             raw = value.get(name)
-            dates[name] = None if raw is None else check_date(raw, f"{where}.{name}")
-        rows_done = _count(value.get("rows_done"), f"{where}.rows_done")
-        assert rows_done is not None
-        return cls(
-            export_id=value["export_id"],
-            rows_done=rows_done,
-            expected_rows=_count(
-                value.get("expected_rows"), f"{where}.expected_rows", optional=True
-            ),
-            page_size=_count(value.get("page_size"), f"{where}.page_size", optional=True),
-            **dates,
-        )
+            fields[name] = None if raw is None else check_date(raw, f"{where}.{name}")
+        for name in ("rows_done", "expected_rows", "page_size"):  # only rows_done is required
+            raw = fields[name] = value.get(name)
+            if (raw is not None or name == "rows_done") and (not is_int(raw) or raw < 0):
+                raise StateError(f"{where}.{name}", f"expected a count of rows, found {raw!r}")
+        return cls(export_id=value["export_id"], **fields)
 
     def to_state(self) -> dict[str, t.Any]:
         """The record as the state holds it (fields without a value are left out)."""
@@ -106,13 +90,9 @@ class StateMismatchError(ConfigError):
         )
 
 
-def _fail(where: str, problem: str) -> t.NoReturn:
-    raise StateError(where, problem)
-
-
 def _check_export_rows(partition: t.Any, where: str) -> None:
     if not isinstance(partition, dict) or not isinstance(partition.get("context"), dict):
-        _fail(where, "expected an object with a context")
+        raise StateError(where, "expected an object with a context")
     if "delivered_through" in partition:
         check_date(partition["delivered_through"], f"{where}.delivered_through")
     if partition.get("in_flight") is not None:
@@ -122,16 +102,16 @@ def _check_export_rows(partition: t.Any, where: str) -> None:
 def check_state(state: t.Any) -> None:
     """Raise a `ConfigError` naming the first value of `state` this tap could not have written."""
     if not isinstance(state, dict):
-        _fail("the top level", f"expected an object, found {type(state).__name__}")
+        raise StateError("the top level", f"expected an object, found {type(state).__name__}")
     bookmarks = state.get("bookmarks", {})
     if not isinstance(bookmarks, dict):
-        _fail("bookmarks", "expected an object")
+        raise StateError("bookmarks", "expected an object")
     for stream, stream_state in bookmarks.items():
         if not isinstance(stream_state, dict):
-            _fail(f"bookmarks.{stream}", "expected an object")
+            raise StateError(f"bookmarks.{stream}", "expected an object")
         partitions = stream_state.get("partitions", [])
         if not isinstance(partitions, list):
-            _fail(f"bookmarks.{stream}.partitions", "expected a list")
+            raise StateError(f"bookmarks.{stream}.partitions", "expected a list")
         if stream == "export_rows":
             for index, partition in enumerate(partitions):
                 _check_export_rows(partition, f"bookmarks.export_rows.partitions[{index}]")
@@ -141,7 +121,7 @@ def check_state(state: t.Any) -> None:
     if not isinstance(pending, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("export_id"), str) for entry in pending
     ):
-        _fail(PENDING_WHERE, "expected a list of exports")
+        raise StateError(PENDING_WHERE, "expected a list of exports")
 
 
 # Against the API

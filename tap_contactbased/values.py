@@ -1,9 +1,4 @@
-"""Numbers, dates and times as the package reads them from the API and the state, each once.
-
-Lenient readers (`optional_int`, `date_or_none`, `timestamp_or_none`) take what the API sends
-for an [assumed] field and give None where it is not that kind of value; the strict ones
-(`is_int`, `parse_timestamp`) say no, for a caller that refuses the value.
-"""
+"""Numbers, dates and times as the package reads them from the API and the state, each once."""
 
 from __future__ import annotations
 

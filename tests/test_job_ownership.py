@@ -172,7 +172,7 @@ class Scheduler:
     def create(self, job, jobs):
         job.summary = None
         job.records_required, job.expected_rows = 1, 2
-        job._create.sent += 1
+        job.create_tries += 1
         jobs[0].phase: str = "failed"
         job.flight.rows_done = 3
         del job.error
@@ -188,7 +188,7 @@ class Scheduler:
     assert [line.split(": ", 1)[1] for line in found] == [
         "job.summary = None",
         "job.records_required, job.expected_rows = (1, 2)",
-        "job._create.sent += 1",
+        "job.create_tries += 1",
         "jobs[0].phase: str = 'failed'",
         "job.flight.rows_done = 3",
         "del job.error",
