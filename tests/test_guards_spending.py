@@ -26,7 +26,7 @@ from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api import exports as fake_exports
 from tests.fake_api.faults import Hit
-from tests.run_checks import listed, one_clear_line, partition
+from tests.run_checks import cost_receipt, listed, one_clear_line, partition
 from tests.singer_run import SyncResult, run_tap
 
 LOOKBACK_DAYS = 7
@@ -515,3 +515,11 @@ def test_an_identical_export_made_between_the_count_and_the_create_is_reused(
     ) in caplog.text
     assert by_key(result.records("export_rows")) == delivered_rows(api, appeared, YESTERDAY)
     assert partition(result.last_state, api.feed_ids[0])["last_export_id"] == appeared
+    receipt = cost_receipt(caplog)
+    assert (receipt["reused"], receipt["exports_created"]) == ([appeared], 0)
+    # Checkpointed before anything is read: a run killed now resumes the export that appeared.
+    first_record = next(i for i, m in enumerate(result.messages) if m["type"] == "RECORD")
+    early = [m["value"] for m in result.messages[:first_record] if m["type"] == "STATE"]
+    assert [partition(s, api.feed_ids[0]).get("in_flight", {}).get("export_id") for s in early][
+        -1
+    ] == appeared
