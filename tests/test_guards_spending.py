@@ -523,3 +523,21 @@ def test_an_identical_export_made_between_the_count_and_the_create_is_reused(
     assert [partition(s, api.feed_ids[0]).get("in_flight", {}).get("export_id") for s in early][
         -1
     ] == appeared
+
+
+def test_a_create_refused_for_good_is_sent_once_and_stops_only_its_feed(
+    api: FakeContactBased,
+) -> None:
+    api.faults.aimed = {CREATE: ["403"]}
+    config = {**config_of(api), "feed_ids": api.feed_ids[:2]}
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    assert api.fault_engine.hits == [Hit(CREATE, "403")]
+    assert creates(api) == [403, 201]  # refused for good: never sent again
+    one_clear_line(result.error)
+    refused = next(r for r in api.requests if r.status == 403)
+    assert f"creating the export of feed {refused.body['feed_id']} was refused" in str(result.error)
+    (other,) = set(api.feed_ids[:2]) - {refused.body["feed_id"]}
+    assert {r["feed_id"] for r in result.records("export_rows")} == {other}
+    assert "delivered_through" not in partition(result.last_state, refused.body["feed_id"])
