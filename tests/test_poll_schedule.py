@@ -6,9 +6,10 @@ so that many taps started by the same cron do not poll in step.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from tap_contactbased import scheduler
 from tap_contactbased.job import WaitPolicy
 from tap_contactbased.scheduler import PollSchedule
 
@@ -22,7 +23,7 @@ WAIT = WaitPolicy(
 
 def waits(draw: float, polls: int, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits between `polls` polls, each made as soon as it is due, with `draw` as luck."""
-    monkeypatch.setattr(scheduler.random, "random", lambda: draw)
+    monkeypatch.setattr(random, "random", lambda: draw)
     schedule = PollSchedule(WAIT, now=100.0)
     found = [schedule.next_poll - 100.0]
     for _ in range(polls):
