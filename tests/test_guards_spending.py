@@ -543,3 +543,24 @@ def test_a_create_refused_for_good_is_sent_once_and_stops_only_its_feed(
     (other,) = set(api.feed_ids[:2]) - {feed}
     assert {r["feed_id"] for r in result.records("export_rows")} == {other}
     assert "delivered_through" not in partition(result.last_state, feed)
+
+
+@pytest.mark.parametrize("echoed", [True, False], ids=["reserved echoed", "reserved not echoed"])
+def test_the_receipt_holds_what_the_create_reserved_or_else_what_the_count_required(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, echoed: bool
+) -> None:
+    if not echoed:  # [assumed] field: an API that does not say what it reserved
+        api.faults.drift = {"summary": {"records_reserved": None}}
+
+    with caplog.at_level(logging.INFO):
+        run_tap(config_of(api), streams=["export_rows"])
+
+    (made,) = api.created_exports
+    # The local API reserves what its count required: the total rows of the export.
+    assert cost_receipt(caplog)["created"] == [
+        {
+            "export_id": made,
+            "feed_id": api.feed_ids[0],
+            "records_reserved": api.exports[made].plan.total,
+        }
+    ]
