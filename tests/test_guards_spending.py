@@ -545,22 +545,51 @@ def test_a_create_refused_for_good_is_sent_once_and_stops_only_its_feed(
     assert "delivered_through" not in partition(result.last_state, feed)
 
 
-@pytest.mark.parametrize("echoed", [True, False], ids=["reserved echoed", "reserved not echoed"])
+@pytest.mark.parametrize(
+    "said",
+    ["by the create", "by the count only", "by neither"],
+)
 def test_the_receipt_holds_what_the_create_reserved_or_else_what_the_count_required(
-    api: FakeContactBased, caplog: pytest.LogCaptureFixture, echoed: bool
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, said: str
 ) -> None:
-    if not echoed:  # [assumed] field: an API that does not say what it reserved
+    # [assumed] fields: an API that does not say what it reserved, nor what a count requires.
+    if said != "by the create":
         api.faults.drift = {"summary": {"records_reserved": None}}
+    if said == "by neither":
+        api.faults.drift["count"] = {"records_required": None, "total_rows": None}
 
     with caplog.at_level(logging.INFO):
         run_tap(config_of(api), streams=["export_rows"])
 
     (made,) = api.created_exports
     # The local API reserves what its count required: the total rows of the export.
+    reserved = 0 if said == "by neither" else api.exports[made].plan.total
     assert cost_receipt(caplog)["created"] == [
-        {
-            "export_id": made,
-            "feed_id": api.feed_ids[0],
-            "records_reserved": api.exports[made].plan.total,
-        }
+        {"export_id": made, "feed_id": api.feed_ids[0], "records_reserved": reserved}
     ]
+
+
+def test_an_identical_export_created_by_another_run_at_the_same_time_is_warned_of(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API has no lock: two shards given the same feed both create, and both are billed."""
+    create = ExportLifecycle.create
+    theirs: list[str] = []
+
+    def another_run_creates_it_too(lifecycle: ExportLifecycle, options: ExportOptions) -> t.Any:
+        theirs.append(api.make_ready_export(**options.body()))  # after this run looked
+        return create(lifecycle, options)
+
+    monkeypatch.setattr(ExportLifecycle, "create", another_run_creates_it_too)
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config_of(api), streams=["export_rows"])
+
+    (other,) = theirs
+    (mine,) = set(api.created_exports) - {other}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        f"Overlap: this run created export {mine} of feed {api.feed_ids[0]} while {other}, "
+        "identical, was created by another run within"
+    ) in " ".join(warnings)
+    assert by_key(result.records("export_rows")) == delivered_rows(api, mine, YESTERDAY)
