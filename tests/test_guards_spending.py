@@ -593,3 +593,29 @@ def test_an_identical_export_created_by_another_run_at_the_same_time_is_warned_o
         "identical, was created by another run within"
     ) in " ".join(warnings)
     assert by_key(result.records("export_rows")) == delivered_rows(api, mine, YESTERDAY)
+
+
+def test_a_create_waiting_for_its_next_try_holds_back_no_other_feed(
+    api: FakeContactBased,
+) -> None:
+    # One export builds at a time. The first feed's create gets no answer, so it waits a
+    # request timeout and looks before trying again; meanwhile the others go ahead.
+    api.faults.aimed = {CREATE: ["drop"]}
+    config = {
+        **config_of(api),
+        "feed_ids": api.feed_ids[:3],
+        "max_concurrent_exports": 1,
+        "request_timeout_seconds": 2,
+    }
+
+    result = run_tap(config, streams=["export_rows"])
+
+    sent = [
+        (t.cast("dict[str, str]", r.body)["feed_id"], r.status)
+        for r in api.requests
+        if (r.method, r.path) == ("POST", endpoints.EXPORTS)
+    ]
+    first, second, third = api.feed_ids[:3]
+    assert api.fault_engine.hits == [Hit(CREATE, "drop")]
+    assert sent == [(first, 0), (second, 201), (third, 201), (first, 201)]
+    assert {r["feed_id"] for r in result.records("export_rows")} == {first, second, third}
