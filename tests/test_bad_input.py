@@ -255,6 +255,8 @@ def complete_export(api: FakeContactBased, config: dict[str, t.Any]) -> list[dic
         ("truncate_downloads", 1, "csv", "Reading the CSV"),
         ("drop_columns", ("postal_code", "city"), "csv", "lacks the columns city, postal_code"),
         ("nul_in_csv", True, "csv", "removed 1 NUL character(s)"),
+        # Raw NUL bytes are not JSON: dropped before the page is decoded, every page.
+        ("raw_json", {"page": {"note": '"a\x00b"'}}, "pages", "removed 1 NUL character(s)"),
     ],
 )
 def test_answers_that_can_be_trusted_warn_and_complete(

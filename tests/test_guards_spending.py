@@ -26,7 +26,7 @@ from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
 from tests.fake_api import exports as fake_exports
 from tests.fake_api.faults import Hit
-from tests.run_checks import listed, one_clear_line, partition
+from tests.run_checks import cost_receipt, listed, one_clear_line, partition
 from tests.singer_run import SyncResult, run_tap
 
 LOOKBACK_DAYS = 7
@@ -515,3 +515,107 @@ def test_an_identical_export_made_between_the_count_and_the_create_is_reused(
     ) in caplog.text
     assert by_key(result.records("export_rows")) == delivered_rows(api, appeared, YESTERDAY)
     assert partition(result.last_state, api.feed_ids[0])["last_export_id"] == appeared
+    receipt = cost_receipt(caplog)
+    assert (receipt["reused"], receipt["exports_created"]) == ([appeared], 0)
+    # Checkpointed before anything is read: a run killed now resumes the export that appeared.
+    first_record = next(i for i, m in enumerate(result.messages) if m["type"] == "RECORD")
+    early = [m["value"] for m in result.messages[:first_record] if m["type"] == "STATE"]
+    assert [partition(s, api.feed_ids[0]).get("in_flight", {}).get("export_id") for s in early][
+        -1
+    ] == appeared
+
+
+def test_a_create_refused_for_good_is_sent_once_and_stops_only_its_feed(
+    api: FakeContactBased,
+) -> None:
+    api.faults.aimed = {CREATE: ["403"]}
+    config = {**config_of(api), "feed_ids": api.feed_ids[:2]}
+
+    result = run_tap(config, streams=["export_rows"], raise_errors=False)
+
+    assert api.fault_engine.hits == [Hit(CREATE, "403")]
+    assert creates(api) == [403, 201]  # refused for good: never sent again
+    one_clear_line(result.error)
+    feed = next(
+        t.cast("dict[str, str]", r.body)["feed_id"] for r in api.requests if r.status == 403
+    )
+    assert f"creating the export of feed {feed} was refused" in str(result.error)
+    (other,) = set(api.feed_ids[:2]) - {feed}
+    assert {r["feed_id"] for r in result.records("export_rows")} == {other}
+    assert "delivered_through" not in partition(result.last_state, feed)
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["by the create", "by the count only", "by neither"],
+)
+def test_the_receipt_holds_what_the_create_reserved_or_else_what_the_count_required(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, said: str
+) -> None:
+    # [assumed] fields: an API that does not say what it reserved, nor what a count requires.
+    if said != "by the create":
+        api.faults.drift = {"summary": {"records_reserved": None}}
+    if said == "by neither":
+        api.faults.drift["count"] = {"records_required": None, "total_rows": None}
+
+    with caplog.at_level(logging.INFO):
+        run_tap(config_of(api), streams=["export_rows"])
+
+    (made,) = api.created_exports
+    # The local API reserves what its count required: the total rows of the export.
+    reserved = 0 if said == "by neither" else api.exports[made].plan.total
+    assert cost_receipt(caplog)["created"] == [
+        {"export_id": made, "feed_id": api.feed_ids[0], "records_reserved": reserved}
+    ]
+
+
+def test_an_identical_export_created_by_another_run_at_the_same_time_is_warned_of(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API has no lock: two shards given the same feed both create, and both are billed."""
+    create = ExportLifecycle.create
+    theirs: list[str] = []
+
+    def another_run_creates_it_too(lifecycle: ExportLifecycle, options: ExportOptions) -> t.Any:
+        theirs.append(api.make_ready_export(**options.body()))  # after this run looked
+        return create(lifecycle, options)
+
+    monkeypatch.setattr(ExportLifecycle, "create", another_run_creates_it_too)
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config_of(api), streams=["export_rows"])
+
+    (other,) = theirs
+    (mine,) = set(api.created_exports) - {other}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        f"Overlap: this run created export {mine} of feed {api.feed_ids[0]} while {other}, "
+        "identical, was created by another run within"
+    ) in " ".join(warnings)
+    assert by_key(result.records("export_rows")) == delivered_rows(api, mine, YESTERDAY)
+
+
+def test_a_create_waiting_for_its_next_try_holds_back_no_other_feed(
+    api: FakeContactBased,
+) -> None:
+    # One export builds at a time. The first feed's create gets no answer, so it waits a
+    # request timeout and looks before trying again; meanwhile the others go ahead.
+    api.faults.aimed = {CREATE: ["drop"]}
+    config = {
+        **config_of(api),
+        "feed_ids": api.feed_ids[:3],
+        "max_concurrent_exports": 1,
+        "request_timeout_seconds": 2,
+    }
+
+    result = run_tap(config, streams=["export_rows"])
+
+    sent = [
+        (t.cast("dict[str, str]", r.body)["feed_id"], r.status)
+        for r in api.requests
+        if (r.method, r.path) == ("POST", endpoints.EXPORTS)
+    ]
+    first, second, third = api.feed_ids[:3]
+    assert api.fault_engine.hits == [Hit(CREATE, "drop")]
+    assert sent == [(first, 0), (second, 201), (third, 201), (first, 201)]
+    assert {r["feed_id"] for r in result.records("export_rows")} == {first, second, third}

@@ -31,6 +31,8 @@ OUT_OF_RANGE = "holds a value the tap cannot read (Number out of range"
 MEMORY_BOUND = 150 * 1024 * 1024
 BAD_VALUES = [
     pytest.param(DEEP_ARRAY, NESTED, id="nested"),
+    # Decoded whole, then judged: deeper than the cap, not deep enough to stop the decoder.
+    pytest.param("[" * 300 + "]" * 300, NESTED, id="nested 300 levels"),
     pytest.param(HUGE_NUMBER, OUT_OF_RANGE, id="1e999"),
 ]
 

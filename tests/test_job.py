@@ -317,3 +317,47 @@ def test_a_dropped_flight_leaves_the_feed_to_a_new_export() -> None:
 
     assert state == {"delivered_through": "2026-11-20"}
     assert (job.export_id, job.next_row) == (None, 1)
+
+
+class SpinGuardedTime(VirtualTime):
+    """Virtual time that fails a scheduler reading the clock over and over without sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads_since_sleep = 0
+
+    def clock(self) -> float:
+        self.reads_since_sleep += 1
+        assert self.reads_since_sleep < 1000, "the scheduler spins without ever sleeping"
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.reads_since_sleep = 0
+        super().sleep(seconds)
+
+
+def test_a_job_held_back_by_its_feeds_earlier_export_does_not_make_the_scheduler_spin() -> None:
+    time = SpinGuardedTime()
+    exports = ScriptedExports(time, [(0, summary(progress=0.4))])  # stalls, then fails
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
+    first = started_job(at=0.0)
+    second = ExportJob("feed", {}, window=WINDOW, after=first)
+    scheduler = Scheduler(
+        (first, second),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        NotedDelivery(),
+        wait=POLICY,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+    list(scheduler.run())
+
+    # It slept from poll to poll until the first export's stall deadline ...
+    assert time.now == pytest.approx(exports.polls[0] + POLICY.stall_timeout_seconds)
+    assert sum(time.sleeps) == time.now
+    # ... and the second job, which waited on it all along, was never started.
+    assert (phase(first), phase(second)) == (Phase.FAILED, Phase.FAILED)
+    assert "because the feed's earlier export did not finish" in (second.error or "")

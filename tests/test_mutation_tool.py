@@ -98,27 +98,36 @@ def test_what_no_test_could_tell_apart_is_left_alone() -> None:
     assert keys == ["f | constant | x=2 -> x=3"]
 
 
-def run_sample_mutants(tmp_path: Path) -> dict[str, dict[str, t.Any]]:
+def run_sample_mutants(
+    tmp_path: Path,
+    sample: str = SAMPLE,
+    sample_test: str = SAMPLE_TEST,
+    function: str = "is_adult",
+    settings: str = "",
+) -> dict[str, dict[str, t.Any]]:
     """Run every mutant of the sample in a copy at `tmp_path`, in a process of its own."""
     tree = tmp_path / "tree"
     tree.mkdir()
-    (tree / "sample.py").write_text(SAMPLE)
-    (tree / "test_sample.py").write_text(SAMPLE_TEST)
-    nodeid = "test_sample.py::test_adults_and_children"
+    (tree / "sample.py").write_text(sample)
+    (tree / "test_sample.py").write_text(sample_test)
+    test_name = sample_test.split("def ", 1)[1].split("(", 1)[0]
+    nodeid = f"test_sample.py::{test_name}"
     script = textwrap.dedent(
         f"""\
         import json
         from pathlib import Path
+        from tests.mutation import config
         from tests.mutation.mutants import find_mutants
         from tests.mutation.runner import Trace, run_mutants
+        {settings}
         tree, nodeid = Path({str(tree)!r}), {nodeid!r}
         trace = Trace(
             seconds={{nodeid: 0.01}},
-            functions={{"sample.py | is_adult": {{nodeid}}}},
+            functions={{"sample.py | {function}": {{nodeid}}}},
             modules={{"sample.py": {{nodeid}}}},
             lines={{("sample.py", 8): {{nodeid}}}},
             imported=[],
-            used_by={{"LIMIT": {{"sample.py | is_adult"}}}},
+            used_by={{"LIMIT": {{"sample.py | is_adult"}}, "PAUSE": {{"sample.py | pause"}}}},
         )
         mutants = find_mutants("sample.py", (tree / "sample.py").read_text())
         outcomes = run_mutants(mutants, trace, [tree], lambda _: None, work=tree.parent)
@@ -155,6 +164,37 @@ def test_the_run_tells_killed_survived_and_uncovered_mutants_apart(tmp_path: Pat
     assert dropped["killed_by"] == "test_sample.py::test_adults_and_children"
     # The copy holds the unmutated module again.
     assert (tmp_path / "tree" / "sample.py").read_text() == SAMPLE
+
+
+PAUSING = textwrap.dedent(
+    '''\
+    """A sample whose constant, mutated, makes its test wait for a second."""
+
+    import time
+
+    PAUSE = 0
+
+
+    def pause() -> None:
+        """Wait PAUSE seconds."""
+        time.sleep(PAUSE)
+    '''
+)
+PAUSING_TEST = "from sample import pause\n\n\ndef test_pause():\n    pause()\n"
+
+
+def test_a_test_that_runs_past_its_own_budget_stops_the_mutant_at_once(tmp_path: Path) -> None:
+    # Each test may take 0.1 s plus three times its traced 0.01 s; the mutant's whole budget
+    # stays at 30 s, so only the per-test clock can stop the one-second wait this early.
+    settings = "config.TEST_TIMEOUT_BASE_SECONDS = 0.1"
+    outcomes = run_sample_mutants(tmp_path, PAUSING, PAUSING_TEST, "pause", settings)
+
+    waited = outcomes["<module> | constant | PAUSE = 0 -> PAUSE = 1"]
+    assert waited["status"] == "timeout"
+    assert waited["detail"] == (
+        "timeout test_sample.py::test_pause (0.1 s): one test ran past its budget"
+    )
+    assert waited["killed_by"] is None
 
 
 @pytest.mark.parametrize(

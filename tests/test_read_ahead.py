@@ -9,10 +9,15 @@ ends its thread.
 from __future__ import annotations
 
 import io
+import queue
+import subprocess
+import sys
 import threading
+import typing as t
 
 import pytest
 
+from tap_contactbased import bodies
 from tap_contactbased.answers import BadAnswer
 from tap_contactbased.bodies import ReadAhead
 
@@ -71,6 +76,29 @@ def test_every_byte_comes_once_and_in_order_while_the_queue_is_full() -> None:
     assert read_all(body, chunk_bytes=1, depth=1) == body
 
 
+def test_a_chunk_that_finds_no_room_for_longer_than_one_wait_is_not_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    found_no_room = threading.Event()
+
+    class Watched(queue.Queue[t.Any]):
+        def put(self, item: t.Any, block: bool = True, timeout: float | None = None) -> None:
+            try:
+                super().put(item, block, timeout)
+            except queue.Full:
+                found_no_room.set()
+                raise
+
+    monkeypatch.setattr(bodies, "_PUT_WAIT_SECONDS", 0.001)
+    monkeypatch.setattr(queue, "Queue", Watched)
+    reader = ReadAhead(io.BytesIO(b"abcdef"), chunk_bytes=2, depth=1)
+
+    # Nothing is read until the thread has waited out a put with the queue full.
+    assert found_no_room.wait(timeout=30)
+    assert reader.read() == b"abcdef"
+    reader.close()
+
+
 def test_a_chunk_of_nul_bytes_only_does_not_end_the_body() -> None:
     reader = ReadAhead(io.BytesIO(b"\x00\x00ab\x00\x00\x00cd"), chunk_bytes=2)
 
@@ -89,3 +117,23 @@ def test_closing_the_body_ends_its_thread_though_the_body_never_ends() -> None:
 
     thread.join(timeout=30)  # a bound, not a wait: the thread ends within 0.1 s of the close
     assert not thread.is_alive()
+
+
+def test_a_read_blocked_forever_does_not_keep_the_process_from_ending() -> None:
+    """A run that stops while its download hangs (a stalled server) must still exit."""
+    program = (
+        "import threading\n"
+        "from tap_contactbased.bodies import ReadAhead\n"
+        "class Stalled:\n"
+        "    def read(self, size):\n"
+        "        threading.Event().wait()\n"
+        "ReadAhead(Stalled())\n"
+        "print('ended')\n"
+    )
+
+    # A bound, not a wait: without a daemon thread the interpreter would wait on it for ever.
+    ended = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert ended.stdout == "ended\n"

@@ -41,6 +41,9 @@ IGNORED_TEST_FILES = (
 # took on the unmutated tree (measured while tracing, so already slower than a plain run).
 TIMEOUT_BASE_SECONDS = 30.0
 TIMEOUT_FACTOR = 3.0
+# And each test is stopped after TEST_TIMEOUT_BASE_SECONDS plus TIMEOUT_FACTOR times what it
+# took: a mutant that hangs its first test is then known in seconds, not in many minutes.
+TEST_TIMEOUT_BASE_SECONDS = 30.0
 
 # The committed lists a run compares its survivors with.
 SURVIVORS_FILE = "tests/mutation/survivors.md"  # equivalent mutants, each with its reason

@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".work" / "mutation"
 KILLED, TIMEOUT, SURVIVED, UNCOVERED, ERROR = "killed", "timeout", "survived", "uncovered", "error"
 POLL_SECONDS = 0.02
+TEST_TIMEOUT_EXIT = 86  # a mutant's process ends with it when one test ran past its budget
 
 
 @dataclass
@@ -347,11 +348,37 @@ def preload(names: Sequence[str]) -> None:
 
 
 class FirstFailure:
-    """Pytest plugin of a mutant's process: notes the test that killed the mutant."""
+    """Pytest plugin of a mutant's process: notes the test that killed the mutant.
 
-    def __init__(self, path: Path) -> None:
-        """Write the failing test's id to `path`."""
+    Each test also has its own budget: a mutant that makes one test hang (a slot never
+    freed, a wait never woken) is stopped when that test runs past it, not when the time
+    of every chosen test has gone by.
+    """
+
+    def __init__(self, path: Path, budgets: dict[str, float] | None = None) -> None:
+        """Write the failing test's id to `path`; stop a test past its `budgets` seconds."""
         self._path = path
+        self._budgets = budgets or {}
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """Start the test's clock."""
+        budget = self._budgets.get(nodeid)
+        if budget is None:
+            return
+
+        def expired(_signum: int, _frame: t.Any) -> None:
+            if not self._path.exists():
+                self._path.write_text(f"timeout {nodeid} ({budget:.1f} s)", encoding="utf-8")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(TEST_TIMEOUT_EXIT)
+
+        signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, budget)
+
+    def pytest_runtest_logfinish(self) -> None:
+        """Stop the test's clock."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
     def pytest_runtest_logreport(self, report: t.Any) -> None:
         """Note the first failure."""
@@ -364,7 +391,9 @@ class FirstFailure:
             self._path.write_text(f"collecting {report.nodeid}", encoding="utf-8")
 
 
-def run_in_child(tree: Path, nodeids: Sequence[str], log: Path, marker: Path) -> t.NoReturn:
+def run_in_child(
+    tree: Path, nodeids: Sequence[str], log: Path, marker: Path, budgets: dict[str, float]
+) -> t.NoReturn:
     """Run `nodeids` in `tree` in this (forked) process and exit with pytest's status."""
     code = 99
     try:
@@ -385,7 +414,7 @@ def run_in_child(tree: Path, nodeids: Sequence[str], log: Path, marker: Path) ->
         # Pytest plugins of the dependencies (the SDK's) were imported by `preload`, before
         # pytest could mark them for assertion rewriting: nothing of ours is lost by that.
         args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
-        code = int(pytest.main([*args, *nodeids], plugins=[FirstFailure(marker)]))
+        code = int(pytest.main([*args, *nodeids], plugins=[FirstFailure(marker, budgets)]))
     except BaseException:  # whatever happens, this process must end here
         import traceback  # noqa: PLC0415
 
@@ -483,11 +512,15 @@ def start(slot: Slot, mutant: Mutant, trace: Trace, *, every_variant: bool) -> O
     slot.mutant, slot.tests = mutant, len(nodeids)
     slot.started = time.monotonic()
     slot.deadline = slot.started + config.TIMEOUT_BASE_SECONDS + config.TIMEOUT_FACTOR * expected
+    budgets = {
+        n: config.TEST_TIMEOUT_BASE_SECONDS + config.TIMEOUT_FACTOR * trace.seconds[n]
+        for n in nodeids
+    }
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        run_in_child(slot.tree, nodeids, slot.log, slot.marker)
+        run_in_child(slot.tree, nodeids, slot.log, slot.marker, budgets)
     slot.pid = pid
     return None
 
@@ -511,6 +544,9 @@ def finish(slot: Slot, status: int, *, timed_out: bool) -> Outcome:
     if timed_out:
         outcome.status = TIMEOUT
         outcome.detail = f"stopped after {seconds:.0f} s"
+    elif code == TEST_TIMEOUT_EXIT:
+        outcome.status, outcome.killed_by = TIMEOUT, None
+        outcome.detail = f"{killed_by}: one test ran past its budget"
     elif code in {1, 2, 3, 4}:  # failed, interrupted (collection), internal, usage error
         outcome.status = KILLED
     elif code != 0:
