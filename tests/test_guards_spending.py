@@ -251,6 +251,71 @@ def test_an_export_whose_summary_shows_another_lookback_is_different() -> None:
     )
 
 
+def test_a_summary_proves_the_options_in_every_form_an_echo_may_take() -> None:
+    raw = {"export_id": "exp_1", "feed_id": "feed", "lookback_days": 7, "page_size": PAGE_SIZE}
+    filtered = ExportOptions("feed", LOOKBACK_DAYS, PAGE_SIZE, consumer_filters=(FILTER,))
+    reordered = dict(reversed(FILTER.items()))  # the same filter, its keys in another order
+    echo = {**raw, "require_contact_id": True, "consumer_filters": [reordered]}
+    assert filtered.compare(ExportSummary(echo)) == (Match.SAME, [])
+
+    plain = ExportOptions("feed", LOOKBACK_DAYS, PAGE_SIZE)
+    raw["require_contact_id"] = False
+    # Options the run leaves unset, echoed as null: unset there too.
+    unset = {**raw, "consumer_filters": None, "enrichment_bundles": None}
+    assert plain.compare(ExportSummary(unset)) == (Match.SAME, [])
+    # An echo that is no list of filters is not the run's (no filters) either.
+    assert plain.compare(ExportSummary({**raw, "consumer_filters": 5})) == (Match.DIFFERENT, [])
+    # What the summary does not echo is named, the feed first.
+    unnamed = {k: v for k, v in raw.items() if k not in ("feed_id", "lookback_days")}
+    assert plain.compare(ExportSummary(unnamed)) == (
+        Match.UNPROVEN,
+        ["feed_id", "lookback_days"],
+    )
+
+
+def test_a_summarys_columns_are_read_only_from_a_list() -> None:
+    assert ExportSummary({"columns": ["contact_id", 7]}).columns == ["contact_id", "7"]
+    assert ExportSummary({"columns": "contact_id"}).columns == []
+
+
+def test_only_identical_exports_created_within_the_overlap_time_are_others_like_mine(
+    api: FakeContactBased, lifecycle: ExportLifecycle
+) -> None:
+    options = ExportOptions(api.feed_ids[0], LOOKBACK_DAYS, PAGE_SIZE)
+    mine, near, far = (api.make_ready_export(**options.body()) for _ in range(3))
+    created = api.exports[mine].created_at
+    api.exports[near].created_at = created - datetime.timedelta(seconds=60)  # on the edge
+    api.exports[far].created_at = created - datetime.timedelta(seconds=61)
+    summary = lifecycle.summaries([mine])[mine]
+
+    others = lifecycle.others_like(summary, options, within_seconds=60)
+
+    assert [other.export_id for other in others] == [near]
+    # A summary without its window has no others to compare with.
+    assert (
+        lifecycle.others_like(ExportSummary({"export_id": mine}), options, within_seconds=60) == []
+    )
+
+
+def test_an_export_whose_creation_time_is_unknown_is_counted_as_like_mine(
+    api: FakeContactBased, lifecycle: ExportLifecycle
+) -> None:
+    options = ExportOptions(api.feed_ids[0], LOOKBACK_DAYS, PAGE_SIZE)
+    mine, far = (api.make_ready_export(**options.body()) for _ in range(2))
+    api.exports[far].created_at = api.exports[mine].created_at - datetime.timedelta(days=1)
+    summary = lifecycle.summaries([mine])[mine]
+    untimed = ExportSummary({k: v for k, v in summary.raw.items() if k != "created_at"})
+    api.faults.drift = {"summary": {"created_at": None}}
+
+    # Without a time on either side, the overlap cannot be ruled out.
+    assert [s.export_id for s in lifecycle.others_like(summary, options, within_seconds=60)] == [
+        far
+    ]
+    assert [s.export_id for s in lifecycle.others_like(untimed, options, within_seconds=60)] == [
+        far
+    ]
+
+
 # The preflight: max_records_per_run and the credit pool
 
 
