@@ -18,9 +18,12 @@ import pytest
 
 from tap_contactbased import endpoints, retry
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.lifecycle import ExportLifecycle
+from tap_contactbased.lifecycle import ExportLifecycle, preview
 from tap_contactbased.summary import ExportOptions, ExportSummary, Match
 from tap_contactbased.tap import TapContactBased
+
+if t.TYPE_CHECKING:
+    from tap_contactbased.api_client import ApiClient
 from tests.conftest import TODAY, YESTERDAY, make_config
 from tests.export_checks import by_key, delivered_rows
 from tests.fake_api import FakeContactBased
@@ -314,6 +317,113 @@ def test_an_export_whose_creation_time_is_unknown_is_counted_as_like_mine(
     assert [s.export_id for s in lifecycle.others_like(untimed, options, within_seconds=60)] == [
         far
     ]
+
+
+# The export operations that find what the run must not pay for twice
+
+
+LARGEST_LIST_PAGE = 200  # the lists' page_size maximum (docs/contactbased-api.md)
+
+
+class ExportsList:
+    """An exports list of `count` exports, newest first; its API may ignore `export_ids`."""
+
+    def __init__(self, count: int, *, honours_ids: bool, end_date: str = "2026-01-01") -> None:
+        self.exports = [
+            {"export_id": f"exp_{n:03}", "feed_id": "feed", "status": "ready", "end_date": end_date}
+            for n in range(count)
+        ]
+        self.honours_ids = honours_ids
+        self.asked: list[dict[str, t.Any]] = []
+
+    def post(self, path: str, body: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        assert path == endpoints.EXPORTS_LIST
+        self.asked.append(dict(body))
+        ids = body.get("export_ids") if self.honours_ids else None
+        listed = [e for e in self.exports if ids is None or e["export_id"] in ids]
+        page, size = body["page"], body["page_size"]
+        items = listed[(page - 1) * size : page * size]
+        return {"items": items, "page": page, "page_size": size, "total": len(listed)}
+
+    def lifecycle(self) -> ExportLifecycle:
+        return ExportLifecycle(t.cast("ApiClient", self), logging.getLogger("test"))
+
+
+def test_summaries_are_asked_for_in_lists_of_at_most_the_ids_one_request_holds() -> None:
+    api = ExportsList(LARGEST_LIST_PAGE + 1, honours_ids=True)
+    wanted = [e["export_id"] for e in api.exports]
+
+    found = api.lifecycle().summaries(wanted)
+
+    assert sorted(found) == wanted
+    # Two requests, and no look through every page: the API kept to the filter.
+    assert [len(body["export_ids"]) for body in api.asked] == [LARGEST_LIST_PAGE, 1]
+
+
+def test_an_api_ignoring_the_ids_filter_is_looked_through_only_until_the_export_is_found() -> None:
+    api = ExportsList(2 * endpoints.EXPORTS_LIST_PAGE_SIZE + 1, honours_ids=False)
+
+    found = api.lifecycle().summaries(["exp_001"])
+
+    assert list(found) == ["exp_001"]
+    assert [body.get("export_ids") for body in api.asked] == [["exp_001"], None]  # one page
+
+
+def test_the_search_for_a_window_stops_at_the_first_export_made_before_it() -> None:
+    api = ExportsList(endpoints.EXPORTS_LIST_PAGE_SIZE + 1, honours_ids=True)
+    options = ExportOptions("feed", LOOKBACK_DAYS, PAGE_SIZE)
+
+    assert api.lifecycle().candidates(options, START, TODAY) == []
+    assert len(api.asked) == 1  # the exports after the first are older still: not read
+
+
+def test_a_preview_asks_for_one_row_and_no_count() -> None:
+    class Poster:
+        body: t.Mapping[str, t.Any] = {}
+
+        def post(self, path: str, body: t.Mapping[str, t.Any]) -> t.Any:
+            self.body = body
+
+    poster = Poster()
+    preview(poster, ExportOptions("feed", LOOKBACK_DAYS, PAGE_SIZE))
+    assert (poster.body["preview_rows"], poster.body["skip_count"]) == (1, True)
+
+
+def test_an_export_is_the_feeds_as_its_summary_says_or_else_as_the_feeds_list_says(
+    api: FakeContactBased, lifecycle: ExportLifecycle
+) -> None:
+    mine_feed, other_feed = api.feed_ids[:2]
+    mine = api.make_ready_export(mine_feed, LOOKBACK_DAYS, page_size=PAGE_SIZE)
+    theirs = api.make_ready_export(other_feed, LOOKBACK_DAYS, page_size=PAGE_SIZE)
+    summaries = lifecycle.summaries([mine, theirs])
+    unnamed = {
+        export_id: ExportSummary({k: v for k, v in s.raw.items() if k != "feed_id"})
+        for export_id, s in summaries.items()
+    }
+
+    assert lifecycle.is_export_of(summaries[mine], mine_feed)
+    assert not lifecycle.is_export_of(summaries[theirs], mine_feed)
+    assert lifecycle.is_export_of(unnamed[mine], mine_feed)
+    assert not lifecycle.is_export_of(unnamed[theirs], mine_feed)
+
+
+def test_the_apis_today_is_the_start_of_a_one_day_window_when_it_gives_no_end(
+    api: FakeContactBased, lifecycle: ExportLifecycle
+) -> None:
+    api.faults.drift = {"search": {"end_date": None}}
+    assert lifecycle.api_today(api.feed_ids[0]) == TODAY
+
+
+def test_the_credits_left_are_computed_when_the_api_does_not_say(
+    api: FakeContactBased, lifecycle: ExportLifecycle
+) -> None:
+    api.make_ready_export(api.feed_ids[0], LOOKBACK_DAYS, page_size=PAGE_SIZE)  # reserves some
+    credits = api.credits
+    api.faults.drift = {"credits": {"records_remaining": None}}
+    left = credits["records_total"] - credits["records_used"] - credits["records_reserved"]
+    assert lifecycle.credits_remaining() == left
+    api.faults.drift["credits"].update(records_used=None, records_reserved=None)
+    assert lifecycle.credits_remaining() == credits["records_total"]
 
 
 # The preflight: max_records_per_run and the credit pool
