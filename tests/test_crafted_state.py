@@ -9,6 +9,7 @@ without a record of another feed.
 from __future__ import annotations
 
 import datetime
+import logging
 import typing as t
 from dataclasses import dataclass
 
@@ -206,6 +207,25 @@ def test_a_state_the_api_contradicts_is_refused_before_anything_is_spent(
     assert result.records("enrichment") == []
 
 
+def test_a_run_of_the_enrichment_stream_alone_checks_the_pending_exports_too(
+    api: FakeContactBased,
+) -> None:
+    """No export stream plans first: the enrichment stream itself refuses the forged entry."""
+    crafted = pending_with_a_forged_proof(api)
+    config = make_config(api, feed_ids=api.feed_ids[:1], enrichment_bundles=["emails"])
+
+    result = run_tap(
+        config,
+        catalog=selected_catalog(config, ["enrichment"]),
+        state=crafted.state,
+        raise_errors=False,
+    )
+
+    assert isinstance(result.error, StateMismatchError), repr(result.error)
+    assert crafted.fragment in one_line(result)
+    assert spent(api)["enrichment"] == 0
+
+
 def test_a_pending_export_of_the_feeds_own_last_delivery_is_enriched(
     api: FakeContactBased,
 ) -> None:
@@ -220,6 +240,30 @@ def test_a_pending_export_of_the_feeds_own_last_delivery_is_enriched(
     contacts = {r["contact_id"] for r in api.exports[mine].rows() if r["contact_id"]}
     assert {r["contact_id"] for r in result.records("enrichment")} == contacts
     assert api.created_exports == []
+    assert "pending_exports" not in str(result.last_state)
+
+
+@pytest.mark.parametrize("word", ["gone", "failed"])
+def test_a_pending_export_gone_or_failed_is_skipped_with_a_warning(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture, word: str
+) -> None:
+    if word == "gone":
+        export_id = "exp_gone"  # not on the API
+    else:
+        api.faults.fail_exports = True
+        export_id = api.make_ready_export(api.feed_ids[0], 7)
+        api.faults.fail_exports = False
+    entry = {"export_id": export_id, "feed_id": api.feed_ids[0], "deliver_through": None}
+    state = tap_state(delivered(api.feed_ids[0], export_id), pending=[entry])
+    config = make_config(api, feed_ids=api.feed_ids[:1], enrichment_bundles=["emails"])
+
+    with caplog.at_level(logging.WARNING):
+        result = run_tap(config, catalog=selected_catalog(config, ["enrichment"]), state=state)
+
+    assert (
+        f"Export {export_id} awaits enrichment but is {word}; its contacts are skipped."
+    ) in caplog.text
+    assert spent(api) == {"creates": 0, "reads": 0, "enrichment": 0}
     assert "pending_exports" not in str(result.last_state)
 
 

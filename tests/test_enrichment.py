@@ -12,7 +12,7 @@ from tap_contactbased.errors import ApiError, ConfigError
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, TODAY, make_config
-from tests.fake_api import FakeContactBased
+from tests.fake_api import BUNDLE_KEYS, FakeContactBased
 from tests.singer_run import CollectingWriter, SyncResult, run_tap, selected_catalog
 
 
@@ -167,11 +167,55 @@ def test_cap_holds_back_contacts_and_says_so(
         result = run_tap(config, streams=["enrichment"])
 
     assert large_pool.enrichment_ids_sent["emails"] == 1500
+    assert "enrichment_max_contacts is 1500: 1000 of 2500 contact(s) are held back" in caplog.text
     assert len(result.records("enrichment")) == 1500
     receipts = [r for r in caplog.records if r.getMessage().startswith("Cost receipt")]
     assert len(receipts) == 1
     assert "held back by enrichment_max_contacts: 1,000" in receipts[0].getMessage()
     assert receipts[0].__dict__["cost_receipt"]["enrichment_ids_sent"] == {"emails": 1500}
+
+
+def test_a_cap_the_contacts_just_fit_holds_none_back(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = pool_ids(api, 3)
+    config = make_config(api, feed_ids=[], enrichment_bundles=["emails"], enrichment_max_contacts=3)
+
+    with caplog.at_level(logging.INFO):
+        result, tap = run_with_ledger(config, ids)
+
+    assert len(result.records("enrichment")) == 3
+    assert tap.run.receipt.enrichment_contacts_held_back == 0
+    assert "held back this run" not in caplog.text
+
+
+def test_a_failed_enrichment_still_logs_the_cost_receipt(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.faults.aimed = {"POST /enrich/emails": ["403"]}
+    config = make_config(
+        api, feed_ids=[], enrichment_bundles=["emails"], enrichment_contact_ids=pool_ids(api, 2)
+    )
+
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config, streams=["enrichment"], raise_errors=False)
+
+    assert isinstance(result.error, ApiError), repr(result.error)
+    assert [hit.fault for hit in api.fault_engine.hits] == ["403"]
+    receipts = [r for r in caplog.records if r.getMessage().startswith("Cost receipt")]
+    assert len(receipts) == 1
+
+
+def test_without_bundles_the_enrichment_schema_shows_every_bundles_fields(
+    api: FakeContactBased,
+) -> None:
+    def data_fields(bundles: list[str]) -> set[str]:
+        tap = TapContactBased(config=make_config(api, enrichment_bundles=bundles))
+        return set(tap.streams["enrichment"].schema["properties"]["data"]["properties"])
+
+    every = data_fields([])
+    assert data_fields(["emails"]) < every
+    assert every == set().union(*(data_fields([bundle]) for bundle in BUNDLE_KEYS))
 
 
 def test_retries_do_not_double_count(large_pool: FakeContactBased) -> None:
@@ -260,3 +304,11 @@ def test_answers_are_matched_by_id_and_a_mismatch_is_an_error(
     monkeypatch.setattr(stream.client, "post", short_answer)
     with pytest.raises(ApiError, match="1 id\\(s\\) missing"):
         stream._enrich_batch("emails", ids)
+
+    def answer_with_unnamed_results(path: str, body: t.Any) -> t.Any:
+        answer = real_post(path, body)
+        answer["results"] += ["not a result", {"found": False}]  # neither names a contact
+        return answer
+
+    monkeypatch.setattr(stream.client, "post", answer_with_unnamed_results)
+    assert list(stream._enrich_batch("emails", ids)) == ids  # ignored, not a mismatch
