@@ -7,13 +7,23 @@ one byte past its cap, whether its length is announced or found while reading.
 
 from __future__ import annotations
 
+import inspect
 import io
 
 import pytest
 import requests
 import urllib3
 
-from tap_contactbased.answers import BadAnswer, BodyCap, UnreadableBodyError, decode_page
+from tap_contactbased import endpoints, limits
+from tap_contactbased.answers import (
+    BadAnswer,
+    BodyCap,
+    CappedBody,
+    UnreadableBodyError,
+    body_cap,
+    decode_page,
+    endpoint_of,
+)
 from tap_contactbased.errors import RefusedAnswerError
 
 NESTED = (
@@ -97,3 +107,38 @@ def test_a_body_found_past_the_cap_while_read_is_let_go_unread() -> None:
 
     assert raw.tell() < 300_000  # refused before the rest was read ...
     assert raw.closed  # ... and the rest never will be
+
+
+def test_a_body_read_directly_is_counted_against_the_cap_too() -> None:
+    cap = BodyCap(8, "POST /x", "advice")
+    body = CappedBody(io.BytesIO(b"123456789"), cap)
+
+    assert body.read(8) == b"12345678"
+    with pytest.raises(RefusedAnswerError):
+        body.read(1)
+
+
+def test_a_capped_body_streams_in_the_chunks_urllib3_would_use() -> None:
+    def default_amount(stream: object) -> object:
+        return inspect.signature(stream).parameters["amt"].default  # type: ignore[arg-type]
+
+    assert default_amount(CappedBody.stream) == default_amount(urllib3.HTTPResponse.stream)
+
+
+def request_to(method: str, path: str) -> requests.PreparedRequest:
+    return requests.Request(method, f"https://api.example.com{path}?key=secret").prepare()
+
+
+def test_only_a_page_answer_may_be_as_large_as_a_page() -> None:
+    page = body_cap(request_to("POST", endpoints.EXPORTS_PAGE))
+    listing = body_cap(request_to("POST", endpoints.EXPORTS_LIST))
+    fetched = body_cap(request_to("GET", endpoints.EXPORTS_PAGE))
+
+    assert page.limit == limits.MAX_PAGE_BYTES > limits.MAX_ANSWER_BYTES
+    assert listing.limit == fetched.limit == limits.MAX_ANSWER_BYTES
+    assert listing.what == f"POST {endpoints.EXPORTS_LIST}"  # no query string, no host
+
+
+def test_a_request_not_known_is_named_as_the_caller_says() -> None:
+    assert endpoint_of(None) == "request"
+    assert endpoint_of(None, "the download") == "the download"
