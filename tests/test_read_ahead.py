@@ -107,6 +107,30 @@ def test_a_chunk_of_nul_bytes_only_does_not_end_the_body() -> None:
     reader.close()
 
 
+class BrokenAfterOneChunk:
+    """A body whose connection breaks after its first chunk."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, size: int) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            raise ConnectionResetError("the connection broke")
+        return b"ab"
+
+
+def test_a_body_that_broke_reads_as_ended_after_the_error() -> None:
+    reader = ReadAhead(BrokenAfterOneChunk(), chunk_bytes=2)
+
+    assert reader.read(2) == b"ab"
+    with pytest.raises(ConnectionResetError):
+        reader.read(2)
+    assert reader.read(2) == b""  # the thread is gone: nothing more will come, nor block
+    reader.close()
+    assert reader.closed
+
+
 def test_closing_the_body_ends_its_thread_though_the_body_never_ends() -> None:
     before = set(threading.enumerate())
     reader = ReadAhead(Endless(), chunk_bytes=16, depth=1)
