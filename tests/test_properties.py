@@ -17,6 +17,7 @@ from tap_contactbased.coercion import (
     check_timestamp,
     to_boolean,
     to_number,
+    to_object,
 )
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.schemas import EXTRA_COLUMNS, ROW_COLUMN_TYPES, export_row_schema
@@ -226,3 +227,88 @@ def test_a_corrupted_value_is_refused_with_its_place(
         return  # any text is a valid id
     with pytest.raises(ConfigError, match=key):
         check_state(state)
+
+
+# Examples at the edges the properties above rarely draw
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(" True", True), ("y", True), ("1", True), ("NO ", False), ("f", False), ("0", False)],
+)
+def test_a_boolean_is_read_from_its_usual_spellings(text: str, expected: bool) -> None:
+    assert to_boolean(text) is expected
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "2"])
+def test_any_other_boolean_text_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a boolean"):
+        to_boolean(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", "1e999", "-inf"])
+def test_a_number_without_a_json_form_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a finite number"):
+        to_number(text)
+
+
+def test_columns_a_catalog_types_as_integer_or_boolean_are_converted() -> None:
+    properties: dict[str, dict[str, t.Any]] = {
+        "count": {"type": ["integer", "null"]},
+        "dated_count": {"type": ["integer", "null"], "format": "date"},  # no text: no date
+        "flag": {"type": ["boolean", "null"]},
+    }
+    typer = RowTyper(list(properties), properties, {})
+
+    assert typer.csv_record(1, ["12", "7.0", "no"]) == {
+        "count": 12,
+        "dated_count": 7,
+        "flag": False,
+        "export_row": 1,
+    }
+    assert typer.csv_record(2, ["12.5", "x", "yes"]) == {
+        "count": None,
+        "dated_count": None,
+        "flag": True,
+        "export_row": 2,
+        EXTRA_COLUMNS: {"count": "12.5", "dated_count": "x"},
+    }
+    assert typer.invalid_values == {"count": 1, "dated_count": 1}
+
+
+def test_a_json_object_is_refused_only_past_the_depth_cap_whatever_its_length() -> None:
+    long_and_flat = '{"a": "' + "x" * 600 + '"}'
+    assert to_object(long_and_flat) == {"a": "x" * 600}
+    # 257 levels in the fewest characters: the object, then 256 lists.
+    too_deep = '{"a":' + "[" * 256 + "]" * 256 + "}"
+    with pytest.raises(ValueError, match="nested deeper than MAX_JSON_DEPTH"):
+        to_object(too_deep)
+
+
+def test_a_page_row_of_one_column_is_read_as_one_value() -> None:
+    typer = RowTyper(["contact_id"], PROPERTIES, FIXED)
+
+    record = typer.page_record(1, {"contact_id": "id_0123456789abcdef"})
+
+    assert record["contact_id"] == "id_0123456789abcdef"
+    assert EXTRA_COLUMNS not in record
+
+
+def test_empty_page_values_are_null_and_values_past_the_header_kept_by_position() -> None:
+    typer = RowTyper(["contact_id", "domain"], PROPERTIES, FIXED)
+
+    assert typer.page_record(1, {"contact_id": "", "domain": "a.com"})["contact_id"] is None
+    record = typer.csv_record(2, ["id_0123456789abcdef", "a.com", "x", "y"])
+    assert record[EXTRA_COLUMNS] == {"column_3": "x", "column_4": "y"}
+
+
+def test_a_page_value_without_json_text_is_kept_as_its_repr() -> None:
+    typer = RowTyper(["intent_score"], PROPERTIES, FIXED)
+    odd = object()
+
+    record = typer.page_record(1, {"intent_score": odd})  # type: ignore[dict-item]
+
+    assert record["intent_score"] is None
+    assert record[EXTRA_COLUMNS] == {"intent_score": repr(odd)}
+    listed = typer.page_record(2, {"intent_score": [1, 2]})  # type: ignore[dict-item]
+    assert listed[EXTRA_COLUMNS] == {"intent_score": "[1,2]"}
