@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import typing as t
 
 import pytest
@@ -22,11 +23,12 @@ def exports_of(api: FakeContactBased) -> dict[str, str]:
 
 @pytest.mark.parametrize("read_mode", ["csv", "pages"])
 def test_every_delivered_row_is_emitted_once_and_typed(
-    paged_api: FakeContactBased, read_mode: str
+    paged_api: FakeContactBased, read_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = make_config(paged_api, read_mode=read_mode)
 
-    result = run_tap(config, streams=["export_rows"])
+    with caplog.at_level(logging.INFO):
+        result = run_tap(config, streams=["export_rows"])
 
     records = result.records("export_rows")
     created = exports_of(paged_api)
@@ -39,6 +41,10 @@ def test_every_delivered_row_is_emitted_once_and_typed(
     assert by_key(records) == expected
     assert all(r["signal_date"] <= YESTERDAY.isoformat() for r in records)
     assert any(isinstance(r["intent_score"], float) for r in records)
+    # Each export's count of delivered rows, added up over its chunks, is what was emitted.
+    delivered = re.findall(r"Delivered ([\d,]+) rows of", caplog.text)
+    assert len(delivered) == len(created)
+    assert sum(int(n.replace(",", "")) for n in delivered) == len(records)
 
 
 def test_both_read_modes_give_identical_records(paged_api: FakeContactBased) -> None:
