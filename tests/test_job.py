@@ -8,13 +8,14 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.errors import StateError
+from tap_contactbased.errors import StateError, TransientApiError
 from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
+from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
-from tap_contactbased.scheduler import Scheduler
+from tap_contactbased.scheduler import Creator, Scheduler
 from tap_contactbased.settings import Settings
 from tap_contactbased.state import InFlight
-from tap_contactbased.summary import ExportSummary
+from tap_contactbased.summary import ExportOptions, ExportSummary
 from tap_contactbased.windows import Window
 
 POLICY = WaitPolicy(timeout_seconds=100, stall_timeout_seconds=30, max_interval_seconds=8)
@@ -298,6 +299,47 @@ def test_a_failed_create_waits_and_looks_for_the_export_first_unless_refused() -
     job.create_failed(40.0, 5.0, refused=True)  # a 409: nothing was created
     assert (looked, job.looks_before_create) == (True, False)
     assert (job.may_create(44.9), job.may_create(45.0)) == (False, True)
+
+
+class TimedOutCreates:
+    """The export operations of an API whose creates time out and on which nothing appears."""
+
+    def __init__(self) -> None:
+        self.creates = 0
+
+    def find_reusable(self, *_: t.Any, **__: t.Any) -> None:
+        return None
+
+    def create(self, options: ExportOptions) -> ExportSummary:
+        self.creates += 1
+        raise TransientApiError("POST /intent/feeds/exports timed out")
+
+
+def test_a_create_failing_again_and_again_is_given_up_at_the_wait_timeout_to_the_second() -> None:
+    time = VirtualTime()
+    lifecycle = TimedOutCreates()
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
+    creator = Creator(
+        t.cast(t.Any, lifecycle),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        wait=POLICY,
+        retry=RetryPolicy(initial_wait=1.0, max_wait=1.0, max_tries=10, max_seconds=1000.0),
+        request_timeout=1.0,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+    )
+    job = ExportJob("feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000))
+
+    for moment in (0.0, POLICY.timeout_seconds - 0.5):
+        time.now = moment
+        assert creator.create(job) is False
+        assert phase(job) is not Phase.FAILED  # tried again later
+    time.now = POLICY.timeout_seconds  # the wait's timeout from the first create sent
+    creator.create(job)
+
+    assert lifecycle.creates == 3  # not the tries: the time ended it
+    assert phase(job) is Phase.FAILED
+    assert "creating the export of feed feed failed 3 time(s)" in (job.error or "")
 
 
 def test_a_job_never_reuses_the_feeds_last_export_nor_its_earlier_jobs() -> None:
