@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from tap_contactbased.errors import StateError, TransientApiError
+from tap_contactbased.errors import ExportError, StateError, TransientApiError
 from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
@@ -235,13 +235,13 @@ class NotedDelivery:
 
 
 def wait_for(
-    script: list[tuple[float, ExportSummary]],
+    script: list[tuple[float, ExportSummary]], delivery: NotedDelivery | None = None
 ) -> tuple[ExportJob, VirtualTime, ScriptedExports]:
     time = VirtualTime()
     exports = ScriptedExports(time, script)
     settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
     job = started_job(at=0.0)
-    delivery = NotedDelivery()
+    delivery = delivery or NotedDelivery()
     scheduler = Scheduler(
         (job,),
         t.cast(t.Any, exports),
@@ -272,6 +272,41 @@ def test_polls_grow_to_the_cap_and_the_export_is_read_when_ready() -> None:
     assert all(0.75 * 2**i <= gap <= 1.25 * 2**i for i, gap in enumerate(gaps[:3]))
     assert all(gap <= 1.25 * POLICY.max_interval_seconds for gap in gaps)
     assert 50 <= time.now <= 50 + 1.25 * POLICY.max_interval_seconds
+
+
+class FailingDelivery(NotedDelivery):
+    """A delivery whose reading fails at once with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def rows(self, job: ExportJob) -> t.Iterator[dict[str, t.Any]]:
+        self.read.append(job)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        pytest.param(
+            "export exp_1 has 3 rows, not 5.",
+            "export exp_1 has 3 rows, not 5",
+            id="naming the export",
+        ),
+        pytest.param(
+            "POST /intent/feeds/exports/page answered 404.",
+            "export exp_1 of feed feed (2026-11-21..2026-11-27): "
+            "POST /intent/feeds/exports/page answered 404",
+            id="naming a request",
+        ),
+    ],
+)
+def test_a_failed_read_fails_the_job_naming_its_export_once(message: str, error: str) -> None:
+    job, _, _ = wait_for([(0, summary("ready", 1.0))], FailingDelivery(ExportError(message)))
+
+    assert phase(job) is Phase.FAILED
+    assert job.error == error
 
 
 def test_a_stalled_export_is_given_up_at_its_deadline_not_after_a_whole_interval() -> None:
