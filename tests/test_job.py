@@ -396,6 +396,60 @@ def test_a_dropped_flight_leaves_the_feed_to_a_new_export() -> None:
     assert (job.export_id, job.next_row) == (None, 1)
 
 
+class ExportsMadeReady:
+    """Export operations that create exports ready at once; `exp_1` is ready from `ready_at`."""
+
+    def __init__(self, time: VirtualTime, ready_at: float) -> None:
+        self.time = time
+        self.ready_at = ready_at
+        self.created: list[tuple[str, float]] = []  # (feed, when)
+
+    def find_reusable(self, *_: t.Any, **__: t.Any) -> None:
+        return None
+
+    def others_like(self, *_: t.Any, **__: t.Any) -> list[ExportSummary]:
+        return []
+
+    def create(self, options: ExportOptions) -> ExportSummary:
+        self.created.append((options.feed_id, self.time.now))
+        return summary("ready", 1.0, export_id=f"exp_{len(self.created) + 1}")
+
+    def summaries(self, export_ids: t.Collection[str]) -> dict[str, ExportSummary]:
+        ready = self.time.now >= self.ready_at
+        exp_1 = summary("ready", 1.0) if ready else summary(progress=0.5)
+        return {"exp_1": exp_1}
+
+
+def test_a_job_waiting_for_its_feeds_earlier_export_holds_back_no_other_feed() -> None:
+    time = VirtualTime()
+    exports = ExportsMadeReady(time, ready_at=20.0)
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
+    first = started_job(at=0.0)  # exp_1, building until 20 s
+    second = ExportJob(
+        "feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000), after=first
+    )
+    other = ExportJob("other", {}, window=WINDOW, options=ExportOptions("other", 7, 1000))
+    delivery = NotedDelivery()
+    scheduler = Scheduler(
+        (first, second, other),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        delivery,
+        wait=POLICY,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+    list(scheduler.run())
+
+    assert delivery.read == [other, first, second]
+    (other_created, second_created) = sorted(exports.created, key=lambda made: made[1])
+    assert other_created == ("other", 0.0)  # at once, next to the feed's earlier export
+    assert second_created[0] == "feed"
+    assert second_created[1] >= 20.0  # only once the feed's earlier export was delivered
+
+
 class SpinGuardedTime(VirtualTime):
     """Virtual time that fails a scheduler reading the clock over and over without sleeping."""
 
