@@ -450,6 +450,49 @@ def test_a_job_waiting_for_its_feeds_earlier_export_holds_back_no_other_feed() -
     assert second_created[1] >= 20.0  # only once the feed's earlier export was delivered
 
 
+class CreateFailingOnce(ExportsMadeReady):
+    """The first create times out; the next makes `exp_1`, building until `ready_at`."""
+
+    def __init__(self, time: VirtualTime, ready_at: float) -> None:
+        super().__init__(time, ready_at)
+        self.asked: list[list[str]] = []
+
+    def create(self, options: ExportOptions) -> ExportSummary:
+        self.created.append((options.feed_id, self.time.now))
+        if len(self.created) == 1:
+            raise TransientApiError("POST /intent/feeds/exports timed out")
+        return summary(progress=0.1)
+
+    def summaries(self, export_ids: t.Collection[str]) -> dict[str, ExportSummary]:
+        self.asked.append(list(export_ids))
+        return super().summaries(export_ids)
+
+
+def test_nothing_is_polled_while_no_export_builds() -> None:
+    time = VirtualTime()
+    exports = CreateFailingOnce(time, ready_at=40.0)
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
+    job = ExportJob("feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000))
+    delivery = NotedDelivery()
+    scheduler = Scheduler(
+        (job,),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        delivery,
+        wait=POLICY,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+    list(scheduler.run())
+
+    assert delivery.read == [job]
+    assert [feed for feed, _ in exports.created] == ["feed", "feed"]  # tried again, made
+    assert exports.asked  # polled while it built ...
+    assert all(ids == ["exp_1"] for ids in exports.asked)  # ... and only then
+
+
 class SpinGuardedTime(VirtualTime):
     """Virtual time that fails a scheduler reading the clock over and over without sleeping."""
 
