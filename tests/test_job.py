@@ -493,6 +493,47 @@ def test_nothing_is_polled_while_no_export_builds() -> None:
     assert all(ids == ["exp_1"] for ids in exports.asked)  # ... and only then
 
 
+class OneExportGone:
+    """The list answers for `exp_2` only, ready; `exp_1` is no longer listed."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    def summaries(self, export_ids: t.Collection[str]) -> dict[str, ExportSummary]:
+        self.polls += 1
+        return {"exp_2": summary("ready", 1.0, export_id="exp_2", feed_id="other")}
+
+
+def test_an_export_no_longer_listed_fails_its_job_and_the_others_are_still_observed() -> None:
+    time = VirtualTime()
+    exports = OneExportGone()
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
+    gone = started_job(at=0.0)  # exp_1
+    other = ExportJob("other", {}, window=WINDOW)
+    other.start(summary(export_id="exp_2", feed_id="other"), Origin.CREATED, 0.0)
+    delivery = NotedDelivery()
+    scheduler = Scheduler(
+        (gone, other),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        delivery,
+        wait=POLICY,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+    list(scheduler.run())
+
+    assert phase(gone) is Phase.FAILED
+    assert (
+        gone.error
+        == "export exp_1 of feed feed (2026-11-21..2026-11-27) is no longer listed by the API"
+    )
+    assert delivery.read == [other]
+    assert exports.polls == 1  # the poll that found one gone observed the other too
+
+
 class SpinGuardedTime(VirtualTime):
     """Virtual time that fails a scheduler reading the clock over and over without sleeping."""
 
