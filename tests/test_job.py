@@ -469,7 +469,7 @@ class CreateFailingOnce(ExportsMadeReady):
 
 
 def test_nothing_is_polled_while_no_export_builds() -> None:
-    time = VirtualTime()
+    time = SpinGuardedTime()  # and the wait for the next create try is slept, not spun
     exports = CreateFailingOnce(time, ready_at=40.0)
     settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
     job = ExportJob("feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000))
