@@ -309,6 +309,27 @@ def test_a_failed_read_fails_the_job_naming_its_export_once(message: str, error:
     assert job.error == error
 
 
+def test_a_building_exports_progress_is_logged_once_per_change_and_not_once_ready(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        job, _, exports = wait_for(
+            [
+                (0, summary(progress=0.1)),
+                (20, summary(progress=0.3)),
+                (40, summary("ready", 1.0)),
+            ]
+        )
+
+    assert phase(job) is Phase.DELIVERED
+    assert len(exports.polls) > 3  # the same progress was seen at several polls
+    building = [r.getMessage() for r in caplog.records if "is building" in r.getMessage()]
+    assert building == [
+        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 10% done.",
+        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 30% done.",
+    ]
+
+
 def test_a_stalled_export_is_given_up_at_its_deadline_not_after_a_whole_interval() -> None:
     job, time, exports = wait_for([(0, summary(progress=0.4))])
 
