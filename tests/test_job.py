@@ -315,8 +315,8 @@ def test_a_building_exports_progress_is_logged_once_per_change_and_not_once_read
     with caplog.at_level(logging.INFO):
         job, _, exports = wait_for(
             [
-                (0, summary(progress=0.1)),
-                (20, summary(progress=0.3)),
+                (0, summary(progress=0.25)),
+                (20, summary(progress=0.9)),
                 (40, summary("ready", 1.0)),
             ]
         )
@@ -325,8 +325,8 @@ def test_a_building_exports_progress_is_logged_once_per_change_and_not_once_read
     assert len(exports.polls) > 3  # the same progress was seen at several polls
     building = [r.getMessage() for r in caplog.records if "is building" in r.getMessage()]
     assert building == [
-        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 10% done.",
-        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 30% done.",
+        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 25% done.",
+        "export exp_1 of feed feed (2026-11-21..2026-11-27) is building: 90% done.",
     ]
 
 
@@ -553,6 +553,42 @@ def test_an_export_no_longer_listed_fails_its_job_and_the_others_are_still_obser
     )
     assert delivery.read == [other]
     assert exports.polls == 1  # the poll that found one gone observed the other too
+
+
+class ClampedExport(ExportsMadeReady):
+    """`exp_1` is ready, but ends a day before its planned window."""
+
+    def summaries(self, export_ids: t.Collection[str]) -> dict[str, ExportSummary]:
+        return {"exp_1": summary("ready", 1.0, end_date="2026-11-26")}
+
+
+def test_an_export_ending_early_drops_only_its_own_feeds_next_window() -> None:
+    time = VirtualTime()
+    exports = ClampedExport(time, ready_at=0.0)
+    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
+    first = started_job(at=0.0)
+    next_window = ExportJob(
+        "feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000), after=first
+    )
+    other = ExportJob("other", {}, window=WINDOW, options=ExportOptions("other", 7, 1000))
+    other.create_failed(0.0, 100.0, refused=True)  # still planned when exp_1 is read
+    delivery = NotedDelivery()
+    scheduler = Scheduler(
+        (first, next_window, other),
+        t.cast(t.Any, exports),
+        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
+        delivery,
+        wait=POLICY,
+        logger=logging.getLogger("test"),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+    list(scheduler.run())
+
+    assert first.deliver_through_clamped == "2026-11-26"
+    assert delivery.read == [first, other]  # the next window of feed waits for the next run
+    assert exports.created == [("other", 100.0)]
 
 
 class SpinGuardedTime(VirtualTime):
