@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 import pytest
+import requests
 
 from tap_contactbased import retry
-from tap_contactbased.api_client import ApiClient
+from tap_contactbased.api_client import (
+    ApiClient,
+    api_detail,
+    describe_transport_error,
+    status_error_message,
+)
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.retry import RetryPolicy
@@ -263,6 +270,55 @@ def test_a_download_redirected_from_https_to_https_is_followed(config: dict[str,
 
         assert response.content == CSV
     assert tls.paths == [f"/redirect?to={tls.url}/file", "/file"]
+
+
+def redirects_to_the_file(url: str, redirects: int) -> str:
+    target = f"{url}/file"
+    for _ in range(redirects):
+        target = f"{url}/redirect?to={target}"
+    return target
+
+
+def test_a_download_follows_five_redirects_and_refuses_a_sixth(config: dict[str, t.Any]) -> None:
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        followed = client.open_download(redirects_to_the_file(tls.url, 5), "the download")
+        assert followed.content == CSV
+        with pytest.raises(ApiError, match=r"^the download: more than 5 redirects$"):
+            client.open_download(redirects_to_the_file(tls.url, 6), "the download")
+
+
+def answer(status: int, body: bytes, reason: str = "") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.reason = reason
+    response._content = body
+    return response
+
+
+def test_only_the_msg_items_of_a_fastapi_detail_list_are_echoed() -> None:
+    detail = [
+        {"loc": ["body", "feed_id"], "msg": "field required"},
+        "not an item",
+        {"loc": ["body", "page"]},  # no msg
+        {"loc": ["body", "page_size"], "msg": "too large"},
+    ]
+    body = json.dumps({"detail": detail}).encode()
+
+    assert api_detail(answer(422, body)) == "feed_id: field required; page_size: too large"
+    assert api_detail(answer(502, b"<html>Bad gateway</html>")) == ""
+
+
+def test_a_status_without_a_standard_phrase_is_named_by_its_reason_or_as_an_error() -> None:
+    assert status_error_message("POST /x", answer(599, b"", "Proxy Gave Up")) == (
+        "POST /x: 599 Proxy Gave Up"
+    )
+    assert status_error_message("POST /x", answer(599, b"")) == "POST /x: 599 Error"
+
+
+def test_a_transport_error_of_another_kind_is_named_by_its_class_only() -> None:
+    exc = requests.exceptions.TooManyRedirects("https://api.example.com/?key=secret")
+    assert describe_transport_error(exc) == "the request failed (TooManyRedirects)"
 
 
 @pytest.mark.parametrize(
