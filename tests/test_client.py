@@ -13,6 +13,7 @@ from tap_contactbased.api_client import (
     ApiClient,
     api_detail,
     describe_transport_error,
+    is_retriable,
     status_error_message,
 )
 from tap_contactbased.client import ContactBasedStream
@@ -314,6 +315,12 @@ def test_a_status_without_a_standard_phrase_is_named_by_its_reason_or_as_an_erro
         "POST /x: 599 Proxy Gave Up"
     )
     assert status_error_message("POST /x", answer(599, b"")) == "POST /x: 599 Error"
+
+
+def test_a_rate_limit_and_every_server_error_are_asked_again() -> None:
+    # One test, not variants: the mutation run would keep only one of variants alike.
+    statuses = (429, 500, 503, 499, 404)
+    assert [is_retriable(status) for status in statuses] == [True, True, True, False, False]
 
 
 def test_a_transport_error_of_another_kind_is_named_by_its_class_only() -> None:
