@@ -12,12 +12,13 @@ from tap_contactbased import retry
 from tap_contactbased.api_client import (
     ApiClient,
     api_detail,
+    check_status,
     describe_transport_error,
     is_retriable,
     status_error_message,
 )
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.errors import ApiError, TransientApiError
+from tap_contactbased.errors import ApiError, ConfigError, TransientApiError
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
@@ -321,6 +322,30 @@ def test_a_rate_limit_and_every_server_error_are_asked_again() -> None:
     # One test, not variants: the mutation run would keep only one of variants alike.
     statuses = (429, 500, 503, 499, 404)
     assert [is_retriable(status) for status in statuses] == [True, True, True, False, False]
+
+
+def test_a_redirect_the_api_sends_is_refused_not_read() -> None:
+    check_status(answer(299, b"{}"))
+    with pytest.raises(ApiError, match=r"^request: 300 Multiple Choices$"):
+        check_status(answer(300, b""))
+
+
+def test_a_download_that_cannot_be_sent_is_the_apis_fault_and_a_request_the_settings(
+    config: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _api_of(config)
+
+    def refuse(*_: t.Any, **__: t.Any) -> t.NoReturn:
+        raise requests.exceptions.InvalidURL("https://files.example.com/x?signature=secret")
+
+    monkeypatch.setattr(client.session, "send", refuse)
+    prepared = requests.Request("GET", "https://files.example.com/x").prepare()
+    with pytest.raises(
+        ApiError, match=r"^the download: the request cannot be sent \(InvalidURL\)$"
+    ):
+        client.send(prepared, what="the download")
+    with pytest.raises(ConfigError, match="check the api_url and api_key settings"):
+        client.send(prepared)
 
 
 def test_a_transport_error_of_another_kind_is_named_by_its_class_only() -> None:
