@@ -8,7 +8,7 @@ import typing as t
 import pytest
 import requests
 
-from tap_contactbased import retry
+from tap_contactbased import redaction, retry
 from tap_contactbased.api_client import (
     ApiClient,
     api_detail,
@@ -272,6 +272,16 @@ def test_a_download_redirected_from_https_to_https_is_followed(config: dict[str,
 
         assert response.content == CSV
     assert tls.paths == [f"/redirect?to={tls.url}/file", "/file"]
+
+
+def test_a_downloads_signature_is_redacted_once_it_is_opened(config: dict[str, t.Any]) -> None:
+    signature = "0123456789abcdef0123456789abcdef"
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        client.open_download(f"{tls.url}/file?signature={signature}", "the download").close()
+
+    assert signature not in redaction.redact(f"a message that repeats {signature} alone")
+    redaction.forget_secrets()
 
 
 def redirects_to_the_file(url: str, redirects: int) -> str:
