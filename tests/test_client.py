@@ -15,6 +15,7 @@ from tap_contactbased.api_client import (
     check_status,
     describe_transport_error,
     is_retriable,
+    sending,
     status_error_message,
 )
 from tap_contactbased.client import ContactBasedStream
@@ -356,6 +357,13 @@ def test_a_download_that_cannot_be_sent_is_the_apis_fault_and_a_request_the_sett
         client.send(prepared, what="the download")
     with pytest.raises(ConfigError, match="check the api_url and api_key settings"):
         client.send(prepared)
+
+
+def test_a_request_is_named_in_retry_warnings_without_its_query_or_host() -> None:
+    prepared = requests.Request(
+        "POST", "https://api.example.com/intent/feeds/exports/list?key=secret"
+    ).prepare()
+    assert sending(prepared) == "Sending POST /intent/feeds/exports/list"
 
 
 def test_a_transport_error_of_another_kind_is_named_by_its_class_only() -> None:
