@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import typing as t
 
@@ -14,12 +15,13 @@ from tap_contactbased.api_client import (
     api_detail,
     check_status,
     describe_transport_error,
+    download_answer,
     is_retriable,
     sending,
     status_error_message,
 )
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.errors import ApiError, ConfigError, TransientApiError
+from tap_contactbased.errors import ApiError, ConfigError, ExpiredDownloadUrl, TransientApiError
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
@@ -277,11 +279,15 @@ def test_a_download_redirected_from_https_to_https_is_followed(config: dict[str,
 
 def test_a_downloads_signature_is_redacted_once_it_is_opened(config: dict[str, t.Any]) -> None:
     signature = "0123456789abcdef0123456789abcdef"
+    redirected = "fedcba9876543210fedcba9876543210"  # the signature of the URL redirected to
     with RedirectingServer() as tls:
         client = _download_client(config)
         client.open_download(f"{tls.url}/file?signature={signature}", "the download").close()
+        redirect = f"{tls.url}/redirect?to={tls.url}/file?signature={redirected}"
+        client.open_download(redirect, "the download").close()
 
-    assert signature not in redaction.redact(f"a message that repeats {signature} alone")
+    for secret in (signature, redirected):
+        assert secret not in redaction.redact(f"a message that repeats {secret} alone")
     redaction.forget_secrets()
 
 
@@ -306,6 +312,7 @@ def answer(status: int, body: bytes, reason: str = "") -> requests.Response:
     response.status_code = status
     response.reason = reason
     response._content = body
+    response.raw = io.BytesIO(body)
     return response
 
 
@@ -333,6 +340,24 @@ def test_a_rate_limit_and_every_server_error_are_asked_again() -> None:
     # One test, not variants: the mutation run would keep only one of variants alike.
     statuses = (429, 500, 503, 499, 404)
     assert [is_retriable(status) for status in statuses] == [True, True, True, False, False]
+
+
+def test_a_download_redirected_to_a_path_of_the_same_host_is_followed(
+    config: dict[str, t.Any],
+) -> None:
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        assert client.open_download(f"{tls.url}/redirect?to=/file", "the download").content == CSV
+
+
+def test_a_downloads_status_says_whether_to_renew_retry_or_stop() -> None:
+    with pytest.raises(ExpiredDownloadUrl):
+        download_answer(answer(403, b""), "the download")
+    with pytest.raises(TransientApiError, match=r"^the download: 503"):
+        download_answer(answer(503, b"", "Slow Down"), "the download")
+    with pytest.raises(ApiError, match=r"^the download: 404") as refused:
+        download_answer(answer(404, b"", "Not Found"), "the download")
+    assert not isinstance(refused.value, TransientApiError)
 
 
 def test_a_redirect_the_api_sends_is_refused_not_read() -> None:
