@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tap_contactbased import redaction, retry
+from tap_contactbased.answers import UnreadableBodyError
 from tap_contactbased.api_client import (
     ApiClient,
     api_detail,
@@ -21,7 +22,13 @@ from tap_contactbased.api_client import (
     status_error_message,
 )
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.errors import ApiError, ConfigError, ExpiredDownloadUrl, TransientApiError
+from tap_contactbased.errors import (
+    ApiError,
+    ConfigError,
+    ExpiredDownloadUrl,
+    RefusedAnswerError,
+    TransientApiError,
+)
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
@@ -358,6 +365,34 @@ def test_a_downloads_status_says_whether_to_renew_retry_or_stop() -> None:
     with pytest.raises(ApiError, match=r"^the download: 404") as refused:
         download_answer(answer(404, b"", "Not Found"), "the download")
     assert not isinstance(refused.value, TransientApiError)
+
+
+def test_an_answer_the_decoder_cannot_read_is_named_without_echoing_it(
+    config: dict[str, t.Any],
+) -> None:
+    def unreadable(_: bytes) -> t.NoReturn:
+        raise UnreadableBodyError("the page answer has no rows")
+
+    def garbled(_: bytes) -> t.NoReturn:
+        raise ValueError("the text of the body, which may hold anything")
+
+    def too_deep(_: bytes) -> t.NoReturn:
+        raise RecursionError
+
+    with RedirectingServer() as tls:
+        client = _download_client(config)
+        prepared = requests.Request("GET", f"{tls.url}/file").prepare()
+        with pytest.raises(TransientApiError) as read_again:
+            client.send_decoded(prepared, unreadable)
+        with pytest.raises(TransientApiError) as garbled_body:
+            client.send_decoded(prepared, garbled)
+        with pytest.raises(RefusedAnswerError, match="nests JSON deeper than"):
+            client.send_decoded(prepared, too_deep)
+
+    assert str(read_again.value) == (
+        "GET /file: the answer could not be read (the page answer has no rows)"
+    )
+    assert str(garbled_body.value) == "GET /file: the answer could not be read (ValueError)"
 
 
 def test_a_redirect_the_api_sends_is_refused_not_read() -> None:
