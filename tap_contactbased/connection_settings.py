@@ -27,6 +27,20 @@ def json_kind(value: object) -> str:
     return "null" if value is None else "a text"
 
 
+def api_key_refusal(value: object) -> str:
+    """The one line refusing an api_key that is no text (or empty), wherever it is found.
+
+    A sync finds it in the SDK's schema check, whose own text repeats the value; discovery,
+    which does not enforce the schema, in `check_api_key`.
+    """
+    if value == "":
+        return "The api_key setting is empty: set it to your API key"
+    return (
+        f"The api_key setting is {json_kind(value)}, not a text (its value is not shown): "
+        "set it to the key as a text"
+    )
+
+
 def api_key_of(config: t.Mapping[str, t.Any]) -> str:
     """The key as it is sent: a trailing line end (a secret file's last newline) removed."""
     key = config.get("api_key")
@@ -45,11 +59,7 @@ def check_api_key(config: t.Mapping[str, t.Any]) -> str | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        msg = (
-            f"The api_key setting is {json_kind(raw)}, not a text; its value is not shown. "
-            "Set it to the key as a text."
-        )
-        raise ConfigError(msg)
+        raise ConfigError(api_key_refusal(raw))
     key = api_key_of(config)
     if not key:
         raise ConfigError("The api_key setting is only a line end. Set it to your API key.")

@@ -13,10 +13,15 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_contactbased import redaction
-from tap_contactbased.connection_settings import api_key_of, check_api_key, check_api_url, json_kind
+from tap_contactbased.connection_settings import (
+    api_key_of,
+    api_key_refusal,
+    check_api_key,
+    check_api_url,
+)
 from tap_contactbased.run import CONNECTION_TEST, RunContext
 from tap_contactbased.sdk_internals import move_to_end
-from tap_contactbased.settings import CONFIG_SCHEMA, Settings, secret_settings
+from tap_contactbased.settings import CONFIG_SCHEMA, Settings
 from tap_contactbased.state import check_state, proof_key
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream
@@ -45,26 +50,14 @@ ENRICHMENT = "enrichment"
 EXPORT_ROWS = "export_rows"
 
 
-def without_secret_values(
+def without_key_value(
     exc: ConfigValidationError, config: t.Mapping[str, t.Any]
 ) -> ConfigValidationError:
-    """The SDK's config errors, those about a secret setting rewritten without its value.
-
-    The SDK's text of a wrong type repeats the value (`12345 is not of type 'string' in
-    config['api_key']`).
-    """
-    errors = []
-    for error in exc.errors:
-        name = next(
-            (n for n in secret_settings() if f"in config[{n!r}]" in error or error == n), None
-        )
-        if name is None:
-            errors.append(error)
-        else:
-            errors.append(
-                f"config[{name!r}] is {json_kind(config.get(name))}, where a non-empty text is "
-                "expected (its value is not shown)"
-            )
+    """The SDK's config errors, the one about api_key in the tap's words (the SDK's shows it)."""
+    errors = [
+        api_key_refusal(config.get("api_key")) if "in config['api_key']" in error else error
+        for error in exc.errors
+    ]
     return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
 
 
@@ -96,8 +89,8 @@ class TapContactBased(Tap):
         try:
             super().__init__(state=state, **kwargs)
         except ConfigValidationError as exc:
-            redaction.register_secret([self.config.get(n) for n in secret_settings()])
-            raise without_secret_values(exc, self.config) from None
+            redaction.register_secret(self.config.get("api_key"))
+            raise without_key_value(exc, self.config) from None
         self._check_connection_settings()
 
     def _check_connection_settings(self) -> None:
@@ -109,7 +102,7 @@ class TapContactBased(Tap):
         if self._settings_checked:
             return
         self._settings_checked = True
-        redaction.register_secret([self.config.get(n) for n in secret_settings()])
+        redaction.register_secret(self.config.get("api_key"))
         warning = check_api_key(self.config)
         check_api_url(self.config)
         if warning:
