@@ -190,7 +190,6 @@ class RunContext:
 
     @cached_property
     def client(self) -> ApiClient:
-        """The run's one client of the API, for every stream and request."""
         return ApiClient.from_settings(self.settings, self._api_key)
 
     def check_pending_enrichment(self) -> None:
@@ -219,7 +218,6 @@ class RunContext:
 
     @property
     def enrichment_active(self) -> bool:
-        """Whether this run enriches the contacts its exports produce."""
         return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
 
     def feeds(self) -> dict[str, dict[str, t.Any]]:

@@ -62,12 +62,7 @@ def without_key_value(
 
 
 class TapContactBased(Tap):
-    """Singer tap for the ContactBased Data API.
-
-    The SDK's capabilities, ACTIVATE_VERSION included: off by default
-    (emit_activate_version_messages), and when on sent at the end of the versioned streams
-    only (sdk_internals.ActivatedAtEnd).
-    """
+    """Singer tap for the ContactBased Data API."""
 
     name = "tap-contactbased"
     package_name = "tap-contactbased"
@@ -76,12 +71,7 @@ class TapContactBased(Tap):
     message_writer_class = RecordBufferingWriter
 
     def __init__(self, *, state: t.Any = None, **kwargs: t.Any) -> None:
-        """Check the state's kind and the settings that decide where the key goes.
-
-        A state that is not an object is refused before the SDK tries to read it as a path.
-        The key is redacted from every log line from here on, and the SDK's own config
-        errors about it are rewritten without its value.
-        """
+        """Refuse a state that is no object before the SDK reads it as a path; hide the key."""
         if state is not None and not isinstance(state, (dict, str, PurePath)):
             check_state(state)
         redaction.install()
@@ -110,7 +100,6 @@ class TapContactBased(Tap):
 
     @cached_property
     def run(self) -> RunContext:
-        """What the streams of this run share."""
         return RunContext(
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,
