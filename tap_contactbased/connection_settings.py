@@ -10,6 +10,8 @@ import ipaddress
 import typing as t
 import urllib.parse
 
+from singer_sdk.exceptions import ConfigValidationError
+
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.settings import default_of
 
@@ -30,8 +32,8 @@ def json_kind(value: object) -> str:
 def api_key_refusal(value: object) -> str:
     """The one line refusing an api_key that is no text (or empty), wherever it is found.
 
-    A sync finds it in the SDK's schema check, whose own text repeats the value; discovery,
-    which does not enforce the schema, in `check_api_key`.
+    A sync finds it in the SDK's schema check (`without_key_value`); discovery, which does
+    not enforce the schema, in `check_api_key`.
     """
     if value == "":
         return "The api_key setting is empty: set it to your API key"
@@ -39,6 +41,17 @@ def api_key_refusal(value: object) -> str:
         f"The api_key setting is {json_kind(value)}, not a text (its value is not shown): "
         "set it to the key as a text"
     )
+
+
+def without_key_value(
+    exc: ConfigValidationError, config: t.Mapping[str, t.Any]
+) -> ConfigValidationError:
+    """The SDK's config errors, the one about api_key in the tap's words (the SDK's shows it)."""
+    errors = [
+        api_key_refusal(config.get("api_key")) if "in config['api_key']" in error else error
+        for error in exc.errors
+    ]
+    return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
 
 
 def api_key_of(config: t.Mapping[str, t.Any]) -> str:

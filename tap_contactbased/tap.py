@@ -15,9 +15,9 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_contactbased import redaction
 from tap_contactbased.connection_settings import (
     api_key_of,
-    api_key_refusal,
     check_api_key,
     check_api_url,
+    without_key_value,
 )
 from tap_contactbased.run import CONNECTION_TEST, RunContext
 from tap_contactbased.sdk_internals import move_to_end
@@ -48,17 +48,6 @@ if t.TYPE_CHECKING:
 
 ENRICHMENT = "enrichment"
 EXPORT_ROWS = "export_rows"
-
-
-def without_key_value(
-    exc: ConfigValidationError, config: t.Mapping[str, t.Any]
-) -> ConfigValidationError:
-    """The SDK's config errors, the one about api_key in the tap's words (the SDK's shows it)."""
-    errors = [
-        api_key_refusal(config.get("api_key")) if "in config['api_key']" in error else error
-        for error in exc.errors
-    ]
-    return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
 
 
 class TapContactBased(Tap):
