@@ -61,7 +61,6 @@ def fail(message: str) -> t.NoReturn:
 
 
 def probe_options() -> list[click.Option]:
-    """The probe's options, for the tap's click command."""
     return [
         click.Option(
             ["--probe-report"],

@@ -58,7 +58,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
     allow_redirects = False
 
     def __init__(self, tap: Tap, run: RunContext, schema: dict[str, t.Any] | None = None) -> None:
-        """Create the stream for `tap`, sharing `run`."""
         self.run = run
         super().__init__(tap, schema=schema)
 
@@ -89,7 +88,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
     @property
     @override
     def http_headers(self) -> dict[str, str]:
-        """The API speaks JSON."""
         return {"Accept": "application/json"}
 
     @property

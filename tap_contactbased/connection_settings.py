@@ -10,6 +10,8 @@ import ipaddress
 import typing as t
 import urllib.parse
 
+from singer_sdk.exceptions import ConfigValidationError
+
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.settings import default_of
 
@@ -25,6 +27,31 @@ def json_kind(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null" if value is None else "a text"
+
+
+def api_key_refusal(value: object) -> str:
+    """The one line refusing an api_key that is no text (or empty), wherever it is found.
+
+    A sync finds it in the SDK's schema check (`without_key_value`); discovery, which does
+    not enforce the schema, in `check_api_key`.
+    """
+    if value == "":
+        return "The api_key setting is empty: set it to your API key"
+    return (
+        f"The api_key setting is {json_kind(value)}, not a text (its value is not shown): "
+        "set it to the key as a text"
+    )
+
+
+def without_key_value(
+    exc: ConfigValidationError, config: t.Mapping[str, t.Any]
+) -> ConfigValidationError:
+    """The SDK's config errors, the one about api_key in the tap's words (the SDK's shows it)."""
+    errors = [
+        api_key_refusal(config.get("api_key")) if "in config['api_key']" in error else error
+        for error in exc.errors
+    ]
+    return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
 
 
 def api_key_of(config: t.Mapping[str, t.Any]) -> str:
@@ -45,11 +72,7 @@ def check_api_key(config: t.Mapping[str, t.Any]) -> str | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        msg = (
-            f"The api_key setting is {json_kind(raw)}, not a text; its value is not shown. "
-            "Set it to the key as a text."
-        )
-        raise ConfigError(msg)
+        raise ConfigError(api_key_refusal(raw))
     key = api_key_of(config)
     if not key:
         raise ConfigError("The api_key setting is only a line end. Set it to your API key.")

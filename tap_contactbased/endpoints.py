@@ -20,5 +20,4 @@ EXPORTS_LIST_PAGE_SIZE = 50
 
 
 def enrich(bundle: str) -> str:
-    """The enrichment endpoint of one bundle."""
     return f"/enrich/{bundle}"

@@ -23,22 +23,20 @@ class ConfigError(ContactBasedError):
     """The configuration cannot work against this organization (unknown feed, bundle, ...)."""
 
 
-STATE_ADVICE = "Fix the state, or remove it to start again from lookback_days."
-
-
 class StateError(ConfigError):
     """A state this tap could not have written."""
 
     def __init__(self, where: str, problem: str) -> None:
-        """Say where the state is wrong and what was expected there."""
-        super().__init__(f"The state is malformed at {where}: {problem}. {STATE_ADVICE}")
+        super().__init__(
+            f"The state is malformed at {where}: {problem}. Fix the state, or remove it to "
+            "start again from lookback_days."
+        )
 
 
 class ApiError(ContactBasedError, FatalAPIError):
     """The API refused a request in a way that retrying cannot fix."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        """Keep the HTTP status so callers can react to a particular refusal."""
         super().__init__(message)
         self.status = status
 
@@ -72,6 +70,13 @@ class ContractError(ContactBasedError):
     """The API answered in a shape the tap cannot work with safely: the run stops."""
 
 
+def left_out(endpoint: str, missing: str, consequence: str) -> ContractError:
+    """The API's answer lacks what the contract promises: `consequence`, and a request to report."""
+    return ContractError(
+        f"{endpoint} answered without {missing}, so {consequence}. Report this difference."
+    )
+
+
 class ExportError(ContactBasedError):
     """An export failed, stalled, timed out or reported something the tap cannot trust."""
 
@@ -88,7 +93,6 @@ class RereadNeeded(TransientApiError):  # noqa: N818 - a condition the loop hand
     """A part of a ready export to read again: short page, 404 or 409, CSV cut, counts off."""
 
     def __init__(self, problem: str, *, what: str) -> None:
-        """Say what went wrong (`problem`) with which part of which export (`what`)."""
         super().__init__(problem)
         self.what = what
 
@@ -115,7 +119,6 @@ class TargetStoppedReadingError(ContactBasedError):
     """The target closed the pipe (it crashed, or `| head` had enough): the run ends."""
 
     def __init__(self) -> None:
-        """Say what it means for the rows already sent and for the next run."""
         super().__init__(
             "the target stopped reading (broken pipe); rows after the last STATE were not "
             "confirmed, and the next run resumes from there"

@@ -8,7 +8,7 @@ import typing as t
 from singer_sdk.pagination import PageNumberPaginator
 
 from tap_contactbased.answers import endpoint_of
-from tap_contactbased.errors import ContractError
+from tap_contactbased.errors import left_out
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -29,11 +29,11 @@ def listed_items(answer: t.Any, endpoint: str) -> list[t.Any]:
     """
     items = answer.get("items") if isinstance(answer, dict) else None
     if not isinstance(items, list):
-        msg = (
-            f"{endpoint} answered without an items list (the contract's list envelope), so "
-            "the tap cannot read it and stops rather than guess. Report this difference."
+        raise left_out(
+            endpoint,
+            "an items list (the contract's list envelope)",
+            "the tap stops rather than guess",
         )
-        raise ContractError(msg)
     return items
 
 

@@ -12,7 +12,7 @@ from functools import cached_property
 
 from tap_contactbased import endpoints
 from tap_contactbased.api_client import LOGGER, ApiClient
-from tap_contactbased.errors import ConfigError, ContractError, ExportError
+from tap_contactbased.errors import ConfigError, ExportError, left_out
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.pagination import envelope_items
 from tap_contactbased.state import StateMismatchError, pending_misfits, pending_proof
@@ -66,16 +66,16 @@ class Receipt:
     malformed_contact_ids: int = 0
     logged: bool = False
 
-    @property
-    def records_reserved(self) -> int:
-        """Records credits reserved by the exports this run created."""
-        return sum(int(e["records_reserved"]) for e in self.exports_created)
-
-    def as_dict(self) -> dict[str, t.Any]:
-        """The receipt as a structured-log payload."""
-        return {
+    def log_once(self, logger: logging.Logger) -> None:
+        """Log the receipt as one line and one structured event, once per run."""
+        if self.logged:
+            return
+        self.logged = True
+        reserved = sum(int(e["records_reserved"]) for e in self.exports_created)
+        sent = ", ".join(f"{k} {v:,}" for k, v in sorted(self.enrichment_ids_sent.items()))
+        payload = {
             "exports_created": len(self.exports_created),
-            "records_reserved": self.records_reserved,
+            "records_reserved": reserved,
             "exports_reused": len(self.exports_reused),
             "exports_planned": self.exports_planned,
             "created": self.exports_created,
@@ -84,25 +84,14 @@ class Receipt:
             "enrichment_contacts_held_back": self.enrichment_contacts_held_back,
             "malformed_contact_ids_skipped": self.malformed_contact_ids,
         }
-
-    def line(self) -> str:
-        """The receipt in one line."""
-        sent = ", ".join(f"{k} {v:,}" for k, v in sorted(self.enrichment_ids_sent.items()))
-        return (
+        line = (
             f"Cost receipt: {len(self.exports_created)} export(s) created reserving "
-            f"{self.records_reserved:,} records credits, {len(self.exports_reused)} reused, "
+            f"{reserved:,} records credits, {len(self.exports_reused)} reused, "
             f"{len(self.exports_planned)} planned only; enrichment ids sent: {sent or 'none'}; "
             f"held back by enrichment_max_contacts: {self.enrichment_contacts_held_back:,} "
             f"contact(s); malformed contact ids skipped: {self.malformed_contact_ids:,}."
         )
-
-    def log_once(self, logger: logging.Logger) -> None:
-        """Log the receipt as one line and one structured event, once per run."""
-        if self.logged:
-            return
-        self.logged = True
-        payload = self.as_dict()
-        logger.info("%s", self.line(), extra={"cost_receipt": payload})
+        logger.info("%s", line, extra={"cost_receipt": payload})
         logger.debug("Cost receipt detail: %s", json.dumps(payload, sort_keys=True))
 
 
@@ -113,12 +102,10 @@ class ContactLedger:
     """
 
     def __init__(self) -> None:
-        """Start empty."""
         self._ids: dict[str, None] = {}
-        self.complete_exports: set[str] = set()
+        self.complete_exports: set[str] = set()  # exports read whole in this run
 
     def add(self, contact_id: str) -> None:
-        """Note one contact id."""
         self._ids[contact_id] = None
 
     def ids(self) -> list[str]:
@@ -140,8 +127,8 @@ class PendingEnrichment:
     ) -> None:
         """Work on the state dict that `enrichment_state` returns; prove entries with the key."""
         self._state = enrichment_state
-        self._key = proof_key
-        self.checked = False
+        self.proof_key = proof_key
+        self.checked = False  # against the API, once per run
 
     def _entries(self) -> list[dict[str, t.Any]]:
         entries: list[dict[str, t.Any]] = self._state().setdefault("pending_exports", [])
@@ -151,7 +138,7 @@ class PendingEnrichment:
         """Remember a delivered export until its contacts are enriched."""
         entries = self._entries()
         if all(e["export_id"] != export_id for e in entries):
-            proof = pending_proof(self._key, export_id, feed_id, deliver_through)
+            proof = pending_proof(self.proof_key, export_id, feed_id, deliver_through)
             entries.append(
                 {
                     "export_id": export_id,
@@ -160,34 +147,6 @@ class PendingEnrichment:
                     "proof": proof,
                 }
             )
-
-    def check(
-        self,
-        api: ApiClient,
-        feed_ids: t.Sequence[str],
-        last_export_id: Callable[[str], str | None],
-    ) -> None:
-        """Refuse, once per run and before anything is spent, entries this tap did not write.
-
-        The API is asked (free) whose export each entry names.
-        """
-        if self.checked:
-            return
-        self.checked = True
-        entries = self.entries()
-        if not entries:
-            return
-        lifecycle = ExportLifecycle(api, logging.getLogger(LOGGER))
-        problems = pending_misfits(
-            entries,
-            feed_ids=feed_ids,
-            key=self._key,
-            last_export_id=last_export_id,
-            summaries=lifecycle.summaries([entry["export_id"] for entry in entries]),
-            is_export_of=lifecycle.is_export_of,
-        )
-        if problems:
-            raise StateMismatchError(problems)
 
     def entries(self) -> list[dict[str, t.Any]]:
         """The exports waiting, oldest first."""
@@ -231,17 +190,34 @@ class RunContext:
 
     @cached_property
     def client(self) -> ApiClient:
-        """The run's one client of the API, for every stream and request."""
         return ApiClient.from_settings(self.settings, self._api_key)
 
     def check_pending_enrichment(self) -> None:
-        """Refuse the state's pending enrichment entries this tap did not write (free, once)."""
-        if self.enrichment_active:
-            self.pending_enrichment.check(self.client, self.settings.feed_ids, self._last_export_id)
+        """Refuse, once and before anything is spent, pending entries this tap did not write.
+
+        The API is asked (free) whose export each entry names.
+        """
+        pending = self.pending_enrichment
+        if not self.enrichment_active or pending.checked:
+            return
+        pending.checked = True
+        entries = pending.entries()
+        if not entries:
+            return
+        lifecycle = ExportLifecycle(self.client, logging.getLogger(LOGGER))
+        problems = pending_misfits(
+            entries,
+            feed_ids=self.settings.feed_ids,
+            key=pending.proof_key,
+            last_export_id=self._last_export_id,
+            summaries=lifecycle.summaries([entry["export_id"] for entry in entries]),
+            is_export_of=lifecycle.is_export_of,
+        )
+        if problems:
+            raise StateMismatchError(problems)
 
     @property
     def enrichment_active(self) -> bool:
-        """Whether this run enriches the contacts its exports produce."""
         return bool(self.settings.enrichment_bundles) and self._enrichment_selected()
 
     def feeds(self) -> dict[str, dict[str, t.Any]]:
@@ -262,11 +238,11 @@ class RunContext:
             if isinstance(feed, dict) and feed.get("feed_id")
         }
         if len(self._feeds) < len(listed):
-            msg = (
-                f"GET {endpoints.FEEDS} listed feeds without a feed_id, so the tap cannot "
-                "tell which feeds exist and stops. Report this difference."
+            raise left_out(
+                f"GET {endpoints.FEEDS}",
+                "a feed_id for every feed",
+                "the tap cannot tell which feeds exist and stops",
             )
-            raise ContractError(msg)
         return self._feeds
 
     def feed(self, feed_id: str) -> dict[str, t.Any]:

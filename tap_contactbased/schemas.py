@@ -54,7 +54,6 @@ def properties(*fields: Field) -> list[th.Property[t.Any]]:
 
 
 def schema_of(*fields: Field) -> JSONSchema:
-    """A stream or answer schema."""
     return th.PropertiesList(*properties(*fields)).to_dict()
 
 
@@ -154,7 +153,6 @@ PAGE_FIELDS = th.PropertiesList(*properties("page: integer", "rows: object[]"))
 
 
 def list_of(name: str, *fields: Field) -> th.Property[t.Any]:
-    """A list of open objects."""
     return th.Property(name, th.ArrayType(open_object(*fields)))
 
 

@@ -147,7 +147,6 @@ class SelectionWalkSkipped(Stream):
 
     @cached_property
     def selects_every_property(self) -> bool:
-        """Whether the catalog keeps every property of the stream."""
         return all(self.mask.values())
 
     @cached_property
@@ -202,7 +201,6 @@ class ActivatedAtEnd(Stream):
 
     @property
     def versions_asked(self) -> bool:
-        """Whether the settings ask for versioned full-table loads."""
         return bool(self.config.get("emit_activate_version_messages"))
 
     @property

@@ -264,11 +264,6 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
 ).to_dict()
 
 
-def secret_settings() -> list[str]:
-    """The settings whose values are never shown (`secret=True`, so `writeOnly`)."""
-    return [n for n, spec in CONFIG_SCHEMA["properties"].items() if spec.get("writeOnly")]
-
-
 def default_of(name: str) -> t.Any:
     """The schema's default for a setting (None when it has none)."""
     return CONFIG_SCHEMA["properties"][name].get("default")

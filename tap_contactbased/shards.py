@@ -55,7 +55,6 @@ class Shard:
 
     @property
     def organization(self) -> bool:
-        """Whether this shard also loads the organization's streams."""
         return self.index == 0
 
     def env(self) -> dict[str, str]:
@@ -69,7 +68,6 @@ class Shard:
         return env
 
     def describe(self) -> str:
-        """One line for people."""
         feeds = f"{len(self.feed_ids)} feed{'' if len(self.feed_ids) == 1 else 's'}"
         extra = " and the organization streams" if self.organization else ""
         return f"{self.suffix}: {feeds}{extra}"
@@ -125,7 +123,6 @@ def render(
     job: str = DEFAULT_JOB,
     interval: str = DEFAULT_INTERVAL,
 ) -> str:
-    """The shards in one of FORMATS."""
     if output == "json":
         payload = [
             {

@@ -13,10 +13,15 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_contactbased import redaction
-from tap_contactbased.connection_settings import api_key_of, check_api_key, check_api_url, json_kind
+from tap_contactbased.connection_settings import (
+    api_key_of,
+    check_api_key,
+    check_api_url,
+    without_key_value,
+)
 from tap_contactbased.run import CONNECTION_TEST, RunContext
 from tap_contactbased.sdk_internals import move_to_end
-from tap_contactbased.settings import CONFIG_SCHEMA, Settings, secret_settings
+from tap_contactbased.settings import CONFIG_SCHEMA, Settings
 from tap_contactbased.state import check_state, proof_key
 from tap_contactbased.streams.enrichment import EnrichmentStream
 from tap_contactbased.streams.export_rows import ExportRowsStream
@@ -45,36 +50,8 @@ ENRICHMENT = "enrichment"
 EXPORT_ROWS = "export_rows"
 
 
-def without_secret_values(
-    exc: ConfigValidationError, config: t.Mapping[str, t.Any]
-) -> ConfigValidationError:
-    """The SDK's config errors, those about a secret setting rewritten without its value.
-
-    The SDK's text of a wrong type repeats the value (`12345 is not of type 'string' in
-    config['api_key']`).
-    """
-    errors = []
-    for error in exc.errors:
-        name = next(
-            (n for n in secret_settings() if f"in config[{n!r}]" in error or error == n), None
-        )
-        if name is None:
-            errors.append(error)
-        else:
-            errors.append(
-                f"config[{name!r}] is {json_kind(config.get(name))}, where a non-empty text is "
-                "expected (its value is not shown)"
-            )
-    return ConfigValidationError(str(exc), errors=errors, schema=exc.schema)
-
-
 class TapContactBased(Tap):
-    """Singer tap for the ContactBased Data API.
-
-    The SDK's capabilities, ACTIVATE_VERSION included: off by default
-    (emit_activate_version_messages), and when on sent at the end of the versioned streams
-    only (sdk_internals.ActivatedAtEnd).
-    """
+    """Singer tap for the ContactBased Data API."""
 
     name = "tap-contactbased"
     package_name = "tap-contactbased"
@@ -83,12 +60,7 @@ class TapContactBased(Tap):
     message_writer_class = RecordBufferingWriter
 
     def __init__(self, *, state: t.Any = None, **kwargs: t.Any) -> None:
-        """Check the state's kind and the settings that decide where the key goes.
-
-        A state that is not an object is refused before the SDK tries to read it as a path.
-        The key is redacted from every log line from here on, and the SDK's own config
-        errors about it are rewritten without its value.
-        """
+        """Refuse a state that is no object before the SDK reads it as a path; hide the key."""
         if state is not None and not isinstance(state, (dict, str, PurePath)):
             check_state(state)
         redaction.install()
@@ -96,8 +68,8 @@ class TapContactBased(Tap):
         try:
             super().__init__(state=state, **kwargs)
         except ConfigValidationError as exc:
-            redaction.register_secret([self.config.get(n) for n in secret_settings()])
-            raise without_secret_values(exc, self.config) from None
+            redaction.register_secret(self.config.get("api_key"))
+            raise without_key_value(exc, self.config) from None
         self._check_connection_settings()
 
     def _check_connection_settings(self) -> None:
@@ -109,7 +81,7 @@ class TapContactBased(Tap):
         if self._settings_checked:
             return
         self._settings_checked = True
-        redaction.register_secret([self.config.get(n) for n in secret_settings()])
+        redaction.register_secret(self.config.get("api_key"))
         warning = check_api_key(self.config)
         check_api_url(self.config)
         if warning:
@@ -117,7 +89,6 @@ class TapContactBased(Tap):
 
     @cached_property
     def run(self) -> RunContext:
-        """What the streams of this run share."""
         return RunContext(
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,

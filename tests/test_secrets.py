@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from singer_sdk.exceptions import ConfigValidationError
 
+from tap_contactbased.errors import ConfigError
+from tap_contactbased.tap import TapContactBased
 from tests.conftest import API_KEY, make_config
 from tests.fake_api import FakeContactBased
 from tests.secret_checks import DEBUG, WRONG_KEY, leaks
@@ -258,6 +261,25 @@ def test_a_key_of_the_wrong_type_is_refused_without_its_value(
     assert "api_key" in result.stderr
     assert "not shown" in result.stderr
     assert api.requests == []
+
+
+@pytest.mark.parametrize(("key", "kind"), [(NUMBER_KEY, "a number"), (LIST_KEY, "a list")])
+def test_a_key_that_is_no_text_is_refused_in_the_same_line_at_sync_and_at_discovery(
+    key: object, kind: str
+) -> None:
+    line = (
+        f"The api_key setting is {kind}, not a text (its value is not shown): "
+        "set it to the key as a text"
+    )
+    config = {"api_key": key}
+
+    with pytest.raises(ConfigValidationError) as at_sync:  # a sync enforces the schema
+        TapContactBased(config=config, validate_config=True)
+    with pytest.raises(ConfigError) as at_discovery:  # discovery does not: check_api_key
+        TapContactBased(config=config, validate_config=False)
+
+    assert at_sync.value.errors == [line]
+    assert str(at_discovery.value) == line
 
 
 @pytest.mark.parametrize("level", list(LEVELS))

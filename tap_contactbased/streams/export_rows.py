@@ -66,7 +66,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`, sharing `run`."""
         super().__init__(tap, run)
         # Incremental by whole days, with a bookmark per feed that the export jobs keep.
         self.forced_replication_method = "INCREMENTAL"
@@ -186,8 +185,7 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
     def write_checkpoint(self) -> None:
         """A STATE message now (in BATCH mode too), the feeds delivered noted in the snapshot."""
         if self._snapshot is not None:
-            jobs = self._jobs
-            self._snapshot.note(job.feed_id for job in jobs if job.phase is Phase.DELIVERED)
+            self._snapshot.note(job.feed_id for job in self._jobs if job.phase is Phase.DELIVERED)
         if self._batch_files is not None:
             write_state_now(self)
         else:
@@ -288,11 +286,9 @@ class ChunkDelivery:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """A STATE message now."""
         self._stream.write_checkpoint()
 
     def _typed_chunks(self, job: ExportJob) -> Iterator[TypedChunk]:
-        """The chunks of a ready export from its first unconfirmed row, typed."""
         assert job.summary is not None
         assert job.flight is not None
         stream, settings, logger = self._stream, self._stream.settings, self._stream.logger

@@ -7,7 +7,7 @@ import typing as t
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.errors import ContractError
+from tap_contactbased.errors import left_out
 from tap_contactbased.run import feed_cap
 
 if sys.version_info >= (3, 12):
@@ -55,10 +55,9 @@ def daily_counts(answer: t.Any) -> list[dict[str, t.Any]]:
     """The `daily_counts` of a search answer; an answer without them is refused, not empty."""
     days = answer.get("daily_counts") if isinstance(answer, dict) else None
     if not isinstance(days, list) or not all(isinstance(d, dict) and d.get("date") for d in days):
-        msg = (
-            f"POST {endpoints.SEARCH} answered without daily_counts of dated entries, which "
-            "the feed_totals stream is made of; it stops rather than deliver nothing. Report "
-            "this difference."
+        raise left_out(
+            f"POST {endpoints.SEARCH}",
+            "daily_counts of dated entries",
+            "the feed_totals stream stops rather than deliver nothing",
         )
-        raise ContractError(msg)
     return days

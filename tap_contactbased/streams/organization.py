@@ -10,7 +10,7 @@ import typing as t
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.answers import endpoint_of
 from tap_contactbased.client import ContactBasedStream
-from tap_contactbased.errors import ContractError
+from tap_contactbased.errors import left_out
 from tap_contactbased.pagination import EnvelopePaginator
 
 if sys.version_info >= (3, 12):
@@ -93,12 +93,11 @@ class UnpaginatedStream(ApiObjectStream):
         if self.records_list is not None:
             body = response.json()
             if not isinstance(body, dict) or not isinstance(body.get(self.records_list), list):
-                msg = (
-                    f"{endpoint_of(response.request)} answered without its "
-                    f"{self.records_list} list, so the {self.name} stream stops rather than "
-                    "deliver nothing. Report this difference."
+                raise left_out(
+                    endpoint_of(response.request),
+                    f"its {self.records_list} list",
+                    f"the {self.name} stream stops rather than deliver nothing",
                 )
-                raise ContractError(msg)
         yield from super().parse_response(response)
 
 
