@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from tap_contactbased import values
-from tap_contactbased.probe.report import Check, Finding, Verdict, combine
-from tap_contactbased.probe.shapes import (
-    FieldMatch,
+from tap_contactbased.probe.report import (
+    CANONICAL_ID,
+    Check,
+    Finding,
+    Verdict,
     as_date,
     as_timestamp,
+    combine,
     get_either,
     kind,
-    match_fields,
     respelled,
     shape,
 )
@@ -71,6 +73,35 @@ def copes(note: str, wrong_kind: Cope | None = None, *, null_ok: bool = False) -
 def breaks(note: str, wrong_kind: Cope | None = None) -> Coping:
     """A field whose absence breaks something, as `note` says."""
     return Coping(differs(note), wrong_kind)
+
+
+@dataclass(frozen=True)
+class FieldMatch:
+    """How objects' field names compare with the contract's."""
+
+    missing: list[str] = field(default_factory=list)
+    respelled: list[str] = field(default_factory=list)  # the contract's names, seen as cb_id
+    extra: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """A clause on the differences; empty when there are none."""
+        parts = [
+            ("spelled with cb_id", self.respelled),
+            ("missing", self.missing),
+            ("not in the contract", self.extra),
+        ]
+        return "; ".join(f"{what}: {', '.join(names)}" for what, names in parts if names)
+
+
+def match_fields(seen: Iterable[str], expected: Iterable[str]) -> FieldMatch:
+    """Compare field names, taking `cb_id` spellings of `contact_id` names apart."""
+    names, wanted = list(dict.fromkeys(seen)), list(expected)
+    absent = [n for n in wanted if n not in names]
+    old = [n for n in absent if CANONICAL_ID in n and respelled(n) in names]
+    known = {*wanted, *(respelled(n) for n in old)}
+    return FieldMatch(
+        [n for n in absent if n not in old], old, [n for n in names if n not in known]
+    )
 
 
 @dataclass

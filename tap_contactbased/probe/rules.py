@@ -16,7 +16,7 @@ from tap_contactbased.api_client import DETAIL_KEY
 from tap_contactbased.endpoints import EXPORTS_LIST_PAGE_SIZE, FEEDS_PAGE_SIZE
 from tap_contactbased.probe.engine import each_answer, failure
 from tap_contactbased.probe.observe import feed_items
-from tap_contactbased.probe.shapes import (
+from tap_contactbased.probe.report import (
     CANONICAL_ID,
     OLD_ID,
     as_date,
