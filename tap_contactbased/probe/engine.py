@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import typing as t
 from dataclasses import dataclass, field
-from functools import partial
 
 from tap_contactbased import values
 from tap_contactbased.probe.report import (
@@ -114,17 +113,16 @@ class Judging:
     match: FieldMatch = field(default_factory=FieldMatch)
     seen: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    answer: Answer | None = None  # of a point that judges each of its answers alone ...
+    label: str = ""  # ... and its label
 
     def holds(self, note: str) -> None:
-        """Add a finding that matches the contract."""
         self.findings.append(Finding(Verdict.HOLDS, note))
 
     def tolerated(self, note: str) -> None:
-        """Add a difference the tap copes with."""
         self.findings.append(tolerated(note))
 
     def differs(self, note: str) -> None:
-        """Add a difference that would break something."""
         self.findings.append(differs(note))
 
 
@@ -156,7 +154,7 @@ def judge(point: Point, obs: Observations) -> Check:
     j = Judging(obs)
     reason = point.skip(obs) if point.skip is not None else None
     if reason is None and point.answers is not None:
-        reason = each_answer(j, point.answers(obs), point.what, partial(_each_answer, point, j))
+        reason = _each_answer(point, j, point.answers(obs))
     elif reason is None:
         if (early := _take(point, j, row)) is not None:
             return early
@@ -191,29 +189,24 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     return None
 
 
-def each_answer(
-    j: Judging, answers: list[tuple[str, Answer]], what: str, one: Callable[[str, Answer], None]
-) -> str | None:
-    """Judge each answer that came with `one`; why the point is not checked, if none came."""
+def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) -> str | None:
+    """Judge each answer that came alone into the point's row; why not, if none came."""
     if all(a.error for _, a in answers):
-        return " ".join(failure(f"The {label} {what}", a) for label, a in answers)
+        return " ".join(failure(f"The {label} {point.what}", a) for label, a in answers)
     for label, answer in answers:
+        body = answer.body
         if answer.error:
-            j.tolerated(failure(f"The {label} {what}", answer))
+            j.tolerated(failure(f"The {label} {point.what}", answer))
+        elif point.fields and not isinstance(body, dict):
+            j.differs(f"The {label} {point.what} is not an object.")
         else:
-            one(label, answer)
+            objects: list[Mapping[str, t.Any]] = [body] if isinstance(body, dict) else []
+            seen = [f"{label}: {shape(body)}"]
+            one = Judging(j.obs, body, objects, seen=seen, answer=answer, label=label)
+            _fields_and_rule(point, one)
+            j.seen += one.seen
+            j.findings += one.findings
     return None
-
-
-def _each_answer(point: Point, j: Judging, label: str, answer: Answer) -> None:
-    """Judge one answer alone (a preview, a count) into the point's row."""
-    if not isinstance(answer.body, dict):
-        j.differs(f"The {label} {point.what} is not an object.")
-        return
-    one = Judging(j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"])
-    _fields_and_rule(point, one)
-    j.seen += one.seen
-    j.findings += one.findings
 
 
 def _fields_and_rule(point: Point, j: Judging) -> str | None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 from collections import Counter
-from functools import partial
 
 from tap_contactbased import endpoints
 from tap_contactbased.api_client import DETAIL_KEY
 from tap_contactbased.endpoints import EXPORTS_LIST_PAGE_SIZE, FEEDS_PAGE_SIZE
-from tap_contactbased.probe.engine import each_answer, failure
+from tap_contactbased.probe.engine import failure
 from tap_contactbased.probe.observe import feed_items
 from tap_contactbased.probe.report import (
     CANONICAL_ID,
@@ -35,7 +34,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tap_contactbased.probe.engine import Judging
-    from tap_contactbased.probe.observe import Answer, Observations
+    from tap_contactbased.probe.observe import Observations
 
 NO_PAGE = "Without `page` the tap counts pages itself."
 PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
@@ -102,17 +101,13 @@ def auth(j: Judging) -> None:
     j.seen.append(f"GET {endpoints.CREDITS} with X-API-Key answered {kind(j.obs.credits.body)}")
 
 
-def error_bodies(j: Judging) -> str | None:
-    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
-    answers = [("unknown export", j.obs.missing_export), ("invalid body", j.obs.invalid_body)]
-    return each_answer(j, answers, "request", partial(_error_body, j))
-
-
-def _error_body(j: Judging, label: str, answer: Answer) -> None:
-    status, body, expected = answer.status or 0, answer.body, REFUSALS[label]
+def error_body(j: Judging) -> None:
+    """A free 404 (page of an unknown export) or a free 422 (count without a body)."""
+    assert j.answer is not None  # the point judges its answers alone
+    status, body, label, expected = j.answer.status or 0, j.body, j.label, REFUSALS[j.label]
     detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
-    j.seen.append(f"{label}: {answer.status} {shape(body)}{items}")
+    j.seen = [f"{label}: {j.answer.status} {shape(body)}{items}"]
     if status < 400:
         j.differs(f"An {label} answered {status}, not an error.")
     elif status != expected:
@@ -131,16 +126,12 @@ def _error_body(j: Judging, label: str, answer: Answer) -> None:
         j.differs("422 items without `msg`: the tap's error lines would not say what was wrong.")
 
 
-def envelope(j: Judging) -> str | None:
-    """The list envelope of the feeds list and the exports list, and their page sizes."""
-    return each_answer(
-        j, [("feeds", j.obs.feeds), ("exports", j.obs.exports)], "list", partial(_envelope, j)
-    )
-
-
-def _envelope(j: Judging, noun: str, answer: Answer) -> None:
-    body, asked = answer.body, FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
-    j.seen.append(f"{noun}: {shape(body)} ({len(feed_items(answer))} items for page_size {asked})")
+def envelope(j: Judging) -> None:
+    """The list envelope of the feeds list or the exports list, and its page size."""
+    assert j.answer is not None  # the point judges its answers alone
+    body, noun = j.body, j.label
+    asked = FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
+    j.seen = [f"{noun}: {shape(body)} ({len(feed_items(j.answer))} items for page_size {asked})"]
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         what = "is not an object" if not isinstance(body, dict) else "has no `items` list"
