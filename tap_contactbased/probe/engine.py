@@ -22,6 +22,7 @@ from tap_contactbased.probe.report import (
     combine,
     get_either,
     kind,
+    merged_shape,
     respelled,
     shape,
 )
@@ -168,6 +169,7 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     """Put what the point judges in `j`; or the row, when an answer is no object or no list."""
     if point.objects is not None:
         j.objects = point.objects(j.obs)
+        j.seen = [merged_shape(j.objects)]
     if point.answer is None:
         return None
     answer = point.answer(j.obs)

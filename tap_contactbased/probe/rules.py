@@ -1,7 +1,8 @@
 """The points' extra rules: what a contract point says beyond its fields and their kinds.
 
 A rule reads the `Judging` the engine filled, adds seen parts and findings (their notes say how
-the tap copes, or what would break), and returns why the point cannot be checked, or None.
+the tap copes, or what would break), and returns why the point cannot be checked, or None;
+`data_rules` holds those about an export's data.
 """
 
 from __future__ import annotations
@@ -61,9 +62,20 @@ def no_summary(obs: Observations) -> str | None:
     """Why the summary points cannot be checked, if no summary was seen."""
     if summaries(obs):
         return None
-    if obs.exports.error:
-        return failure("The exports list", obs.exports)
-    return "No export exists yet: probe again after a run that creates one (not plan_only)."
+    return _exports_failed(obs) or (
+        "No export exists yet: probe again after a run that creates one (not plan_only)."
+    )
+
+
+def no_ready(obs: Observations) -> str | None:
+    """Why the points of a ready export cannot be checked, if none was read."""
+    if obs.ready is not None:
+        return None
+    return _exports_failed(obs) or "No ready export to read: probe again once an export is ready."
+
+
+def _exports_failed(obs: Observations) -> str | None:
+    return failure("The exports list", obs.exports) if obs.exports.error else None
 
 
 def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
@@ -76,15 +88,6 @@ def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
 def no_feed(obs: Observations) -> str | None:
     """Why no feed was searched, previewed or counted."""
     return None if obs.feed_probes else "No feed: feed_ids is empty and the organization has none."
-
-
-def no_ready(obs: Observations) -> str | None:
-    """Why the points of a ready export cannot be checked, if none was read."""
-    if obs.ready is not None:
-        return None
-    if obs.exports.error:
-        return failure("The exports list", obs.exports)
-    return "No ready export to read: probe again once an export is ready."
 
 
 def row_columns(body: t.Any) -> list[str] | None:
@@ -256,10 +259,8 @@ def count(j: Judging) -> None:
 
 def summary_fields(j: Judging) -> None:
     """The summaries' shape, options apart (they are the next point's)."""
-    names = [n for s in j.objects for n in s]
     extra = [n for n in j.match.extra if n not in OPTION_NAMES]
-    plain = [n for n in dict.fromkeys(names) if n not in j.match.extra or n in extra]
-    shown = [{n: s[n] for n in plain if n in s} for s in j.objects]
+    shown = [{n: v for n, v in s.items() if n not in OPTION_NAMES} for s in j.objects]
     j.seen = [f"{merged_shape(shown)} ({len(j.objects)} summaries)"]
     if extra:
         j.seen.append(f"not in the contract: {', '.join(extra)}")
@@ -268,11 +269,6 @@ def summary_fields(j: Judging) -> None:
 def echoed_options(obs: Observations) -> list[Mapping[str, t.Any]]:
     """The options each summary echoes, in either spelling."""
     return [{n: v for n, v in s.items() if n in OPTION_NAMES} for s in summaries(obs)]
-
-
-def echoed_seen(j: Judging) -> None:
-    """The echoed options' shape."""
-    j.seen = [merged_shape(j.objects)]
 
 
 def statuses(j: Judging) -> str | None:

@@ -272,7 +272,6 @@ POINTS: tuple[Point, ...] = (
             "its id is in the state; else it creates a new one."
         ),
         describe=True,
-        rule=rules.echoed_seen,
     ),
     Point(
         "status values",
