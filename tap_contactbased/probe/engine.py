@@ -75,35 +75,6 @@ def breaks(note: str, wrong_kind: Cope | None = None) -> Coping:
     return Coping(differs(note), wrong_kind)
 
 
-@dataclass(frozen=True)
-class FieldMatch:
-    """How objects' field names compare with the contract's."""
-
-    missing: list[str] = field(default_factory=list)
-    respelled: list[str] = field(default_factory=list)  # the contract's names, seen as cb_id
-    extra: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        """A clause on the differences; empty when there are none."""
-        parts = [
-            ("spelled with cb_id", self.respelled),
-            ("missing", self.missing),
-            ("not in the contract", self.extra),
-        ]
-        return "; ".join(f"{what}: {', '.join(names)}" for what, names in parts if names)
-
-
-def match_fields(seen: Iterable[str], expected: Iterable[str]) -> FieldMatch:
-    """Compare field names, taking `cb_id` spellings of `contact_id` names apart."""
-    names, wanted = list(dict.fromkeys(seen)), list(expected)
-    absent = [n for n in wanted if n not in names]
-    old = [n for n in absent if CANONICAL_ID in n and respelled(n) in names]
-    known = {*wanted, *(respelled(n) for n in old)}
-    return FieldMatch(
-        [n for n in absent if n not in old], old, [n for n in names if n not in known]
-    )
-
-
 @dataclass
 class Judging:
     """One point being judged: what its rule reads, and the seen parts and findings so far."""
@@ -111,7 +82,7 @@ class Judging:
     obs: Observations
     body: t.Any = None  # the answer judged, when there is one
     objects: list[Mapping[str, t.Any]] = field(default_factory=list)  # whose fields are matched
-    match: FieldMatch = field(default_factory=FieldMatch)
+    extra: list[str] = field(default_factory=list)  # names of `objects` not in the contract
     seen: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     answer: Answer | None = None  # of a point that judges each of its answers alone ...
@@ -212,16 +183,26 @@ def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) ->
 
 
 def _fields_and_rule(point: Point, j: Judging) -> str | None:
+    differences = ""
     if point.fields:
-        j.match = match_fields([n for o in j.objects for n in o], point.fields)
-        if j.match.respelled:
+        names = list(dict.fromkeys(n for o in j.objects for n in o))
+        absent = [n for n in point.fields if n not in names]
+        old = [n for n in absent if CANONICAL_ID in n and respelled(n) in names]
+        j.extra = [n for n in names if n not in {*point.fields, *map(respelled, old)}]
+        if old:
             j.tolerated(
                 "The tap accepts both spellings (contact_id and cb_id) in every field name."
             )
         j.findings += _copings(point, j.objects)
+        parts = [
+            ("spelled with cb_id", old),
+            ("missing", [n for n in absent if n not in old]),
+            ("not in the contract", j.extra),
+        ]
+        differences = "; ".join(f"{what}: {', '.join(ns)}" for what, ns in parts if ns)
     reason = point.rule(j) if point.rule is not None else None
-    if point.describe and j.match.describe():
-        j.seen.append(j.match.describe())
+    if point.describe and differences:
+        j.seen.append(differences)
     return reason
 
 

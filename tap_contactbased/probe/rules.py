@@ -259,7 +259,7 @@ def count(j: Judging) -> None:
 
 def summary_fields(j: Judging) -> None:
     """The summaries' shape, options apart (they are the next point's)."""
-    extra = [n for n in j.match.extra if n not in OPTION_NAMES]
+    extra = [n for n in j.extra if n not in OPTION_NAMES]
     shown = [{n: v for n, v in s.items() if n not in OPTION_NAMES} for s in j.objects]
     j.seen = [f"{merged_shape(shown)} ({len(j.objects)} summaries)"]
     if extra:
