@@ -144,21 +144,21 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     if point.answer is None:
         return None
     answer = point.answer(j.obs)
-    if point.entries and answer is not None and not answer.error:
-        listed = answer.body.get(point.entries) if isinstance(answer.body, dict) else None
-        if not isinstance(listed, list) and point.no_list is not None:
-            return Check(*row, shape(answer.body), point.no_list.verdict, point.no_list.note)
-        j.body, j.seen = answer.body, [shape(answer.body)]
-        j.objects = [e for e in listed or [] if isinstance(e, dict)]
-        key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
-        if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
-            j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
-        return None
     if answer is None or answer.error:
         return Check(*row, "-", Verdict.NOT_CHECKED, failure(point.what or point.section, answer))
-    if not isinstance(answer.body, dict):
-        return Check(*row, kind(answer.body), Verdict.DIFFERS, "Not an object.")
-    j.body, j.objects, j.seen = answer.body, [answer.body], [shape(answer.body)]
+    body = j.body = answer.body
+    if not point.entries:
+        if not isinstance(body, dict):
+            return Check(*row, kind(body), Verdict.DIFFERS, "Not an object.")
+        j.objects, j.seen = [body], [shape(body)]
+        return None
+    listed = body.get(point.entries) if isinstance(body, dict) else None
+    if not isinstance(listed, list) and point.no_list is not None:
+        return Check(*row, shape(body), point.no_list.verdict, point.no_list.note)
+    j.seen, j.objects = [shape(body)], [e for e in listed or [] if isinstance(e, dict)]
+    key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
+    if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
+        j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
     return None
 
 
