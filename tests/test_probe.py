@@ -200,6 +200,58 @@ def test_each_drift_moves_its_point_and_no_other(
     assert_spent_nothing(api)
 
 
+NO_EXPORT_LISTED = dict.fromkeys(
+    [
+        "export summary fields",
+        "echoed options",
+        "status values",
+        "page rows",
+        "download URL and expires_at",
+        "CSV header and quoting",
+    ],
+    N,
+)
+# Values of a kind no rule expects (the `raw_json` knob): each is judged, none stops the probe.
+HOSTILE: list[t.Any] = [
+    (
+        {"envelope": {"items": "7"}},
+        {"list envelope and pagination": D, "feed fields": N, **NO_EXPORT_LISTED},
+        ("list envelope and pagination", "has no `items` list"),
+    ),
+    ({"filter_fields": {"field": "[]"}}, {}, ("filter fields", "")),
+    (
+        {"filter_fields": {"operators": "1.5"}},
+        {},
+        ("filter fields", "Some operators are not in the contract's list."),
+    ),
+    (
+        {"search": {"count": '"x"'}},
+        {},
+        ("search counters", "The daily counts do not add up to total_records."),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw_json", "changed", "note"), HOSTILE, ids=[drift_id(k) for k, *_ in HOSTILE]
+)
+def test_a_value_of_an_unexpected_kind_is_judged_not_a_crash(
+    api: FakeContactBased,
+    raw_json: dict[str, dict[str, str]],
+    changed: dict[str, Verdict],
+    note: tuple[str, str],
+) -> None:
+    api.faults.raw_json = raw_json
+
+    report = probe(api)
+
+    moved = {p: v for p, v in verdicts(report).items() if v is not BASELINE[p]}
+    assert moved == changed
+    point, text = note
+    assert text in next(c.note for c in report.checks if c.point == point)
+    assert_spent_nothing(api)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

@@ -153,11 +153,13 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
         j.objects, j.seen = [body], [shape(body)]
         return None
     listed = body.get(point.entries) if isinstance(body, dict) else None
-    if not isinstance(listed, list) and point.no_list is not None:
-        return Check(*row, shape(body), point.no_list.verdict, point.no_list.note)
-    j.seen, j.objects = [shape(body)], [e for e in listed or [] if isinstance(e, dict)]
+    if not isinstance(listed, list):
+        if point.no_list is not None:
+            return Check(*row, shape(body), point.no_list.verdict, point.no_list.note)
+        listed = []  # judged as an empty list; the point of its envelope says what is wrong
+    j.seen, j.objects = [shape(body)], [e for e in listed if isinstance(e, dict)]
     key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
-    if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
+    if point.no_list is not None and key is not None and len(j.objects) < len(listed):
         j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
     return None
 

@@ -206,7 +206,8 @@ def search(j: Judging) -> None:
         j.differs("daily_counts entries without date or count: feed_totals needs both.")
     j.seen.append(f"daily_counts entries: {merged_shape(daily)}")
     total = get_either(j.body, "total_records")
-    if is_int(total) and sum(d.get("count") or 0 for d in daily if isinstance(d, dict)) != total:
+    counts = [d.get("count") for d in daily if isinstance(d, dict)]
+    if is_int(total) and sum(c for c in counts if is_int(c)) != total:
         j.holds("The daily counts do not add up to total_records.")
 
 
@@ -215,10 +216,13 @@ def filter_fields(j: Judging) -> None:
     items = j.objects
     if any(f["type"] not in ("string", "number", "boolean", "date") for f in items if "type" in f):
         j.holds("Some types are not among string, number, boolean, date.")
-    ops = {o for f in items for o in (f.get("operators") or []) if isinstance(o, str)}
-    if ops - set(FILTER_OPERATORS):
+    listed = [f.get("operators") or [] for f in items]
+    if any(
+        not isinstance(ops, list) or {o for o in ops if isinstance(o, str)} - set(FILTER_OPERATORS)
+        for ops in listed
+    ):
         j.holds("Some operators are not in the contract's list.")
-    known = {f.get("field") for f in items}
+    known = {f.get("field") for f in items if isinstance(f.get("field"), str)}
     if unknown := [f for f in j.obs.settings.consumer_filters if f.get("field") not in known]:
         j.holds(f"{len(unknown)} configured consumer filter(s) use unlisted fields.")
     j.seen.append(f"entries: {merged_shape(items)} ({len(items)} fields)")
