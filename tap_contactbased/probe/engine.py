@@ -1,7 +1,7 @@
 """The probe's engine: a contract point as data, and the one function that judges it.
 
-A `Point` names what it judges (an answer, the entries of its list, each answer of the probed
-feeds, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
+A `Point` names what it judges (an answer, the entries of its list, each of several answers
+alone, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
 or mistyped field (`Coping`); its `rule` judges what is not a field rule.
 """
 
