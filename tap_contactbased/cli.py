@@ -22,8 +22,7 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 from tap_contactbased import redaction
 from tap_contactbased.connection_settings import api_key_of
 from tap_contactbased.errors import ContactBasedError
-from tap_contactbased.probe.command import cannot_probe, probe
-from tap_contactbased.probe.env_config import EnvSettingError, env_config
+from tap_contactbased.probe.command import EnvSettingError, cannot_probe, env_config, probe
 from tap_contactbased.settings import Settings
 from tap_contactbased.tap import TapContactBased
 

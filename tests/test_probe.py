@@ -50,6 +50,10 @@ POINTS = [
     "create refusals",
 ]
 BASELINE = {point: N if point in NEVER_CHECKED else H for point in POINTS}
+# From the summary's fields to the CSV: the points that need an export.
+NEED_AN_EXPORT = set(
+    POINTS[POINTS.index("export summary fields") : POINTS.index("CSV header and quoting") + 1]
+)
 
 
 @pytest.fixture
@@ -106,14 +110,7 @@ def test_without_exports_the_export_points_are_not_checked_and_say_why() -> None
         report = probe(api)
         assert_spent_nothing(api, exports_before=0)
     unchecked = {c.point: c.note for c in report.checks if c.verdict is N}
-    assert set(unchecked) == NEVER_CHECKED | {
-        "export summary fields",
-        "echoed options",
-        "status values",
-        "page rows",
-        "download URL and expires_at",
-        "CSV header and quoting",
-    }
+    assert set(unchecked) == NEVER_CHECKED | NEED_AN_EXPORT
     assert "No export exists yet" in unchecked["status values"]
     assert "No ready export" in unchecked["page rows"]
     assert report.exit_code == 0
@@ -197,6 +194,47 @@ def test_each_drift_moves_its_point_and_no_other(
     notes = {c.point: c.note for c in report.checks}
     assert all(notes[p] for p in changed)  # every change says how the tap copes or breaks
     assert report.exit_code == (1 if D in changed.values() else 0)
+    assert_spent_nothing(api)
+
+
+# Values of a kind no rule expects (the `raw_json` knob): each is judged, none stops the probe.
+HOSTILE: list[t.Any] = [
+    (
+        {"envelope": {"items": "7"}},
+        {"list envelope and pagination": D, "feed fields": N, **dict.fromkeys(NEED_AN_EXPORT, N)},
+        ("list envelope and pagination", "has no `items` list"),
+    ),
+    ({"filter_fields": {"field": "[]"}}, {}, ("filter fields", "")),
+    (
+        {"filter_fields": {"operators": "1.5"}},
+        {},
+        ("filter fields", "Some operators are not in the contract's list."),
+    ),
+    (
+        {"search": {"count": '"x"'}},
+        {},
+        ("search counters", "The daily counts do not add up to total_records."),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw_json", "changed", "note"), HOSTILE, ids=[drift_id(k) for k, *_ in HOSTILE]
+)
+def test_a_value_of_an_unexpected_kind_is_judged_not_a_crash(
+    api: FakeContactBased,
+    raw_json: dict[str, dict[str, str]],
+    changed: dict[str, Verdict],
+    note: tuple[str, str],
+) -> None:
+    api.faults.raw_json = raw_json
+
+    report = probe(api)
+
+    moved = {p: v for p, v in verdicts(report).items() if v is not BASELINE[p]}
+    assert moved == changed
+    point, text = note
+    assert text in next(c.note for c in report.checks if c.point == point)
     assert_spent_nothing(api)
 
 

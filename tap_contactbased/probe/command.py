@@ -1,11 +1,15 @@
 """The probe as a command: run it, print its table, write its report, give the exit status.
 
 `cli.py` puts `--probe` and `--probe-report FILE` on the tap's command line and reads the
-config there exactly as a run does; this module needs only the settings and the key.
+config there exactly as a run does; this module needs only the settings and the key. Meltano
+hands a plugin command (`meltano invoke tap-contactbased:probe`) its settings only as
+`TAP_CONTACTBASED_*` variables (`--config ENV`); `env_config` types them by the config schema,
+as the SDK's own reader leaves `number` settings as text, which then fail validation.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import typing as t
@@ -15,11 +19,14 @@ from tap_contactbased.probe import ProbeUnavailable, run_probe
 from tap_contactbased.redaction import clean
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from tap_contactbased.settings import Settings
 
 EXIT_CANNOT_PROBE = 2
+PREFIX = "TAP_CONTACTBASED_"
+TRUTHY = frozenset({"true", "t", "1", "yes", "y", "on"})
 
 
 def probe(settings: Settings, api_key: str, report_path: Path | None) -> int:
@@ -50,3 +57,51 @@ def cannot_probe(message: str) -> int:
     """One line on stderr, redacted; the probe's exit status for "could not probe"."""
     print(f"tap-contactbased: error: probe: {clean(message)}", file=sys.stderr)
     return EXIT_CANNOT_PROBE
+
+
+class EnvSettingError(ValueError):
+    """A variable whose text is not a value of its setting's type."""
+
+
+def variable(name: str) -> str:
+    """The variable that holds a setting."""
+    return PREFIX + name.upper().replace("-", "_")
+
+
+def env_config(
+    schema: Mapping[str, t.Any], environ: Mapping[str, str] | None = None
+) -> dict[str, t.Any]:
+    """Every setting of `schema` that has a variable, typed."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, t.Any] = {}
+    for name, spec in schema.get("properties", {}).items():
+        raw = environ.get(variable(name))
+        if raw is not None:
+            config[name] = typed(name, spec, raw)
+    return config
+
+
+def typed(name: str, spec: Mapping[str, t.Any], raw: str) -> t.Any:
+    """The value a variable's text stands for, by the setting's JSON schema type."""
+    types = spec.get("type", "string")
+    kinds = [k for k in ([types] if isinstance(types, str) else types) if k != "null"]
+    kind = kinds[0] if kinds else "string"
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            number = float(raw)
+            return int(number) if number.is_integer() else number
+        if kind == "boolean":
+            return raw.strip().lower() in TRUTHY
+        if kind in ("array", "object"):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                if kind == "object":
+                    raise
+                return [part.strip() for part in raw.split(",") if part.strip()]  # "a,b" as the SDK
+    except ValueError:
+        msg = f"{variable(name)} is not a valid {kind}: set it to a JSON {kind} or unset it."
+        raise EnvSettingError(msg) from None
+    return raw

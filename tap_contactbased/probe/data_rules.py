@@ -12,8 +12,8 @@ import urllib.parse
 
 from tap_contactbased.probe.engine import failure
 from tap_contactbased.probe.observe import CsvSample
+from tap_contactbased.probe.report import as_timestamp, kind, merged_shape, shape
 from tap_contactbased.probe.rules import PAGE_ONLY, no_ready, row_columns
-from tap_contactbased.probe.shapes import as_timestamp, kind, merged_shape, shape
 from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, BUNDLE_KEYS, bundle_data_schema
 from tap_contactbased.values import is_int
 

@@ -1,7 +1,7 @@
 """The probe's engine: a contract point as data, and the one function that judges it.
 
-A `Point` names what it judges (an answer, the entries of its list, each answer of the probed
-feeds, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
+A `Point` names what it judges (an answer, the entries of its list, each of several answers
+alone, or some objects), the fields `schemas.py` gives them and the tap's way with each missing
 or mistyped field (`Coping`); its `rule` judges what is not a field rule.
 """
 
@@ -10,17 +10,19 @@ from __future__ import annotations
 import itertools
 import typing as t
 from dataclasses import dataclass, field
-from functools import partial
 
 from tap_contactbased import values
-from tap_contactbased.probe.report import Check, Finding, Verdict, combine
-from tap_contactbased.probe.shapes import (
-    FieldMatch,
+from tap_contactbased.probe.report import (
+    CANONICAL_ID,
+    Check,
+    Finding,
+    Verdict,
     as_date,
     as_timestamp,
+    combine,
     get_either,
     kind,
-    match_fields,
+    merged_shape,
     respelled,
     shape,
 )
@@ -80,20 +82,19 @@ class Judging:
     obs: Observations
     body: t.Any = None  # the answer judged, when there is one
     objects: list[Mapping[str, t.Any]] = field(default_factory=list)  # whose fields are matched
-    match: FieldMatch = field(default_factory=FieldMatch)
+    extra: list[str] = field(default_factory=list)  # names of `objects` not in the contract
     seen: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    answer: Answer | None = None  # of a point that judges each of its answers alone ...
+    label: str = ""  # ... and its label
 
     def holds(self, note: str) -> None:
-        """Add a finding that matches the contract."""
         self.findings.append(Finding(Verdict.HOLDS, note))
 
     def tolerated(self, note: str) -> None:
-        """Add a difference the tap copes with."""
         self.findings.append(tolerated(note))
 
     def differs(self, note: str) -> None:
-        """Add a difference that would break something."""
         self.findings.append(differs(note))
 
 
@@ -125,7 +126,7 @@ def judge(point: Point, obs: Observations) -> Check:
     j = Judging(obs)
     reason = point.skip(obs) if point.skip is not None else None
     if reason is None and point.answers is not None:
-        reason = each_answer(j, point.answers(obs), point.what, partial(_each_answer, point, j))
+        reason = _each_answer(point, j, point.answers(obs))
     elif reason is None:
         if (early := _take(point, j, row)) is not None:
             return early
@@ -139,63 +140,71 @@ def _take(point: Point, j: Judging, row: tuple[str, str, str]) -> Check | None:
     """Put what the point judges in `j`; or the row, when an answer is no object or no list."""
     if point.objects is not None:
         j.objects = point.objects(j.obs)
+        j.seen = [merged_shape(j.objects)]
     if point.answer is None:
         return None
     answer = point.answer(j.obs)
-    if point.entries and answer is not None and not answer.error:
-        listed = answer.body.get(point.entries) if isinstance(answer.body, dict) else None
-        if not isinstance(listed, list) and point.no_list is not None:
-            return Check(*row, shape(answer.body), point.no_list.verdict, point.no_list.note)
-        j.body, j.seen = answer.body, [shape(answer.body)]
-        j.objects = [e for e in listed or [] if isinstance(e, dict)]
-        key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
-        if point.no_list is not None and key is not None and len(j.objects) < len(listed or []):
-            j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
-        return None
     if answer is None or answer.error:
         return Check(*row, "-", Verdict.NOT_CHECKED, failure(point.what or point.section, answer))
-    if not isinstance(answer.body, dict):
-        return Check(*row, kind(answer.body), Verdict.DIFFERS, "Not an object.")
-    j.body, j.objects, j.seen = answer.body, [answer.body], [shape(answer.body)]
+    body = j.body = answer.body
+    if not point.entries:
+        if not isinstance(body, dict):
+            return Check(*row, kind(body), Verdict.DIFFERS, "Not an object.")
+        j.objects, j.seen = [body], [shape(body)]
+        return None
+    listed = body.get(point.entries) if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        if point.no_list is not None:
+            return Check(*row, shape(body), point.no_list.verdict, point.no_list.note)
+        listed = []  # judged as an empty list; the point of its envelope says what is wrong
+    j.seen, j.objects = [shape(body)], [e for e in listed if isinstance(e, dict)]
+    key = point.copings.get(next(iter(point.fields), ""), Coping()).missing
+    if point.no_list is not None and key is not None and len(j.objects) < len(listed):
+        j.findings.append(_cope(key, [], j.objects))  # an entry that is no object has no key
     return None
 
 
-def each_answer(
-    j: Judging, answers: list[tuple[str, Answer]], what: str, one: Callable[[str, Answer], None]
-) -> str | None:
-    """Judge each answer that came with `one`; why the point is not checked, if none came."""
+def _each_answer(point: Point, j: Judging, answers: list[tuple[str, Answer]]) -> str | None:
+    """Judge each answer that came alone into the point's row; why not, if none came."""
     if all(a.error for _, a in answers):
-        return " ".join(failure(f"The {label} {what}", a) for label, a in answers)
+        return " ".join(failure(f"The {label} {point.what}", a) for label, a in answers)
     for label, answer in answers:
+        body = answer.body
         if answer.error:
-            j.tolerated(failure(f"The {label} {what}", answer))
+            j.tolerated(failure(f"The {label} {point.what}", answer))
+        elif point.fields and not isinstance(body, dict):
+            j.differs(f"The {label} {point.what} is not an object.")
         else:
-            one(label, answer)
+            objects: list[Mapping[str, t.Any]] = [body] if isinstance(body, dict) else []
+            seen = [f"{label}: {shape(body)}"]
+            one = Judging(j.obs, body, objects, seen=seen, answer=answer, label=label)
+            _fields_and_rule(point, one)
+            j.seen += one.seen
+            j.findings += one.findings
     return None
-
-
-def _each_answer(point: Point, j: Judging, label: str, answer: Answer) -> None:
-    """Judge one answer alone (a preview, a count) into the point's row."""
-    if not isinstance(answer.body, dict):
-        j.differs(f"The {label} {point.what} is not an object.")
-        return
-    one = Judging(j.obs, answer.body, [answer.body], seen=[f"{label}: {shape(answer.body)}"])
-    _fields_and_rule(point, one)
-    j.seen += one.seen
-    j.findings += one.findings
 
 
 def _fields_and_rule(point: Point, j: Judging) -> str | None:
+    differences = ""
     if point.fields:
-        j.match = match_fields([n for o in j.objects for n in o], point.fields)
-        if j.match.respelled:
+        names = list(dict.fromkeys(n for o in j.objects for n in o))
+        absent = [n for n in point.fields if n not in names]
+        old = [n for n in absent if CANONICAL_ID in n and respelled(n) in names]
+        j.extra = [n for n in names if n not in {*point.fields, *map(respelled, old)}]
+        if old:
             j.tolerated(
                 "The tap accepts both spellings (contact_id and cb_id) in every field name."
             )
         j.findings += _copings(point, j.objects)
+        parts = [
+            ("spelled with cb_id", old),
+            ("missing", [n for n in absent if n not in old]),
+            ("not in the contract", j.extra),
+        ]
+        differences = "; ".join(f"{what}: {', '.join(ns)}" for what, ns in parts if ns)
     reason = point.rule(j) if point.rule is not None else None
-    if point.describe and j.match.describe():
-        j.seen.append(j.match.describe())
+    if point.describe and differences:
+        j.seen.append(differences)
     return reason
 
 

@@ -71,7 +71,6 @@ class ProbeClient:
     """The tap's client, limited to free requests; answers keep the API's id spelling."""
 
     def __init__(self, client: ApiClient) -> None:
-        """Send through `client`."""
         self.client = client
 
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
@@ -182,10 +181,17 @@ class Observations:
     invalid_body: Answer = field(default_factory=Answer)  # a 422
 
 
-def first_request(api: ProbeClient) -> t.Any:
-    """The credits: the first request, which tells whether the API answers at all."""
-    try:
-        return api.get(endpoints.CREDITS)
+def feed_items(answer: Answer) -> list[Mapping[str, t.Any]]:
+    """The objects of a list envelope's `items`, if it has any."""
+    items = answer.body.get("items") if isinstance(answer.body, dict) else None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def collect(api: ProbeClient, settings: Settings) -> Observations:
+    """Make every free request of the probe and keep what came back."""
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    try:  # the first request tells whether the API answers at all
+        obs = Observations(settings, today, Answer(api.get(endpoints.CREDITS)))
     except TransientApiError as exc:
         msg = f"cannot reach the API ({exc}). Check api_url and the network, then try again."
         raise ProbeUnavailable(msg) from None
@@ -193,21 +199,15 @@ def first_request(api: ProbeClient) -> t.Any:
         if exc.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise ProbeUnavailable(f"the API refused the key ({exc})") from None
         raise
-
-
-def feed_items(answer: Answer) -> list[Mapping[str, t.Any]]:
-    """The objects of a list envelope's `items`, if it has any."""
-    items = answer.body.get("items") if isinstance(answer.body, dict) else None
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
-def probe_feeds(api: ProbeClient, obs: Observations) -> None:
-    """Preview and count the configured feeds (or the first feed, when none is)."""
-    settings = obs.settings
+    obs.feeds = attempt(
+        api.get, endpoints.FEEDS, {"page": 1, "page_size": endpoints.FEEDS_PAGE_SIZE}
+    )
+    obs.feed_limit = attempt(api.get, endpoints.FEED_LIMIT)
+    obs.bundles = attempt(api.get, endpoints.BUNDLES)
+    obs.filter_fields = attempt(api.post, endpoints.FILTER_FIELDS, {})
+    # The configured feeds, or the first feed when none is: a preview and a count each.
     listed = {str(f.get("feed_id", "")).lower(): f for f in feed_items(obs.feeds)}
-    targets = [(f, True) for f in settings.feed_ids]
-    if not targets and listed:
-        targets = [(next(iter(listed)), False)]
+    targets = [(f, True) for f in settings.feed_ids] or [(f, False) for f in list(listed)[:1]]
     for feed_id, configured in targets:
         cap = feed_cap(listed.get(feed_id.lower(), {}))
         lookback = settings.lookback_days if configured else 1
@@ -220,54 +220,31 @@ def probe_feeds(api: ProbeClient, obs: Observations) -> None:
     if targets:
         one_day = {"feed_id": targets[0][0], "lookback_days": 1, "include_daily_counts": True}
         obs.search = attempt(api.post, endpoints.SEARCH, one_day)
-
-
-def pick_ready(exports: Answer, feed_ids: t.Collection[str]) -> Mapping[str, t.Any] | None:
-    """The ready export to sample: of a configured feed and with rows, if there is one."""
-    ready = [
-        item
-        for item in feed_items(exports)
-        if ExportStatus.parse(item.get("status")) is ExportStatus.READY and item.get("export_id")
-    ]
-    wanted = {f.lower() for f in feed_ids}
-
-    def preference(item: Mapping[str, t.Any]) -> tuple[bool, bool]:
-        feed = str(item.get("feed_id", "")).lower()
-        return (bool(wanted) and feed not in wanted, item.get("total_rows") == 0)
-
-    return min(ready, key=preference) if ready else None
-
-
-def probe_ready_export(api: ProbeClient, obs: Observations) -> None:
-    """Page 1, a download URL and the first bytes of the CSV of a ready export."""
-    obs.ready = pick_ready(obs.exports, obs.settings.feed_ids)
-    if obs.ready is None:
-        return
-    export_id = str(obs.ready["export_id"])
-    obs.page = attempt(api.post, endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
-    obs.download = attempt(api.post, endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
-    url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
-    if isinstance(url, str) and url.startswith(("https://", "http://")):
-        obs.csv = attempt(api.csv_sample, url, f"the CSV download of export {export_id}")
-
-
-def collect(api: ProbeClient, settings: Settings) -> Observations:
-    """Make every free request of the probe and keep what came back."""
-    obs = Observations(
-        settings=settings,
-        machine_today=datetime.datetime.now(datetime.timezone.utc).date(),
-        credits=Answer(first_request(api)),
-    )
-    obs.feeds = attempt(
-        api.get, endpoints.FEEDS, {"page": 1, "page_size": endpoints.FEEDS_PAGE_SIZE}
-    )
-    obs.feed_limit = attempt(api.get, endpoints.FEED_LIMIT)
-    obs.bundles = attempt(api.get, endpoints.BUNDLES)
-    obs.filter_fields = attempt(api.post, endpoints.FILTER_FIELDS, {})
-    probe_feeds(api, obs)
     page_size = endpoints.EXPORTS_LIST_PAGE_SIZE
     obs.exports = attempt(api.post, endpoints.EXPORTS_LIST, {"page": 1, "page_size": page_size})
-    probe_ready_export(api, obs)
+    # A ready export to sample, of a configured feed and with rows if there is one: its page 1,
+    # a download URL and the first bytes of its CSV.
+    wanted = {f.lower() for f in settings.feed_ids}
+    ready = [
+        item
+        for item in feed_items(obs.exports)
+        if ExportStatus.parse(item.get("status")) is ExportStatus.READY and item.get("export_id")
+    ]
+    obs.ready = min(
+        ready,
+        key=lambda i: (
+            bool(wanted) and str(i.get("feed_id", "")).lower() not in wanted,
+            i.get("total_rows") == 0,
+        ),
+        default=None,
+    )
+    if obs.ready is not None:
+        export_id = str(obs.ready["export_id"])
+        obs.page = attempt(api.post, endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
+        obs.download = attempt(api.post, endpoints.EXPORTS_DOWNLOAD_URL, {"export_id": export_id})
+        url = obs.download.body.get("url") if isinstance(obs.download.body, dict) else None
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            obs.csv = attempt(api.csv_sample, url, f"the CSV download of export {export_id}")
     missing = {"export_id": MISSING_EXPORT_ID, "page": 1}
     obs.missing_export = attempt(api.refusal, endpoints.EXPORTS_PAGE, missing)
     obs.invalid_body = attempt(api.refusal, endpoints.EXPORTS_COUNT, {})

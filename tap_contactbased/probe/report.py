@@ -1,20 +1,30 @@
-"""The probe's result: one check per contract point, a Markdown table and a JSON report.
+"""What the probe says: one check per contract point, as a Markdown table or a JSON report.
 
-Checks carry field names and kinds, never values, so that a report is safe to paste into an
-issue; every text of a check is redacted when the check is made (`redaction.clean`).
+A check names fields and the kinds of their values (`int`, `date`, `list[object]`, ...), never
+a value, so that a report is safe to paste into an issue; every text of a check is redacted
+when the check is made (`redaction.clean`).
 """
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
+import re
 import typing as t
 from dataclasses import asdict, dataclass
 
+from tap_contactbased import values
 from tap_contactbased.redaction import clean
+from tap_contactbased.schemas import CONTACT_ID_ALIASES
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
+
+CANONICAL_ID, OLD_ID = CONTACT_ID_ALIASES
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+LIST_SAMPLE = 50  # elements of a list whose kinds are described
 
 
 class Verdict(str, enum.Enum):
@@ -51,18 +61,14 @@ class Check:
 
     def as_dict(self) -> dict[str, str]:
         """The row as the JSON report writes it."""
-        row = asdict(self)
-        row["verdict"] = self.verdict.value
-        return row
+        return {**asdict(self), "verdict": self.verdict.value}
 
 
 def combine(findings: Iterable[Finding]) -> tuple[Verdict, str]:
     """The worst verdict of some findings, and their notes, most severe first."""
     found = sorted(findings, key=lambda f: -list(Verdict).index(f.verdict))
-    if not found:
-        return Verdict.HOLDS, ""
-    notes = list(dict.fromkeys(f.note for f in found if f.note))
-    return found[0].verdict, " ".join(notes)
+    notes = dict.fromkeys(f.note for f in found if f.note)
+    return (found[0].verdict if found else Verdict.HOLDS), " ".join(notes)
 
 
 @dataclass(frozen=True)
@@ -90,17 +96,76 @@ class ProbeReport:
     def to_table(self) -> str:
         """A Markdown table: readable in a terminal, pasteable into an issue."""
         header = ("Point", "Section", "Contract says", "Seen", "Verdict", "Note")
-        lines = [
-            f"ContactBased API probe of {clean(self.api_host)} by tap-contactbased "
-            f"{self.tap_version}",
-            "",
-            _row(header),
-            _row(tuple(":--" for _ in header)),
-        ]
-        lines += [_row(tuple(c.as_dict().values())) for c in self.checks]
+        rows = [header, tuple(":--" for _ in header), *(c.as_dict().values() for c in self.checks)]
         counts = [f"{sum(c.verdict is v for c in self.checks)} {v.value}" for v in Verdict]
-        return "\n".join([*lines, "", ", ".join(counts) + "."]) + "\n"
+        title = f"ContactBased API probe of {clean(self.api_host)} by tap-contactbased "
+        lines = [title + self.tap_version, "", *map(_row, rows), "", ", ".join(counts) + "."]
+        return "\n".join(lines) + "\n"
 
 
-def _row(cells: Sequence[str]) -> str:
+def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(" ".join(c.replace("|", "\\|").split()) or "-" for c in cells) + " |"
+
+
+def kind(value: t.Any) -> str:
+    """The kind of a JSON value, without the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        if _DATE.fullmatch(value):
+            return "date"
+        return "timestamp" if _TIMESTAMP.fullmatch(value) else "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        kinds = dict.fromkeys(kind(v) for v in value[:LIST_SAMPLE])
+        return f"list[{' | '.join(kinds)}]"
+    return type(value).__name__
+
+
+def shape(obj: t.Any) -> str:
+    """`name: kind` for each field of an object, in the order served."""
+    if not isinstance(obj, dict):
+        return kind(obj)
+    return "{" + ", ".join(f"{name}: {kind(value)}" for name, value in obj.items()) + "}"
+
+
+def merged_shape(objects: Iterable[t.Any]) -> str:
+    """The fields of several objects of one kind, each with every kind it took."""
+    kinds: dict[str, dict[str, None]] = {}
+    others: dict[str, None] = {}
+    for obj in objects:
+        if not isinstance(obj, dict):
+            others[kind(obj)] = None
+            continue
+        for name, value in obj.items():
+            kinds.setdefault(name, {})[kind(value)] = None
+    fields = ", ".join(f"{name}: {' | '.join(k)}" for name, k in kinds.items())
+    return " | ".join(([f"{{{fields}}}"] if kinds else []) + list(others)) or "nothing"
+
+
+def respelled(name: str) -> str:
+    """The older spelling of a field name that holds the id."""
+    return name.replace(CANONICAL_ID, OLD_ID)
+
+
+def get_either(obj: Mapping[str, t.Any], name: str) -> t.Any:
+    """A field under its contract name or its cb_id spelling."""
+    return obj.get(name, obj.get(respelled(name)))
+
+
+def as_date(value: t.Any) -> datetime.date | None:
+    """The date a `YYYY-MM-DD` text names, or None (the contract's spelling only)."""
+    return values.date_or_none(value) if isinstance(value, str) and _DATE.fullmatch(value) else None
+
+
+def as_timestamp(value: t.Any) -> datetime.datetime | None:
+    """The UTC time an ISO 8601 text of the contract's spelling names, or None."""
+    ok = isinstance(value, str) and _TIMESTAMP.fullmatch(value)
+    return values.timestamp_or_none(value) if ok else None

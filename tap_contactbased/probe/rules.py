@@ -1,7 +1,8 @@
 """The points' extra rules: what a contract point says beyond its fields and their kinds.
 
 A rule reads the `Judging` the engine filled, adds seen parts and findings (their notes say how
-the tap copes, or what would break), and returns why the point cannot be checked, or None.
+the tap copes, or what would break), and returns why the point cannot be checked, or None;
+`data_rules` holds those about an export's data.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 from collections import Counter
-from functools import partial
 
 from tap_contactbased import endpoints
 from tap_contactbased.api_client import DETAIL_KEY
 from tap_contactbased.endpoints import EXPORTS_LIST_PAGE_SIZE, FEEDS_PAGE_SIZE
-from tap_contactbased.probe.engine import each_answer, failure
+from tap_contactbased.probe.engine import failure
 from tap_contactbased.probe.observe import feed_items
-from tap_contactbased.probe.shapes import (
+from tap_contactbased.probe.report import (
     CANONICAL_ID,
     OLD_ID,
     as_date,
@@ -35,7 +35,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tap_contactbased.probe.engine import Judging
-    from tap_contactbased.probe.observe import Answer, Observations
+    from tap_contactbased.probe.observe import Observations
 
 NO_PAGE = "Without `page` the tap counts pages itself."
 PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
@@ -62,9 +62,20 @@ def no_summary(obs: Observations) -> str | None:
     """Why the summary points cannot be checked, if no summary was seen."""
     if summaries(obs):
         return None
-    if obs.exports.error:
-        return failure("The exports list", obs.exports)
-    return "No export exists yet: probe again after a run that creates one (not plan_only)."
+    return _exports_failed(obs) or (
+        "No export exists yet: probe again after a run that creates one (not plan_only)."
+    )
+
+
+def no_ready(obs: Observations) -> str | None:
+    """Why the points of a ready export cannot be checked, if none was read."""
+    if obs.ready is not None:
+        return None
+    return _exports_failed(obs) or "No ready export to read: probe again once an export is ready."
+
+
+def _exports_failed(obs: Observations) -> str | None:
+    return failure("The exports list", obs.exports) if obs.exports.error else None
 
 
 def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
@@ -77,15 +88,6 @@ def ready_nulls(summary: Mapping[str, t.Any]) -> list[str]:
 def no_feed(obs: Observations) -> str | None:
     """Why no feed was searched, previewed or counted."""
     return None if obs.feed_probes else "No feed: feed_ids is empty and the organization has none."
-
-
-def no_ready(obs: Observations) -> str | None:
-    """Why the points of a ready export cannot be checked, if none was read."""
-    if obs.ready is not None:
-        return None
-    if obs.exports.error:
-        return failure("The exports list", obs.exports)
-    return "No ready export to read: probe again once an export is ready."
 
 
 def row_columns(body: t.Any) -> list[str] | None:
@@ -102,17 +104,13 @@ def auth(j: Judging) -> None:
     j.seen.append(f"GET {endpoints.CREDITS} with X-API-Key answered {kind(j.obs.credits.body)}")
 
 
-def error_bodies(j: Judging) -> str | None:
-    """A free 404 (page of an unknown export) and a free 422 (count without a body)."""
-    answers = [("unknown export", j.obs.missing_export), ("invalid body", j.obs.invalid_body)]
-    return each_answer(j, answers, "request", partial(_error_body, j))
-
-
-def _error_body(j: Judging, label: str, answer: Answer) -> None:
-    status, body, expected = answer.status or 0, answer.body, REFUSALS[label]
+def error_body(j: Judging) -> None:
+    """A free 404 (page of an unknown export) or a free 422 (count without a body)."""
+    assert j.answer is not None  # the point judges its answers alone
+    status, body, label, expected = j.answer.status or 0, j.body, j.label, REFUSALS[j.label]
     detail = body.get(DETAIL_KEY) if isinstance(body, dict) else None
     items = f", its items {merged_shape(detail)}" if isinstance(detail, list) else ""
-    j.seen.append(f"{label}: {answer.status} {shape(body)}{items}")
+    j.seen = [f"{label}: {j.answer.status} {shape(body)}{items}"]
     if status < 400:
         j.differs(f"An {label} answered {status}, not an error.")
     elif status != expected:
@@ -131,16 +129,12 @@ def _error_body(j: Judging, label: str, answer: Answer) -> None:
         j.differs("422 items without `msg`: the tap's error lines would not say what was wrong.")
 
 
-def envelope(j: Judging) -> str | None:
-    """The list envelope of the feeds list and the exports list, and their page sizes."""
-    return each_answer(
-        j, [("feeds", j.obs.feeds), ("exports", j.obs.exports)], "list", partial(_envelope, j)
-    )
-
-
-def _envelope(j: Judging, noun: str, answer: Answer) -> None:
-    body, asked = answer.body, FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
-    j.seen.append(f"{noun}: {shape(body)} ({len(feed_items(answer))} items for page_size {asked})")
+def envelope(j: Judging) -> None:
+    """The list envelope of the feeds list or the exports list, and its page size."""
+    assert j.answer is not None  # the point judges its answers alone
+    body, noun = j.body, j.label
+    asked = FEEDS_PAGE_SIZE if noun == "feeds" else EXPORTS_LIST_PAGE_SIZE
+    j.seen = [f"{noun}: {shape(body)} ({len(feed_items(j.answer))} items for page_size {asked})"]
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         what = "is not an object" if not isinstance(body, dict) else "has no `items` list"
@@ -212,7 +206,8 @@ def search(j: Judging) -> None:
         j.differs("daily_counts entries without date or count: feed_totals needs both.")
     j.seen.append(f"daily_counts entries: {merged_shape(daily)}")
     total = get_either(j.body, "total_records")
-    if is_int(total) and sum(d.get("count") or 0 for d in daily if isinstance(d, dict)) != total:
+    counts = [d.get("count") for d in daily if isinstance(d, dict)]
+    if is_int(total) and sum(c for c in counts if is_int(c)) != total:
         j.holds("The daily counts do not add up to total_records.")
 
 
@@ -221,10 +216,13 @@ def filter_fields(j: Judging) -> None:
     items = j.objects
     if any(f["type"] not in ("string", "number", "boolean", "date") for f in items if "type" in f):
         j.holds("Some types are not among string, number, boolean, date.")
-    ops = {o for f in items for o in (f.get("operators") or []) if isinstance(o, str)}
-    if ops - set(FILTER_OPERATORS):
+    listed = [f.get("operators") or [] for f in items]
+    if any(
+        not isinstance(ops, list) or {o for o in ops if isinstance(o, str)} - set(FILTER_OPERATORS)
+        for ops in listed
+    ):
         j.holds("Some operators are not in the contract's list.")
-    known = {f.get("field") for f in items}
+    known = {f.get("field") for f in items if isinstance(f.get("field"), str)}
     if unknown := [f for f in j.obs.settings.consumer_filters if f.get("field") not in known]:
         j.holds(f"{len(unknown)} configured consumer filter(s) use unlisted fields.")
     j.seen.append(f"entries: {merged_shape(items)} ({len(items)} fields)")
@@ -265,10 +263,8 @@ def count(j: Judging) -> None:
 
 def summary_fields(j: Judging) -> None:
     """The summaries' shape, options apart (they are the next point's)."""
-    names = [n for s in j.objects for n in s]
-    extra = [n for n in j.match.extra if n not in OPTION_NAMES]
-    plain = [n for n in dict.fromkeys(names) if n not in j.match.extra or n in extra]
-    shown = [{n: s[n] for n in plain if n in s} for s in j.objects]
+    extra = [n for n in j.extra if n not in OPTION_NAMES]
+    shown = [{n: v for n, v in s.items() if n not in OPTION_NAMES} for s in j.objects]
     j.seen = [f"{merged_shape(shown)} ({len(j.objects)} summaries)"]
     if extra:
         j.seen.append(f"not in the contract: {', '.join(extra)}")
@@ -277,11 +273,6 @@ def summary_fields(j: Judging) -> None:
 def echoed_options(obs: Observations) -> list[Mapping[str, t.Any]]:
     """The options each summary echoes, in either spelling."""
     return [{n: v for n, v in s.items() if n in OPTION_NAMES} for s in summaries(obs)]
-
-
-def echoed_seen(j: Judging) -> None:
-    """The echoed options' shape."""
-    j.seen = [merged_shape(j.objects)]
 
 
 def statuses(j: Judging) -> str | None:

@@ -81,13 +81,20 @@ POINTS: tuple[Point, ...] = (
         "Common rules: errors (FastAPI)",
         '404 for an unknown export with {"detail": text}; 422 for an invalid body with '
         '{"detail": [{"loc", "msg", "type"}]}',
-        rule=rules.error_bodies,
+        answers=lambda obs: [
+            ("unknown export", obs.missing_export),
+            ("invalid body", obs.invalid_body),
+        ],
+        what="request",
+        rule=rules.error_body,
     ),
     Point(
         "list envelope and pagination",
         f"Common rules: pagination; GET {endpoints.FEEDS}; POST {endpoints.EXPORTS_LIST}",
         '{"items", "page", "page_size", "total"}; page as asked, up to page_size items, total '
         "counting every item",
+        answers=lambda obs: [("feeds", obs.feeds), ("exports", obs.exports)],
+        what="list",
         rule=rules.envelope,
     ),
     Point(
@@ -265,7 +272,6 @@ POINTS: tuple[Point, ...] = (
             "its id is in the state; else it creates a new one."
         ),
         describe=True,
-        rule=rules.echoed_seen,
     ),
     Point(
         "status values",
