@@ -26,7 +26,7 @@ import typing as t
 from http import HTTPStatus
 
 from tap_contactbased.errors import ApiError, ContractError, ExportError, TransientApiError
-from tap_contactbased.job import WAITING, Origin, Phase, failures
+from tap_contactbased.job import WAITING, Origin, Phase
 from tap_contactbased.lifecycle import number_text
 from tap_contactbased.state import flight_misfits
 from tap_contactbased.windows import window_text
@@ -291,11 +291,6 @@ class Scheduler:
             deadlines = [job.clock.deadline(self._wait) for job in waiting if job.clock]
             if waiting and polls.due(self._clock(), deadlines):
                 self._poll(waiting, polls)
-
-    @property
-    def failures(self) -> list[str]:
-        """Why each failed job did not deliver its feed."""
-        return failures(self._jobs)
 
     def _start_creations(self) -> bool:
         """Create what the free slots allow; True when an export started to exist."""
