@@ -234,16 +234,17 @@ class NotedDelivery:
         pass
 
 
-def wait_for(
-    script: list[tuple[float, ExportSummary]], delivery: NotedDelivery | None = None
-) -> tuple[ExportJob, VirtualTime, ScriptedExports]:
-    time = VirtualTime()
-    exports = ScriptedExports(time, script)
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
-    job = started_job(at=0.0)
-    delivery = delivery or NotedDelivery()
+def run_scheduler(
+    jobs: tuple[ExportJob, ...],
+    exports: object,
+    time: VirtualTime,
+    feed_ids: list[str],
+    delivery: NotedDelivery,
+) -> None:
+    """Run a scheduler over `jobs` to its end on virtual time, `exports` standing for the API."""
+    settings = Settings.from_config({"api_key": "k", "feed_ids": feed_ids})
     scheduler = Scheduler(
-        (job,),
+        jobs,
         t.cast(t.Any, exports),
         RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
         delivery,
@@ -253,6 +254,16 @@ def wait_for(
         sleep=time.sleep,
     )
     list(scheduler.run())
+
+
+def wait_for(
+    script: list[tuple[float, ExportSummary]], delivery: NotedDelivery | None = None
+) -> tuple[ExportJob, VirtualTime, ScriptedExports]:
+    time = VirtualTime()
+    exports = ScriptedExports(time, script)
+    job = started_job(at=0.0)
+    delivery = delivery or NotedDelivery()
+    run_scheduler((job,), exports, time, ["feed"], delivery)
     assert delivery.read in ([], [job])
     return job, time, exports
 
@@ -444,25 +455,13 @@ class ExportsMadeReady:
 def test_a_job_waiting_for_its_feeds_earlier_export_holds_back_no_other_feed() -> None:
     time = VirtualTime()
     exports = ExportsMadeReady(time, ready_at=20.0)
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
     first = started_job(at=0.0)  # exp_1, building until 20 s
     second = ExportJob(
         "feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000), after=first
     )
     other = ExportJob("other", {}, window=WINDOW, options=ExportOptions("other", 7, 1000))
     delivery = NotedDelivery()
-    scheduler = Scheduler(
-        (first, second, other),
-        t.cast(t.Any, exports),
-        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
-        delivery,
-        wait=POLICY,
-        logger=logging.getLogger("test"),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
-
-    list(scheduler.run())
+    run_scheduler((first, second, other), exports, time, ["feed", "other"], delivery)
 
     assert delivery.read == [other, first, second]
     (other_created, second_created) = sorted(exports.created, key=lambda made: made[1])
@@ -492,21 +491,9 @@ class CreateFailingOnce(ExportsMadeReady):
 def test_nothing_is_polled_while_no_export_builds() -> None:
     time = SpinGuardedTime()  # and the wait for the next create try is slept, not spun
     exports = CreateFailingOnce(time, ready_at=40.0)
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
     job = ExportJob("feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000))
     delivery = NotedDelivery()
-    scheduler = Scheduler(
-        (job,),
-        t.cast(t.Any, exports),
-        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
-        delivery,
-        wait=POLICY,
-        logger=logging.getLogger("test"),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
-
-    list(scheduler.run())
+    run_scheduler((job,), exports, time, ["feed"], delivery)
 
     assert delivery.read == [job]
     assert [feed for feed, _ in exports.created] == ["feed", "feed"]  # tried again, made
@@ -528,23 +515,11 @@ class OneExportGone:
 def test_an_export_no_longer_listed_fails_its_job_and_the_others_are_still_observed() -> None:
     time = VirtualTime()
     exports = OneExportGone()
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
     gone = started_job(at=0.0)  # exp_1
     other = ExportJob("other", {}, window=WINDOW)
     other.start(summary(export_id="exp_2", feed_id="other"), Origin.CREATED, 0.0)
     delivery = NotedDelivery()
-    scheduler = Scheduler(
-        (gone, other),
-        t.cast(t.Any, exports),
-        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
-        delivery,
-        wait=POLICY,
-        logger=logging.getLogger("test"),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
-
-    list(scheduler.run())
+    run_scheduler((gone, other), exports, time, ["feed", "other"], delivery)
 
     assert phase(gone) is Phase.FAILED
     assert (
@@ -565,7 +540,6 @@ class ClampedExport(ExportsMadeReady):
 def test_an_export_ending_early_drops_only_its_own_feeds_next_window() -> None:
     time = VirtualTime()
     exports = ClampedExport(time, ready_at=0.0)
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed", "other"]})
     first = started_job(at=0.0)
     next_window = ExportJob(
         "feed", {}, window=WINDOW, options=ExportOptions("feed", 7, 1000), after=first
@@ -573,18 +547,7 @@ def test_an_export_ending_early_drops_only_its_own_feeds_next_window() -> None:
     other = ExportJob("other", {}, window=WINDOW, options=ExportOptions("other", 7, 1000))
     other.create_failed(0.0, 100.0, refused=True)  # still planned when exp_1 is read
     delivery = NotedDelivery()
-    scheduler = Scheduler(
-        (first, next_window, other),
-        t.cast(t.Any, exports),
-        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
-        delivery,
-        wait=POLICY,
-        logger=logging.getLogger("test"),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
-
-    list(scheduler.run())
+    run_scheduler((first, next_window, other), exports, time, ["feed", "other"], delivery)
 
     assert first.deliver_through_clamped == "2026-11-26"
     assert delivery.read == [first, other]  # the next window of feed waits for the next run
@@ -611,21 +574,9 @@ class SpinGuardedTime(VirtualTime):
 def test_a_job_held_back_by_its_feeds_earlier_export_does_not_make_the_scheduler_spin() -> None:
     time = SpinGuardedTime()
     exports = ScriptedExports(time, [(0, summary(progress=0.4))])  # stalls, then fails
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
     first = started_job(at=0.0)
     second = ExportJob("feed", {}, window=WINDOW, after=first)
-    scheduler = Scheduler(
-        (first, second),
-        t.cast(t.Any, exports),
-        RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
-        NotedDelivery(),
-        wait=POLICY,
-        logger=logging.getLogger("test"),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
-
-    list(scheduler.run())
+    run_scheduler((first, second), exports, time, ["feed"], NotedDelivery())
 
     # It slept from poll to poll until the first export's stall deadline ...
     assert time.now == pytest.approx(exports.polls[0] + POLICY.stall_timeout_seconds)
