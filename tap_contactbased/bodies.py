@@ -81,7 +81,6 @@ class ReadAhead(io.RawIOBase):
             return
 
     def readable(self) -> bool:
-        """This stream is read, never written."""
         return True
 
     def readinto(self, buffer: t.Any) -> int:

@@ -67,7 +67,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
 
     @property
     def client(self) -> ApiClient:
-        """The run's client: auth, session, timeout, answer caps and the one retry loop."""
         return self.run.client
 
     @property
