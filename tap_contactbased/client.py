@@ -6,13 +6,13 @@ through its one retry loop (`request_decorator`).
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.batch import Batcher
 from singer_sdk.helpers.jsonpath import extract_jsonpath
+from typing_extensions import override
 
 from tap_contactbased.answers import decoded_answer, endpoint_of, with_body_cap
 from tap_contactbased.api_client import (
@@ -32,11 +32,6 @@ from tap_contactbased.sdk_internals import (
     write_state_now,
 )
 from tap_contactbased.spelling import normalise_id_spelling
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable

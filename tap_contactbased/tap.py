@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 import typing as t
 from functools import cached_property
 from pathlib import PurePath
@@ -11,6 +10,7 @@ from pathlib import PurePath
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
 from tap_contactbased import redaction
 from tap_contactbased.connection_settings import (
@@ -35,11 +35,6 @@ from tap_contactbased.streams.organization import (
     FilterFieldsStream,
 )
 from tap_contactbased.writer import RecordBufferingWriter
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import MutableMapping

@@ -21,13 +21,9 @@ import weakref
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
 from tap_contactbased.errors import TargetStoppedReadingError
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable

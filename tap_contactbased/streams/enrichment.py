@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-import sys
 import typing as t
 from collections import Counter
+
+from typing_extensions import override
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
@@ -21,13 +22,9 @@ from tap_contactbased.coercion import RowTyper, TypedChunk
 from tap_contactbased.errors import ApiError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.readers import ExportToRead, make_reader
+from tap_contactbased.run import settings_refusal
 from tap_contactbased.settings import CONTACT_ID_PATTERN
 from tap_contactbased.summary import ExportStatus
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -73,7 +70,8 @@ class EnrichmentStream(ContactBasedStream):
         if not settings.enrichment_bundles:
             self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
             return
-        self.run.check_enrichment_bundles()
+        if problems := self.run.bundle_problems():  # before anything is spent
+            raise settings_refusal(problems)
         if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return

@@ -7,7 +7,6 @@ the rows of each ready export into records; the jobs keep the state of each feed
 from __future__ import annotations
 
 import datetime
-import sys
 import typing as t
 from functools import cached_property
 
@@ -15,6 +14,7 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
+from typing_extensions import override
 
 from tap_contactbased import batch_files, schemas
 from tap_contactbased.batch_files import BatchFiles, owner_only
@@ -40,11 +40,6 @@ from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
 from tap_contactbased.snapshot import SnapshotVersion
 from tap_contactbased.summary import ExportOptions
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
