@@ -84,7 +84,6 @@ class ReadAhead(io.RawIOBase):
         return True
 
     def readinto(self, buffer: t.Any) -> int:
-        """Copy the next bytes of the body into `buffer`; 0 at its end."""
         # A chunk of NUL bytes only leaves nothing to copy, and 0 would say the body ended.
         while not self._pending:
             if self._finished:

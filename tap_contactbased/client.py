@@ -15,12 +15,7 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from typing_extensions import override
 
 from tap_contactbased.answers import decoded_answer, endpoint_of, with_body_cap
-from tap_contactbased.api_client import (
-    check_status,
-    sending,
-    status_error_message,
-    transport_error,
-)
+from tap_contactbased.api_client import check_status, sending, transport_error
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.sdk_internals import (
@@ -133,11 +128,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
         yield from extract_jsonpath(
             self.records_jsonpath, input=normalise_id_spelling(response.json())
         )
-
-    @override
-    def response_error_message(self, response: requests.Response) -> str:
-        """The SDK's default message holds the whole body; ours holds only the detail."""
-        return status_error_message(endpoint_of(response.request), response)
 
     def write_checkpoint(self) -> None:
         """A STATE message now; in BATCH mode the SDK's, after each file, confirms the rows."""

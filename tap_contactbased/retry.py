@@ -58,7 +58,6 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, max_tries: int | None = None) -> RetryPolicy:
-        """The policy of a run: the tap's waits and tries, the settings' time budget."""
         return cls(
             initial_wait=INITIAL_WAIT_SECONDS,
             max_wait=MAX_WAIT_SECONDS,

@@ -4,9 +4,6 @@ The SDK's `MsgSpecWriter` flushes stdout for every message: a system call per re
 writer buffers records and writes them out when the buffer is full and before every other
 message, so a state never reaches the target before the records it confirms (a run killed
 loses only records no state confirmed).
-
-A target that stops reading ends the run with one line, `TargetStoppedReadingError`; stdout
-is then pointed at the null device, so that no later flush trips over the closed pipe again.
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ class RecordBufferingWriter(MsgSpecWriter):
     """msgspec-encoded messages; records are buffered, every other message flushes."""
 
     def __init__(self) -> None:
-        """Start with an empty buffer, written out at exit at the latest."""
         super().__init__()
         self._pending = bytearray()
         self._frame: tuple[t.Any, ...] | None = None
@@ -107,6 +103,7 @@ class RecordBufferingWriter(MsgSpecWriter):
         except BrokenPipeError:
             self._pending.clear()
             self._gone = True
+            # Stdout to the null device: no later flush trips over the closed pipe again.
             with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, sys.stdout.fileno())

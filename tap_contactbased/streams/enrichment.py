@@ -41,7 +41,6 @@ ID_AND_DAY = {name: schemas.ROW_COLUMN_TYPES[name] for name in ("contact_id", "s
 
 
 def batches(ids: Sequence[str], size: int = BATCH_SIZE) -> Iterator[Sequence[str]]:
-    """Consecutive batches of at most `size` ids; the last one may be partial."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
@@ -56,10 +55,10 @@ class EnrichmentStream(ContactBasedStream):
     primary_keys = ("contact_id", "bundle")
 
     def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`; `data` knows the fields of the bundles asked for.
+        """`data` knows the fields of the bundles asked for, and only those.
 
-        Only those: a flattening target would otherwise get a column for every field of
-        every bundle. With no bundle asked for, the stream is empty and shows them all.
+        A flattening target would otherwise get a column for every field of every bundle.
+        With no bundle asked for, the stream is empty and shows them all.
         """
         bundles = run.settings.enrichment_bundles or schemas.BUNDLE_KEYS
         super().__init__(tap, run, schemas.enrichment_schema(bundles))

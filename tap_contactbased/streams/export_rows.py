@@ -1,8 +1,4 @@
-"""The export_rows stream: the rows of every configured feed's export, typed, exactly once.
-
-The stream plans the run's export jobs (`plan`), hands them to the `scheduler` and turns
-the rows of each ready export into records; the jobs keep the state of each feed (`state`).
-"""
+"""The export_rows stream: the rows of every configured feed's export, typed, exactly once."""
 
 from __future__ import annotations
 
@@ -94,7 +90,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         return schemas.export_row_schema(columns, settings.export_bundles)
 
     def _preview(self, feed_id: str) -> t.Any:
-        """A free preview of one row of the feed's export with this run's options."""
         return preview(self.client, ExportOptions.from_settings(self.settings, feed_id, 1))
 
     @property
@@ -254,7 +249,6 @@ class ChunkDelivery:
     """
 
     def __init__(self, stream: ExportRowsStream, files: BatchFiles | None = None) -> None:
-        """Deliver through `stream` (its writer, counters, catalog and STATE), or `files`."""
         self._stream = stream
         self._files = files
 
