@@ -49,8 +49,6 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before trying again, how often, and for how long in all."""
-
     initial_wait: float
     max_wait: float
     max_tries: int

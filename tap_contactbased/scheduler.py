@@ -61,7 +61,6 @@ class PollSchedule:
     """When to ask for the building exports again: a doubling interval, ±25 % jitter, a cap."""
 
     def __init__(self, wait: WaitPolicy, now: float) -> None:
-        """The first poll one first interval after `now`."""
         self._wait = wait
         self._interval = min(wait.first_interval_seconds, wait.max_interval_seconds)
         self.next_poll = now + self._interval

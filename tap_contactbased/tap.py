@@ -41,9 +41,6 @@ if t.TYPE_CHECKING:
 
     import click
 
-ENRICHMENT = "enrichment"
-EXPORT_ROWS = "export_rows"
-
 
 class TapContactBased(Tap):
     """Singer tap for the ContactBased Data API."""
@@ -87,7 +84,7 @@ class TapContactBased(Tap):
         return RunContext(
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,
-            enrichment_selected=lambda: self.streams[ENRICHMENT].selected,
+            enrichment_selected=lambda: self.streams[EnrichmentStream.name].selected,
             api_key=api_key_of(self.config),
             proof_key=proof_key(self.config.get("api_key")),
             last_export_id=self.last_export_id,
@@ -95,13 +92,13 @@ class TapContactBased(Tap):
 
     def last_export_id(self, feed_id: str) -> str | None:
         """The export the state says a feed delivered last."""
-        state = self.streams[EXPORT_ROWS].get_context_state({"feed_id": feed_id})
+        state = self.streams[ExportRowsStream.name].get_context_state({"feed_id": feed_id})
         value = state.get("last_export_id")
         return None if value is None else str(value)
 
     def _enrichment_state(self) -> MutableMapping[str, t.Any]:
         bookmarks: dict[str, t.Any] = self.state.setdefault("bookmarks", {})
-        state: MutableMapping[str, t.Any] = bookmarks.setdefault(ENRICHMENT, {})
+        state: MutableMapping[str, t.Any] = bookmarks.setdefault(EnrichmentStream.name, {})
         return state
 
     @override
@@ -129,7 +126,7 @@ class TapContactBased(Tap):
     @override
     def streams(self) -> dict[str, Stream]:
         """The SDK syncs streams by name; enrichment needs what export_rows produced first."""
-        return move_to_end(super().streams, ENRICHMENT)
+        return move_to_end(super().streams, EnrichmentStream.name)
 
     @classmethod
     @override

@@ -87,11 +87,7 @@ class RecordBufferingWriter(MsgSpecWriter):
         return count
 
     def flush(self) -> None:
-        """Write the buffered messages to stdout (resolved now, so redirections apply).
-
-        Raises:
-            TargetStoppedReadingError: the target closed the pipe, now or before.
-        """
+        """Write the buffered messages to stdout (resolved now, so redirections apply)."""
         if self._gone:
             self._pending.clear()
             raise TargetStoppedReadingError
