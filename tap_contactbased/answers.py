@@ -1,11 +1,8 @@
 """What the tap takes of an answer's body: no more bytes, depth or digits than `limits` allow.
 
-Every API request carries a `BodyCap` (`with_body_cap`: a response hook, so the SDK's own
-requests are held to it too), which refuses a body past its cap before and while it is
-read. JSON answers are decoded by `decode_answer` (`decoded_answer` for a response, whose
-body, when it is not JSON, is asked for again), the rows of a page by `decode_page`. Past a
-cap an answer is refused in one line and not asked for again: the same request would get the
-same answer. Messages name a request by `endpoint_of`: method and path, never a query string.
+The cap on bytes is a response hook (`with_body_cap`), so the SDK's own requests are held to
+it too. Past a cap an answer is refused in one line and not asked for again: the same request
+would get the same answer; a body that is not JSON is asked for again.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ class BadAnswer(Exception):  # noqa: N818 - a verdict on the answer, turned into
 
 
 def too_deep() -> BadAnswer:
-    """The verdict on JSON nested past `MAX_JSON_DEPTH`."""
     return BadAnswer(
         f"nests JSON deeper than {limits.MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH), which no "
         "answer of the contract comes near"
@@ -115,7 +111,7 @@ class BodyCap:
     """A response hook that refuses a body of more than `limit` bytes, decompressed."""
 
     def __init__(self, limit: int, what: str, advice: str) -> None:
-        """Hold the body of the request named `what` to `limit`; `advice` says what to do."""
+        """`what` names the request in the refusal; `advice` says what to do."""
         self.limit = limit
         self.what = what
         self.advice = advice
@@ -130,7 +126,6 @@ class BodyCap:
         return response
 
     def refusal(self) -> RefusedAnswerError:
-        """The one line for a body past the cap."""
         return RefusedAnswerError(
             f"{self.what}: the answer is larger than {limits.size_text(self.limit)}, which "
             f"the tap does not hold; it is not asked for again. {self.advice}"
@@ -141,7 +136,6 @@ class CappedBody:
     """A response's `raw`, counting the decompressed bytes requests reads from it."""
 
     def __init__(self, raw: t.Any, cap: BodyCap) -> None:
-        """Count what is read of `raw` against `cap`."""
         self._raw = raw
         self._cap = cap
         self._seen = 0
@@ -156,12 +150,10 @@ class CappedBody:
     def stream(
         self, amt: int | None = 2**16, decode_content: bool | None = None
     ) -> Iterator[bytes]:
-        """The body in chunks, as requests reads it."""
         for chunk in self._raw.stream(amt, decode_content=decode_content):
             yield self._count(chunk)
 
     def read(self, *args: t.Any, **kwargs: t.Any) -> bytes:
-        """Part of the body."""
         return self._count(self._raw.read(*args, **kwargs))
 
     def __getattr__(self, name: str) -> t.Any:
@@ -207,6 +199,5 @@ def decoded_answer(response: requests.Response) -> t.Any:
 
 
 def with_body_cap(prepared: requests.PreparedRequest) -> requests.PreparedRequest:
-    """The request, reading at most a capped answer (see `answers.BodyCap`)."""
     prepared.hooks["response"].append(body_cap(prepared))
     return prepared

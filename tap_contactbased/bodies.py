@@ -81,11 +81,9 @@ class ReadAhead(io.RawIOBase):
             return
 
     def readable(self) -> bool:
-        """This stream is read, never written."""
         return True
 
     def readinto(self, buffer: t.Any) -> int:
-        """Copy the next bytes of the body into `buffer`; 0 at its end."""
         # A chunk of NUL bytes only leaves nothing to copy, and 0 would say the body ended.
         while not self._pending:
             if self._finished:

@@ -1,10 +1,9 @@
 """The `tap-contactbased` command: the SDK's CLI, with one line for known failures.
 
-For the failures a user can act on, the message replaces the traceback. `--probe` and
-`--probe-report FILE` ride on the SDK's click command, so the probe reads its config
-exactly as a run does (`--config` files, `--config ENV`, several merged). `--probe-report`
-alone also probes: a forgotten `--probe` must never start a sync, which could create (and
-bill) exports.
+`--probe` and `--probe-report FILE` ride on the SDK's click command, so the probe reads its
+config exactly as a run does (`--config` files, `--config ENV`, several merged).
+`--probe-report` alone also probes: a forgotten `--probe` must never start a sync, which
+could create (and bill) exports.
 """
 
 from __future__ import annotations

@@ -6,21 +6,16 @@ through its one retry loop (`request_decorator`).
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.batch import Batcher
 from singer_sdk.helpers.jsonpath import extract_jsonpath
+from typing_extensions import override
 
 from tap_contactbased.answers import decoded_answer, endpoint_of, with_body_cap
-from tap_contactbased.api_client import (
-    check_status,
-    sending,
-    status_error_message,
-    transport_error,
-)
+from tap_contactbased.api_client import check_status, sending, transport_error
 from tap_contactbased.batch_files import owner_only
 from tap_contactbased.errors import ConfigError
 from tap_contactbased.sdk_internals import (
@@ -32,11 +27,6 @@ from tap_contactbased.sdk_internals import (
     write_state_now,
 )
 from tap_contactbased.spelling import normalise_id_spelling
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -67,7 +57,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
 
     @property
     def client(self) -> ApiClient:
-        """The run's client: auth, session, timeout, answer caps and the one retry loop."""
         return self.run.client
 
     @property
@@ -139,11 +128,6 @@ class ContactBasedStream(ActivatedAtEnd, RESTStream[t.Any]):
         yield from extract_jsonpath(
             self.records_jsonpath, input=normalise_id_spelling(response.json())
         )
-
-    @override
-    def response_error_message(self, response: requests.Response) -> str:
-        """The SDK's default message holds the whole body; ours holds only the detail."""
-        return status_error_message(endpoint_of(response.request), response)
 
     def write_checkpoint(self) -> None:
         """A STATE message now; in BATCH mode the SDK's, after each file, confirms the rows."""

@@ -4,9 +4,6 @@ The SDK does not type strings (it would turn the text "false" into True and leav
 numbers as text), so the tap types each value once, with converters chosen once per
 export header from the schema. A value that does not fit its type becomes null and its
 text is kept in `extra_columns`, so nothing is lost and the sync goes on.
-
-The rows come as read (`Chunk`, from `readers`) and leave as records (`TypedChunk`), without
-the rows past the delivery's last day.
 """
 
 from __future__ import annotations
@@ -152,14 +149,6 @@ class Chunk:
     form: t.Literal["csv", "page"]
 
 
-class Contacts(t.Protocol):
-    """Where the contact ids of the delivered rows are noted (`run.ContactLedger`)."""
-
-    def add(self, contact_id: str) -> None:
-        """Note one contact id."""
-        ...
-
-
 class RowTyper:
     """Turns the rows of one export into typed records, planned once from its header.
 
@@ -173,10 +162,7 @@ class RowTyper:
         properties: Mapping[str, Mapping[str, t.Any]],
         fixed: Mapping[str, t.Any],
     ) -> None:
-        """Plan the conversion of rows with this `header` into records of `properties`.
-
-        `fixed` holds the values every record of the export shares (export and feed ids).
-        """
+        """`fixed`: the values every record of the export shares (export and feed ids)."""
         self.header = list(header)
         self.unknown_columns: list[str] = []
         # The record name of each column. A column the schema does not know (or a second
@@ -307,20 +293,22 @@ class TypedChunk:
     """
 
     def __init__(
-        self, chunk: Chunk, typer: RowTyper, through: str | None, contacts: Contacts | None
+        self,
+        chunk: Chunk,
+        typer: RowTyper,
+        through: str | None,
+        note_contact: Callable[[str], None] | None,
     ) -> None:
-        """Type the rows of `chunk` with `typer`; note contact ids in `contacts` if given."""
         self.first_row = chunk.first_row
         self.last_row = chunk.first_row - 1
         self.emitted = 0
         self._chunk = chunk
         self._typer = typer
         self._through = through
-        self._contacts = contacts
+        self._note_contact = note_contact
 
     def __iter__(self) -> Iterator[dict[str, t.Any]]:
-        """The records, in the order of the export."""
-        chunk, through, contacts = self._chunk, self._through, self._contacts
+        chunk, through, note_contact = self._chunk, self._through, self._note_contact
         to_record = self._typer.csv_record if chunk.form == "csv" else self._typer.page_record
         number = chunk.first_row
         emitted = 0
@@ -331,8 +319,8 @@ class TypedChunk:
                 day = record.get("signal_date")
                 if day is not None and day > through:
                     continue
-            if contacts is not None and (contact_id := record.get("contact_id")):
-                contacts.add(contact_id)
+            if note_contact is not None and (contact_id := record.get("contact_id")):
+                note_contact(contact_id)
             emitted += 1
             yield record
         self.last_row = number - 1

@@ -1,8 +1,8 @@
 """Errors a user can act on.
 
-Every error here carries one line that says what happened and what to do. The command-line
-entry point prints that line instead of a traceback. None of them may hold the API key or
-a signed download URL: messages are built from endpoint paths, statuses and API details.
+Every error here carries one line that says what happened and what to do. None of them may
+hold the API key or a signed download URL: messages are built from endpoint paths, statuses
+and API details.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The export endpoints as operations: today, list, find, count, credits, create.
 
-Free of stream logic and of scheduling: the planner (`plan`) and the scheduler (`scheduler`)
-decide what to call when. Creating is the one billed call, so it is never retried here: after
-a failed create the scheduler looks on the API for the export first (a create whose answer
-was lost may have happened).
+The planner and the scheduler decide what to call when. Creating is the one billed call, so
+it is never retried here: a create whose answer was lost may have happened.
 """
 
 from __future__ import annotations
@@ -79,7 +77,6 @@ class ExportLifecycle:
     """Export operations through one `ApiClient`."""
 
     def __init__(self, client: ApiClient, logger: logging.Logger) -> None:
-        """Work through `client`, logging to `logger`."""
         self._client = client
         self._logger = logger
 
@@ -115,7 +112,11 @@ class ExportLifecycle:
                 endpoints.EXPORTS_LIST, {"export_ids": ids, "page": 1, "page_size": len(ids)}
             )
             items = listed_items(answer, endpoints.EXPORTS_LIST)
-            picked = self._pick(items, ids)
+            picked = {
+                str(item["export_id"]): ExportSummary(item)
+                for item in items
+                if isinstance(item, dict) and item.get("export_id") in ids
+            }
             found.update(picked)
             if len(picked) < len(items):
                 # The API ignored the `export_ids` filter [assumed, docs/contactbased-api.md]:
@@ -129,14 +130,6 @@ class ExportLifecycle:
                             break
                 return found
         return found
-
-    @staticmethod
-    def _pick(items: Sequence[t.Any], ids: Collection[str]) -> dict[str, ExportSummary]:
-        return {
-            str(item["export_id"]): ExportSummary(item)
-            for item in items
-            if isinstance(item, dict) and item.get("export_id") in ids
-        }
 
     def exports_of(self, feed_id: str | None) -> Iterator[ExportSummary]:
         """Every export of a feed (or of the organization), newest first."""
@@ -247,7 +240,7 @@ class ExportLifecycle:
         return total - used - reserved
 
     def create(self, options: ExportOptions) -> ExportSummary:
-        """Create the export, once: the API bills it from here on."""
+        """Create the export, once: the API bills it."""
         answer = self._client.post_once(endpoints.EXPORTS, options.body())
         return summary_of(answer, f"POST {endpoints.EXPORTS}")
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk.pagination import PageNumberPaginator
+from typing_extensions import override
 
 from tap_contactbased.answers import endpoint_of
 from tap_contactbased.errors import left_out
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

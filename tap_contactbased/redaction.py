@@ -1,11 +1,8 @@
 """One redaction for every text that leaves the tap: log lines, the last error line, the probe.
 
-`clean` removes the configured API key (in the forms an answer could echo it in), the
-userinfo of any URL and every query string (a signed download URL's query is its
-signature), then escapes control characters, line ends and ANSI escapes, so that text from
-the API can neither hold a secret nor forge or colour a log line. `RedactingFilter` applies
-it to every log record on the root logger's handlers, whoever logs (the tap, the SDK,
-urllib3, backoff); `api_text` is the only way an API's own words get into a message.
+Text from the API can neither hold a secret nor forge or colour a log line. The filter is on
+the handlers, so it cleans whoever logs (the tap, the SDK, urllib3, backoff); `api_text` is
+the only way an API's own words get into a message.
 """
 
 from __future__ import annotations

@@ -49,8 +49,6 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before trying again, how often, and for how long in all."""
-
     initial_wait: float
     max_wait: float
     max_tries: int
@@ -58,7 +56,6 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, max_tries: int | None = None) -> RetryPolicy:
-        """The policy of a run: the tap's waits and tries, the settings' time budget."""
         return cls(
             initial_wait=INITIAL_WAIT_SECONDS,
             max_wait=MAX_WAIT_SECONDS,

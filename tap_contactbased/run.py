@@ -115,17 +115,14 @@ class ContactLedger:
 class PendingEnrichment:
     """Exports whose contacts still await enrichment, kept in the enrichment stream's state.
 
-    The export stream adds an export when it has delivered all of its rows; the enrichment
-    stream removes it once every contact of it is enriched. A run killed in between finds
-    the export here, and reads its contact ids again from the API (free, exports are
-    frozen) because the ids themselves are never stored. Each entry carries a proof that
-    this tap wrote it (`state.pending_proof`), checked before anything is spent.
+    A run killed between the delivery and the enrichment finds the export here, and reads its
+    contact ids again from the API (free, exports are frozen): the ids are never stored. Each
+    entry carries a proof that this tap wrote it (`state.pending_proof`).
     """
 
     def __init__(
         self, enrichment_state: Callable[[], MutableMapping[str, t.Any]], proof_key: bytes
     ) -> None:
-        """Work on the state dict that `enrichment_state` returns; prove entries with the key."""
         self._state = enrichment_state
         self.proof_key = proof_key
         self.checked = False  # against the API, once per run
@@ -278,12 +275,6 @@ class RunContext:
                     f"(enabled bundles: {', '.join(enabled) or 'none'})"
                 )
         return problems
-
-    def check_enrichment_bundles(self) -> None:
-        """Refuse bundles the organization has not enabled, before anything is spent."""
-        problems = self.bundle_problems()
-        if problems:
-            raise settings_refusal(problems)
 
     def receipt_on_failure(self) -> None:
         """A run that fails or is interrupted still says what it created and reserved."""

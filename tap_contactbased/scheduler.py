@@ -1,21 +1,9 @@
 """The scheduler: build the planned exports at once, wait for all together, deliver each when ready.
 
-1. Build: create the exports, at most `max_concurrent_exports` building at a time (`Slots`),
-   and write the state right after, so that a kill while they build resumes every one of them.
-2. Wait for all together, one list request per poll (`PollSchedule`), and read each as soon
-   as it is ready while the others go on building; a freed slot starts the next create.
-3. Deliver: the stream's `Delivery` turns a ready export into records (or files) and writes
-   the STATE that confirms them; the job moves its feed's bookmark.
-
-What stops only a feed, and what stops the run: a job that fails (its build failed, it
-stalled or timed out, its create was refused or failed too often, the API stopped listing
-it) stops only its feed; so does an error while its rows are read that says the export
-cannot be read as it is (`ExportError`, `ContractError`, or an `ApiError` the API answered,
-a cut CSV body among them). The run delivers the other feeds and reports the failed ones at
-the end. A request that fails on the wire (refused, timed out, TLS) after the retry budget
-raises `TransientApiError` and stops the whole run, wherever it happens (a poll, a look
-before a create, the download of a CSV), as does a refusal of the target to take records;
-the state keeps every export in flight for the next run.
+Creates fill the free `Slots`, and the state is written right after, so that a kill while the
+exports build resumes every one of them; one list request a poll (`PollSchedule`) asks for
+every building export; the stream's `Delivery` reads each as soon as it is ready. What stops
+only a feed and what stops the run: docs/architecture.md, "The life of one export".
 """
 
 from __future__ import annotations
@@ -62,7 +50,6 @@ class Slots:
     """The slot tracker: how many exports may build at once."""
 
     def __init__(self, limit: int) -> None:
-        """Allow `limit` exports building at a time."""
         self._limit = limit
 
     def free(self, jobs: Iterable[ExportJob]) -> bool:
@@ -74,7 +61,6 @@ class PollSchedule:
     """When to ask for the building exports again: a doubling interval, ±25 % jitter, a cap."""
 
     def __init__(self, wait: WaitPolicy, now: float) -> None:
-        """The first poll one first interval after `now`."""
         self._wait = wait
         self._interval = min(wait.first_interval_seconds, wait.max_interval_seconds)
         self.next_poll = now + self._interval
@@ -107,7 +93,6 @@ class Creator:
         logger: logging.Logger,
         clock: Callable[[], float],
     ) -> None:
-        """Create through `lifecycle`, noting each export in `run`'s receipt."""
         self._lifecycle = lifecycle
         self._run = run
         self._wait = wait
@@ -237,10 +222,6 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Deliver `jobs` through `delivery`, as many building at once as `run` allows.
-
-        Creates are tried again as the run's client's retry policy says.
-        """
         settings = run.settings
         self._jobs = list(jobs)
         self._lifecycle = lifecycle

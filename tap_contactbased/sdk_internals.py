@@ -7,7 +7,6 @@ test in tests/test_sdk_internals.py, and the SDK itself is pinned to `~=0.54.9`.
 from __future__ import annotations
 
 import datetime
-import sys
 import typing as t
 from functools import cached_property
 
@@ -20,16 +19,12 @@ from singer_sdk.helpers._batch import (
 )
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
 from tap_contactbased.writer import RecordBufferingWriter
 
 # The batch types live in a private module: the tap imports them from here.
 __all__ = ["BaseBatchFileEncoding", "BatchConfig"]
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator
@@ -50,11 +45,10 @@ def write_state_now(stream: Stream) -> None:
 
 
 def direct_record_writer(stream: Stream) -> RecordBufferingWriter | None:
-    """The writer a stream may hand its records to itself, past the SDK's per-record loop.
+    """The tap's writer, for records written past the SDK's per-record loop, or None.
 
-    That loop costs several microseconds a record, much of the tap's own cost per export
-    row; it is left out only where it would change nothing: the records go out as they are,
-    no dry run caps them (`ABORT_AT_RECORD_COUNT`), and the tap writes with its own writer.
+    That loop costs several microseconds a record, much of the tap's cost per export row; it
+    is left out only where it would change nothing.
     """
     writer = stream._tap.message_writer
     if (
@@ -209,13 +203,11 @@ class ActivatedAtEnd(Stream):
         return self._tap.initialized_at
 
     def run_version(self) -> int | None:
-        """The version of this sync's records, or None: no version."""
         if self.replaced_by_each_sync and self.versions_asked:
             return self.new_version
         return None
 
     def activates(self) -> bool:
-        """Whether the version is activated, the sync having ended without an error."""
         return True
 
     @override

@@ -25,11 +25,7 @@ class SnapshotVersion:
     def __init__(
         self, stream_state: MutableMapping[str, t.Any], feed_ids: Sequence[str], started_at: int
     ) -> None:
-        """Take the snapshot the state has open, or begin one with the version `started_at`.
-
-        Raises:
-            StateError: the state's version is after `started_at`, which no clock wrote.
-        """
+        """Take the snapshot the state has open, or begin one with the version `started_at`."""
         record = stream_state.get(KEY)
         if record is None:
             record = stream_state[KEY] = {"version": started_at, "delivered": []}

@@ -52,7 +52,6 @@ class ExportSummary:
 
     @property
     def feed_id(self) -> str | None:
-        """The feed it exports."""
         value = self.raw.get("feed_id")
         return None if value is None else str(value).lower()
 
@@ -76,7 +75,6 @@ class ExportSummary:
 
     @property
     def start_date(self) -> str | None:
-        """First day of the window."""
         value = self.raw.get("start_date")
         return None if value is None else str(value)
 
@@ -88,17 +86,14 @@ class ExportSummary:
 
     @property
     def total_rows(self) -> int | None:
-        """Rows of a ready export, when the API says."""
         return optional_int(self.raw.get("total_rows"))
 
     @property
     def total_pages(self) -> int | None:
-        """Pages of a ready export, when the API says."""
         return optional_int(self.raw.get("total_pages"))
 
     @property
     def page_size(self) -> int | None:
-        """Rows per page, when the API echoes it."""
         return optional_int(self.raw.get("page_size"))
 
     @property
@@ -109,12 +104,10 @@ class ExportSummary:
 
     @property
     def records_reserved(self) -> int | None:
-        """Records credits the export reserved when it was created."""
         return optional_int(self.raw.get("records_reserved"))
 
     @property
     def created_at(self) -> str | None:
-        """When the export was created (ISO 8601)."""
         value = self.raw.get("created_at")
         return None if value is None else str(value)
 
@@ -163,7 +156,6 @@ class ExportOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, feed_id: str, lookback_days: int) -> ExportOptions:
-        """The options the settings ask for, for one feed and window length."""
         return cls(
             feed_id=feed_id,
             lookback_days=lookback_days,
@@ -180,7 +172,6 @@ class ExportOptions:
         return self.require_contact_id or bool(self.consumer_filters or self.enrichment_bundles)
 
     def body(self) -> dict[str, t.Any]:
-        """The JSON body for the export endpoints."""
         body: dict[str, t.Any] = {
             "feed_id": self.feed_id,
             "lookback_days": self.lookback_days,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 import typing as t
 from functools import cached_property
 from pathlib import PurePath
@@ -11,6 +10,7 @@ from pathlib import PurePath
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
 from tap_contactbased import redaction
 from tap_contactbased.connection_settings import (
@@ -36,18 +36,10 @@ from tap_contactbased.streams.organization import (
 )
 from tap_contactbased.writer import RecordBufferingWriter
 
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
-
 if t.TYPE_CHECKING:
     from collections.abc import MutableMapping
 
     import click
-
-ENRICHMENT = "enrichment"
-EXPORT_ROWS = "export_rows"
 
 
 class TapContactBased(Tap):
@@ -92,7 +84,7 @@ class TapContactBased(Tap):
         return RunContext(
             Settings.from_config(self.config),
             enrichment_state=self._enrichment_state,
-            enrichment_selected=lambda: self.streams[ENRICHMENT].selected,
+            enrichment_selected=lambda: self.streams[EnrichmentStream.name].selected,
             api_key=api_key_of(self.config),
             proof_key=proof_key(self.config.get("api_key")),
             last_export_id=self.last_export_id,
@@ -100,13 +92,13 @@ class TapContactBased(Tap):
 
     def last_export_id(self, feed_id: str) -> str | None:
         """The export the state says a feed delivered last."""
-        state = self.streams[EXPORT_ROWS].get_context_state({"feed_id": feed_id})
+        state = self.streams[ExportRowsStream.name].get_context_state({"feed_id": feed_id})
         value = state.get("last_export_id")
         return None if value is None else str(value)
 
     def _enrichment_state(self) -> MutableMapping[str, t.Any]:
         bookmarks: dict[str, t.Any] = self.state.setdefault("bookmarks", {})
-        state: MutableMapping[str, t.Any] = bookmarks.setdefault(ENRICHMENT, {})
+        state: MutableMapping[str, t.Any] = bookmarks.setdefault(EnrichmentStream.name, {})
         return state
 
     @override
@@ -134,7 +126,7 @@ class TapContactBased(Tap):
     @override
     def streams(self) -> dict[str, Stream]:
         """The SDK syncs streams by name; enrichment needs what export_rows produced first."""
-        return move_to_end(super().streams, ENRICHMENT)
+        return move_to_end(super().streams, EnrichmentStream.name)
 
     @classmethod
     @override

@@ -32,11 +32,7 @@ def date_or_none(value: t.Any) -> datetime.date | None:
 
 
 def parse_timestamp(text: str) -> datetime.datetime:
-    """The time an ISO 8601 text names, a trailing Z included (Python 3.10 reads no Z).
-
-    Raises:
-        ValueError: `text` is no ISO 8601 time.
-    """
+    """The time an ISO 8601 text names, a trailing Z included (Python 3.10 reads no Z)."""
     return datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
 
 

@@ -2,8 +2,7 @@
 
 Windows always end on the API's today, and today is not over when a run happens. In
 incremental mode a run therefore delivers whole days only: the days after the bookmark and
-before today. On a daily schedule every day arrives exactly once, one day late. Snapshot
-mode exports the whole lookback window, today included, on every run.
+before today, so that on a daily schedule every day arrives exactly once, one day late.
 """
 
 from __future__ import annotations

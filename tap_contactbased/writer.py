@@ -4,9 +4,6 @@ The SDK's `MsgSpecWriter` flushes stdout for every message: a system call per re
 writer buffers records and writes them out when the buffer is full and before every other
 message, so a state never reaches the target before the records it confirms (a run killed
 loses only records no state confirmed).
-
-A target that stops reading ends the run with one line, `TargetStoppedReadingError`; stdout
-is then pointed at the null device, so that no later flush trips over the closed pipe again.
 """
 
 from __future__ import annotations
@@ -21,13 +18,9 @@ import weakref
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
 from tap_contactbased.errors import TargetStoppedReadingError
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -41,7 +34,6 @@ class RecordBufferingWriter(MsgSpecWriter):
     """msgspec-encoded messages; records are buffered, every other message flushes."""
 
     def __init__(self) -> None:
-        """Start with an empty buffer, written out at exit at the latest."""
         super().__init__()
         self._pending = bytearray()
         self._frame: tuple[t.Any, ...] | None = None
@@ -95,11 +87,7 @@ class RecordBufferingWriter(MsgSpecWriter):
         return count
 
     def flush(self) -> None:
-        """Write the buffered messages to stdout (resolved now, so redirections apply).
-
-        Raises:
-            TargetStoppedReadingError: the target closed the pipe, now or before.
-        """
+        """Write the buffered messages to stdout (resolved now, so redirections apply)."""
         if self._gone:
             self._pending.clear()
             raise TargetStoppedReadingError
@@ -111,6 +99,7 @@ class RecordBufferingWriter(MsgSpecWriter):
         except BrokenPipeError:
             self._pending.clear()
             self._gone = True
+            # Stdout to the null device: no later flush trips over the closed pipe again.
             with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, sys.stdout.fileno())

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-import sys
 import typing as t
 from collections import Counter
+
+from typing_extensions import override
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
@@ -21,13 +22,9 @@ from tap_contactbased.coercion import RowTyper, TypedChunk
 from tap_contactbased.errors import ApiError
 from tap_contactbased.lifecycle import ExportLifecycle
 from tap_contactbased.readers import ExportToRead, make_reader
+from tap_contactbased.run import settings_refusal
 from tap_contactbased.settings import CONTACT_ID_PATTERN
 from tap_contactbased.summary import ExportStatus
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +41,6 @@ ID_AND_DAY = {name: schemas.ROW_COLUMN_TYPES[name] for name in ("contact_id", "s
 
 
 def batches(ids: Sequence[str], size: int = BATCH_SIZE) -> Iterator[Sequence[str]]:
-    """Consecutive batches of at most `size` ids; the last one may be partial."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
@@ -59,10 +55,10 @@ class EnrichmentStream(ContactBasedStream):
     primary_keys = ("contact_id", "bundle")
 
     def __init__(self, tap: Tap, run: RunContext) -> None:
-        """Create the stream for `tap`; `data` knows the fields of the bundles asked for.
+        """`data` knows the fields of the bundles asked for, and only those.
 
-        Only those: a flattening target would otherwise get a column for every field of
-        every bundle. With no bundle asked for, the stream is empty and shows them all.
+        A flattening target would otherwise get a column for every field of every bundle.
+        With no bundle asked for, the stream is empty and shows them all.
         """
         bundles = run.settings.enrichment_bundles or schemas.BUNDLE_KEYS
         super().__init__(tap, run, schemas.enrichment_schema(bundles))
@@ -73,7 +69,8 @@ class EnrichmentStream(ContactBasedStream):
         if not settings.enrichment_bundles:
             self.logger.info("enrichment_bundles is empty: the enrichment stream emits nothing.")
             return
-        self.run.check_enrichment_bundles()
+        if problems := self.run.bundle_problems():  # before anything is spent
+            raise settings_refusal(problems)
         if self.run.connection_test:
             self.logger.info("Connection test: enrichment bundles are enabled; nothing enriched.")
             return

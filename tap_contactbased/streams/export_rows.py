@@ -1,13 +1,8 @@
-"""The export_rows stream: the rows of every configured feed's export, typed, exactly once.
-
-The stream plans the run's export jobs (`plan`), hands them to the `scheduler` and turns
-the rows of each ready export into records; the jobs keep the state of each feed (`state`).
-"""
+"""The export_rows stream: the rows of every configured feed's export, typed, exactly once."""
 
 from __future__ import annotations
 
 import datetime
-import sys
 import typing as t
 from functools import cached_property
 
@@ -15,6 +10,7 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.metrics import DEFAULT_LOG_INTERVAL
+from typing_extensions import override
 
 from tap_contactbased import batch_files, schemas
 from tap_contactbased.batch_files import BatchFiles, owner_only
@@ -40,11 +36,6 @@ from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.snapshot import KEY as SNAPSHOT_KEY
 from tap_contactbased.snapshot import SnapshotVersion
 from tap_contactbased.summary import ExportOptions
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -99,7 +90,6 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         return schemas.export_row_schema(columns, settings.export_bundles)
 
     def _preview(self, feed_id: str) -> t.Any:
-        """A free preview of one row of the feed's export with this run's options."""
         return preview(self.client, ExportOptions.from_settings(self.settings, feed_id, 1))
 
     @property
@@ -259,7 +249,6 @@ class ChunkDelivery:
     """
 
     def __init__(self, stream: ExportRowsStream, files: BatchFiles | None = None) -> None:
-        """Deliver through `stream` (its writer, counters, catalog and STATE), or `files`."""
         self._stream = stream
         self._files = files
 
@@ -308,7 +297,7 @@ class ChunkDelivery:
         properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(settings.read_mode, stream.client, export)
-        contacts = stream.run.contacts if stream.run.enrichment_active else None
+        note_contact = stream.run.contacts.add if stream.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
         for chunk in reader.chunks(job.next_row):
@@ -318,7 +307,7 @@ class ChunkDelivery:
             if typer is None:
                 typer = typers[key] = RowTyper(chunk.header, properties, fixed)
                 typer.warn_of_columns(export.name, logger)
-            typed = TypedChunk(chunk, typer, job.flight.deliver_through, contacts)
+            typed = TypedChunk(chunk, typer, job.flight.deliver_through, note_contact)
             yield typed
             emitted += typed.emitted
         for typer in typers.values():

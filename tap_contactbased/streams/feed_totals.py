@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
+
+from typing_extensions import override
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import left_out
 from tap_contactbased.run import feed_cap
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable

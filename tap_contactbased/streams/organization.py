@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import sys
 import typing as t
+
+from typing_extensions import override
 
 from tap_contactbased import endpoints, schemas
 from tap_contactbased.answers import endpoint_of
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import left_out
 from tap_contactbased.pagination import EnvelopePaginator
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
