@@ -131,9 +131,7 @@ def kind(value: t.Any) -> str:
 
 def shape(obj: t.Any) -> str:
     """`name: kind` for each field of an object, in the order served."""
-    if not isinstance(obj, dict):
-        return kind(obj)
-    return "{" + ", ".join(f"{name}: {kind(value)}" for name, value in obj.items()) + "}"
+    return "{}" if obj == {} else merged_shape([obj])
 
 
 def merged_shape(objects: Iterable[t.Any]) -> str:
@@ -162,10 +160,9 @@ def get_either(obj: Mapping[str, t.Any], name: str) -> t.Any:
 
 def as_date(value: t.Any) -> datetime.date | None:
     """The date a `YYYY-MM-DD` text names, or None (the contract's spelling only)."""
-    return values.date_or_none(value) if isinstance(value, str) and _DATE.fullmatch(value) else None
+    return values.date_or_none(value) if kind(value) == "date" else None
 
 
 def as_timestamp(value: t.Any) -> datetime.datetime | None:
     """The UTC time an ISO 8601 text of the contract's spelling names, or None."""
-    ok = isinstance(value, str) and _TIMESTAMP.fullmatch(value)
-    return values.timestamp_or_none(value) if ok else None
+    return values.timestamp_or_none(value) if kind(value) == "timestamp" else None

@@ -226,7 +226,7 @@ POINTS: tuple[Point, ...] = (
         SUMMARY,
         ", ".join(_SUMMARY_FIELDS).replace("columns", "columns (null while building)"),
         skip=rules.no_summary,
-        objects=rules.summaries,
+        objects=rules.summary_part(options=False),
         fields=_SUMMARY_FIELDS,
         copings={
             "export_id": breaks(
@@ -265,7 +265,7 @@ POINTS: tuple[Point, ...] = (
         SUMMARY,
         f"the options the export was made with: {', '.join(rules.OPTION_FIELDS)}",
         skip=rules.no_summary,
-        objects=rules.echoed_options,
+        objects=rules.summary_part(options=True),
         fields=contract_fields(schemas.EXPORT_SUMMARY, keep=rules.OPTION_FIELDS),
         otherwise=lambda missing, _: tolerated(
             f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export only if "
