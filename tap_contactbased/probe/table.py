@@ -65,7 +65,6 @@ _WINDOW = breaks(
     differs("start_date or end_date is not a date; find-or-create compares them."),
 )
 _SIZE = "Without total_rows or total_pages the tap reads until the data ends."
-_EXPORTS = copes(passed_through("exports"))
 SUMMARY = "Feed exports: Export summary"
 _SUMMARY_FIELDS = contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS)
 
@@ -254,9 +253,8 @@ POINTS: tuple[Point, ...] = (
                 "Without columns the tap takes the CSV header or the page rows' keys."
             ),
             "records_reserved": copes("The cost receipt then uses the pre-create count."),
-            "created_at": _EXPORTS,
-            "updated_at": _EXPORTS,
         },
+        otherwise=tolerated(passed_through("exports")),
         also_missing=rules.ready_nulls,
         rule=rules.summary_fields,
     ),
