@@ -264,7 +264,7 @@ POINTS: tuple[Point, ...] = (
         f"the options the export was made with: {', '.join(rules.OPTION_FIELDS)}",
         skip=rules.no_summary,
         objects=rules.summary_part(options=True),
-        fields=contract_fields(schemas.EXPORT_SUMMARY, keep=rules.OPTION_FIELDS),
+        fields=contract_fields(schemas.EXPORT_SUMMARY, drop=_SUMMARY_FIELDS),
         otherwise=lambda missing, _: tolerated(
             f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export only if "
             "its id is in the state; else it creates a new one."
