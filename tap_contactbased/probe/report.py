@@ -25,6 +25,7 @@ CANONICAL_ID, OLD_ID = CONTACT_ID_ALIASES
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
 LIST_SAMPLE = 50  # elements of a list whose kinds are described
+_KINDS = {type(None): "null", bool: "bool", int: "int", float: "number", dict: "object"}
 
 
 class Verdict(str, enum.Enum):
@@ -109,24 +110,14 @@ def _row(cells: Iterable[str]) -> str:
 
 def kind(value: t.Any) -> str:
     """The kind of a JSON value, without the value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "number"
     if isinstance(value, str):
         if _DATE.fullmatch(value):
             return "date"
         return "timestamp" if _TIMESTAMP.fullmatch(value) else "string"
-    if isinstance(value, dict):
-        return "object"
     if isinstance(value, list):
         kinds = dict.fromkeys(kind(v) for v in value[:LIST_SAMPLE])
         return f"list[{' | '.join(kinds)}]"
-    return type(value).__name__
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def shape(obj: t.Any) -> str:
