@@ -11,7 +11,6 @@ import typing as t
 import urllib.parse
 
 from tap_contactbased.probe.engine import failure
-from tap_contactbased.probe.observe import CsvSample
 from tap_contactbased.probe.report import as_timestamp, kind, merged_shape, shape
 from tap_contactbased.probe.rules import PAGE_ONLY, no_ready, row_columns
 from tap_contactbased.schemas import BUNDLE_COLUMN_PREFIX, BUNDLE_KEYS, bundle_data_schema
@@ -21,7 +20,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from tap_contactbased.probe.engine import Judging
-    from tap_contactbased.probe.observe import Observations
+    from tap_contactbased.probe.observe import CsvSample, Observations
 
 
 def page(j: Judging) -> None:
@@ -81,7 +80,7 @@ def no_csv(obs: Observations) -> str | None:
         return failure("The download-url request", obs.download)
     if obs.csv is None:
         return "The download-url answer gave no absolute url to download from."
-    if obs.csv.error or not isinstance(obs.csv.body, CsvSample):
+    if obs.csv.error:
         return failure("The CSV download", obs.csv)
     return None
 

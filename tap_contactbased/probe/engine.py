@@ -247,17 +247,7 @@ def listed(fields: Fields) -> str:
     return "; ".join(f"{', '.join(names)}: {k}" for k, names in itertools.groupby(kinds, kinds.get))
 
 
-def contract_fields(
-    schema: Fields | th.PropertiesList,
-    *,
-    drop: Iterable[str] = (),
-    keep: Iterable[str] | None = None,
-) -> Fields:
+def contract_fields(schema: Fields | th.PropertiesList, *, drop: Iterable[str] = ()) -> Fields:
     """The fields of a schema in the contract's order; `extra_fields` and `drop` left out."""
     properties = schema if isinstance(schema, t.Mapping) else schema.to_dict()
-    out, kept = {"extra_fields", *drop}, None if keep is None else set(keep)
-    return {
-        n: s
-        for n, s in properties["properties"].items()
-        if n not in out and (kept is None or n in kept)
-    }
+    return {n: s for n, s in properties["properties"].items() if n not in {"extra_fields", *drop}}

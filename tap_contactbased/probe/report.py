@@ -25,6 +25,7 @@ CANONICAL_ID, OLD_ID = CONTACT_ID_ALIASES
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
 LIST_SAMPLE = 50  # elements of a list whose kinds are described
+_KINDS = {type(None): "null", bool: "bool", int: "int", float: "number", dict: "object"}
 
 
 class Verdict(str, enum.Enum):
@@ -109,31 +110,19 @@ def _row(cells: Iterable[str]) -> str:
 
 def kind(value: t.Any) -> str:
     """The kind of a JSON value, without the value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "number"
     if isinstance(value, str):
         if _DATE.fullmatch(value):
             return "date"
         return "timestamp" if _TIMESTAMP.fullmatch(value) else "string"
-    if isinstance(value, dict):
-        return "object"
     if isinstance(value, list):
         kinds = dict.fromkeys(kind(v) for v in value[:LIST_SAMPLE])
         return f"list[{' | '.join(kinds)}]"
-    return type(value).__name__
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def shape(obj: t.Any) -> str:
     """`name: kind` for each field of an object, in the order served."""
-    if not isinstance(obj, dict):
-        return kind(obj)
-    return "{" + ", ".join(f"{name}: {kind(value)}" for name, value in obj.items()) + "}"
+    return "{}" if obj == {} else merged_shape([obj])
 
 
 def merged_shape(objects: Iterable[t.Any]) -> str:
@@ -162,10 +151,9 @@ def get_either(obj: Mapping[str, t.Any], name: str) -> t.Any:
 
 def as_date(value: t.Any) -> datetime.date | None:
     """The date a `YYYY-MM-DD` text names, or None (the contract's spelling only)."""
-    return values.date_or_none(value) if isinstance(value, str) and _DATE.fullmatch(value) else None
+    return values.date_or_none(value) if kind(value) == "date" else None
 
 
 def as_timestamp(value: t.Any) -> datetime.datetime | None:
     """The UTC time an ISO 8601 text of the contract's spelling names, or None."""
-    ok = isinstance(value, str) and _TIMESTAMP.fullmatch(value)
-    return values.timestamp_or_none(value) if ok else None
+    return values.timestamp_or_none(value) if kind(value) == "timestamp" else None

@@ -262,17 +262,17 @@ def count(j: Judging) -> None:
 
 
 def summary_fields(j: Judging) -> None:
-    """The summaries' shape, options apart (they are the next point's)."""
-    extra = [n for n in j.extra if n not in OPTION_NAMES]
-    shown = [{n: v for n, v in s.items() if n not in OPTION_NAMES} for s in j.objects]
-    j.seen = [f"{merged_shape(shown)} ({len(j.objects)} summaries)"]
-    if extra:
-        j.seen.append(f"not in the contract: {', '.join(extra)}")
+    """How many summaries were seen, and their fields the contract does not name."""
+    j.seen = [f"{merged_shape(j.objects)} ({len(j.objects)} summaries)"]
+    if j.extra:
+        j.seen.append(f"not in the contract: {', '.join(j.extra)}")
 
 
-def echoed_options(obs: Observations) -> list[Mapping[str, t.Any]]:
-    """The options each summary echoes, in either spelling."""
-    return [{n: v for n, v in s.items() if n in OPTION_NAMES} for s in summaries(obs)]
+def summary_part(*, options: bool) -> t.Callable[[Observations], list[Mapping[str, t.Any]]]:
+    """The options each summary echoes (in either spelling), or its other fields."""
+    return lambda obs: [
+        {n: v for n, v in s.items() if (n in OPTION_NAMES) is options} for s in summaries(obs)
+    ]
 
 
 def statuses(j: Judging) -> str | None:

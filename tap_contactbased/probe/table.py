@@ -65,7 +65,6 @@ _WINDOW = breaks(
     differs("start_date or end_date is not a date; find-or-create compares them."),
 )
 _SIZE = "Without total_rows or total_pages the tap reads until the data ends."
-_EXPORTS = copes(passed_through("exports"))
 SUMMARY = "Feed exports: Export summary"
 _SUMMARY_FIELDS = contract_fields(schemas.EXPORT_SUMMARY, drop=rules.OPTION_FIELDS)
 
@@ -226,7 +225,7 @@ POINTS: tuple[Point, ...] = (
         SUMMARY,
         ", ".join(_SUMMARY_FIELDS).replace("columns", "columns (null while building)"),
         skip=rules.no_summary,
-        objects=rules.summaries,
+        objects=rules.summary_part(options=False),
         fields=_SUMMARY_FIELDS,
         copings={
             "export_id": breaks(
@@ -254,9 +253,8 @@ POINTS: tuple[Point, ...] = (
                 "Without columns the tap takes the CSV header or the page rows' keys."
             ),
             "records_reserved": copes("The cost receipt then uses the pre-create count."),
-            "created_at": _EXPORTS,
-            "updated_at": _EXPORTS,
         },
+        otherwise=tolerated(passed_through("exports")),
         also_missing=rules.ready_nulls,
         rule=rules.summary_fields,
     ),
@@ -265,8 +263,8 @@ POINTS: tuple[Point, ...] = (
         SUMMARY,
         f"the options the export was made with: {', '.join(rules.OPTION_FIELDS)}",
         skip=rules.no_summary,
-        objects=rules.echoed_options,
-        fields=contract_fields(schemas.EXPORT_SUMMARY, keep=rules.OPTION_FIELDS),
+        objects=rules.summary_part(options=True),
+        fields=contract_fields(schemas.EXPORT_SUMMARY, drop=_SUMMARY_FIELDS),
         otherwise=lambda missing, _: tolerated(
             f"Not echoed: {', '.join(sorted(missing))}. The tap reuses such an export only if "
             "its id is in the state; else it creates a new one."
