@@ -38,6 +38,8 @@ class Pages:
         return attempt()
 
     def send_decoded(self, page: int, _decode: t.Any) -> tuple[list[dict[str, t.Any]], int]:
+        if page in (asked for asked, _ in self.sent):  # each page is tried once here
+            raise AssertionError(f"page {page} asked for again")
         ahead = threading.current_thread().name.startswith("contactbased-page")
         self.sent.append((page, "ahead" if ahead else "reader"))
         first = (page - 1) * PAGE_SIZE + 1
