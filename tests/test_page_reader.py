@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 import typing as t
+from dataclasses import replace
 from http import HTTPStatus
 
 import pytest
 
+from tap_contactbased.coercion import Chunk
 from tap_contactbased.errors import ApiError, TransientApiError
 from tap_contactbased.readers import ExportToRead, PageReader
 
@@ -49,14 +51,21 @@ class Pages:
         return [{"contact_id": str(n)} for n in range(first, last + 1)], 0
 
 
-def read_all(api: Pages, export: ExportToRead) -> list[str]:
-    """The contact ids the reader hands out, from the first row to the end of the data."""
+def read_all(api: Pages, export: ExportToRead, start_row: int = 1) -> list[str]:
+    """The contact ids the reader hands out, from `start_row` to the end of the data."""
+    return [row["contact_id"] for chunk in chunks_of(api, export, start_row) for row in chunk.rows]
+
+
+def chunks_of(api: Pages, export: ExportToRead, start_row: int = 1) -> list[Chunk]:
+    """The chunks the reader hands out, each with its rows listed."""
     reader = PageReader(t.cast("t.Any", api), export)
-    return [row["contact_id"] for chunk in reader.chunks(1) for row in chunk.rows]
+    return [replace(c, rows=iter(list(c.rows))) for c in reader.chunks(start_row)]
 
 
-def export_of(total_rows: int | None, total_pages: int | None) -> ExportToRead:
-    return ExportToRead("exp_1", "export exp_1", PAGE_SIZE, total_rows, total_pages, ())
+def export_of(
+    total_rows: int | None, total_pages: int | None, columns: tuple[str, ...] = ("contact_id",)
+) -> ExportToRead:
+    return ExportToRead("exp_1", "export exp_1", PAGE_SIZE, total_rows, total_pages, columns)
 
 
 def test_a_404_past_a_full_last_page_ends_the_data_that_total_rows_counts() -> None:
@@ -91,3 +100,37 @@ def test_a_404_on_the_last_page_total_pages_names_is_read_again_not_taken_for_th
         f"Could not read page 3 of export exp_1: {PAGE_404}, although the export is ready"
     )
     assert api.sent == [(1, "reader"), (2, "ahead"), (3, "ahead")]  # once: one try here
+
+
+def test_a_read_resumed_after_a_full_last_page_ends_there_without_a_count_problem() -> None:
+    # Every row was confirmed, the run stopped before the export was marked delivered: the
+    # next run reads from row 2,001, finds no page 3, and the 2,000 rows add up.
+    api = Pages(2000)
+
+    assert chunks_of(api, export_of(total_rows=2000, total_pages=None), start_row=2001) == []
+    assert api.sent == [(3, "reader")]
+
+
+def test_a_read_resumed_in_the_middle_of_a_page_starts_at_that_row() -> None:
+    api = Pages(1800)
+
+    chunks = chunks_of(api, export_of(total_rows=1800, total_pages=None), start_row=1501)
+
+    assert [chunk.first_row for chunk in chunks] == [1501]
+    assert [row["contact_id"] for row in chunks[0].rows] == [str(n) for n in range(1501, 1801)]
+
+
+def test_a_read_resumed_after_the_last_row_of_a_short_last_page_hands_out_no_chunk() -> None:
+    api = Pages(1500)
+
+    assert chunks_of(api, export_of(total_rows=1500, total_pages=None), start_row=1501) == []
+    assert api.sent == [(2, "reader")]
+
+
+def test_without_columns_in_the_summary_the_header_is_the_first_rows_fields() -> None:
+    # The last page holds a single row: its fields are the header of its chunk.
+    api = Pages(1001)
+
+    chunks = chunks_of(api, export_of(total_rows=1001, total_pages=None, columns=()), 1001)
+
+    assert [(chunk.first_row, chunk.header) for chunk in chunks] == [(1001, ["contact_id"])]
