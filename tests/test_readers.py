@@ -1,21 +1,24 @@
-"""The page reader on its own: where the data ends, and which page it fetches ahead.
+"""The readers on their own: where the data ends, where chunks start, what is fetched ahead.
 
-Unit tests of `PageReader` over a stub of the client: an export of some rows in pages of
-1,000, where a page past the rows (or one named missing) answers 404, as the API does.
+Unit tests of `PageReader` and `CsvReader` over stubs of the client: an export of some rows
+in pages of 1,000, where a page past the rows (or one named missing) answers 404, as the API
+does; or the same rows as one CSV download.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 import typing as t
 from dataclasses import replace
 from http import HTTPStatus
 
 import pytest
+import requests
 
 from tap_contactbased.coercion import Chunk
 from tap_contactbased.errors import ApiError, TransientApiError
-from tap_contactbased.readers import ExportToRead, PageReader
+from tap_contactbased.readers import CsvReader, ExportToRead, PageReader
 
 PAGE_SIZE = 1000
 PAGE_404 = "POST /intent/feeds/exports/page: 404 Not Found"
@@ -28,10 +31,15 @@ class Pages:
     "reader" the thread that reads. Each page is tried once: the budget is not tested here.
     """
 
-    def __init__(self, rows: int, *, missing: int | None = None) -> None:
+    def __init__(self, rows: int, *, missing: int | None = None, held: int | None = None) -> None:
         self.rows = rows
         self.missing = missing
         self.sent: list[tuple[int, str]] = []
+        # Page `held` is answered only once `release` is set; `answered` notes that it was.
+        self.held = held
+        self.held_sent = threading.Event()
+        self.release = threading.Event()
+        self.answered: list[int] = []
 
     def prepare(self, _method: str, _path: str, *, body: dict[str, t.Any]) -> int:
         return int(body["page"])
@@ -44,6 +52,11 @@ class Pages:
             raise AssertionError(f"page {page} asked for again")
         ahead = threading.current_thread().name.startswith("contactbased-page")
         self.sent.append((page, "ahead" if ahead else "reader"))
+        if page == self.held:
+            self.held_sent.set()
+            # Bounded only so that a bug that waits for it ends (after 30 s) instead of hanging.
+            self.release.wait(timeout=30)
+            self.answered.append(page)
         first = (page - 1) * PAGE_SIZE + 1
         if page == self.missing or first > self.rows:
             raise ApiError(PAGE_404, HTTPStatus.NOT_FOUND)
@@ -134,3 +147,71 @@ def test_without_columns_in_the_summary_the_header_is_the_first_rows_fields() ->
     chunks = chunks_of(api, export_of(total_rows=1001, total_pages=None, columns=()), 1001)
 
     assert [(chunk.first_row, chunk.header) for chunk in chunks] == [(1001, ["contact_id"])]
+
+
+class NoRetries:
+    """A retry budget that is a bug to use: the CSV of these tests is read whole at once."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def failed(self, exc: Exception, *, position: int = 0) -> t.NoReturn:
+        raise AssertionError(f"{self.what} failed at row {position}: {exc}")
+
+
+class CsvDownload:
+    """The reader's view of an export of `rows` rows as one CSV; a failed read is a bug here."""
+
+    def __init__(self, rows: int, *, nul_in_row: int | None = None) -> None:
+        lines = ["contact_id\n", *(f"{n}\n" for n in range(1, rows + 1))]
+        if nul_in_row is not None:
+            lines[nul_in_row] = f"{nul_in_row}\x00\n"
+        self.body = "".join(lines).encode()
+
+    def attempts(self, what: str) -> NoRetries:
+        return NoRetries(what)
+
+    def json(self, _method: str, _path: str, **_: t.Any) -> dict[str, str]:
+        return {"url": "https://files.example.com/exp_1.csv"}
+
+    def open_download(self, _url: str, _what: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.raw = io.BytesIO(self.body)
+        return response
+
+
+def csv_chunks(rows: int, start_row: int) -> list[tuple[int, int]]:
+    """Each chunk of a CSV read from `start_row`: its first row and how many rows it holds."""
+    reader = CsvReader(t.cast("t.Any", CsvDownload(rows)), export_of(rows, None))
+    return [(chunk.first_row, len(list(chunk.rows))) for chunk in reader.chunks(start_row)]
+
+
+def test_a_csv_is_handed_out_in_chunks_that_end_on_page_boundaries() -> None:
+    # Resuming works the same in both modes: a chunk never spans two pages.
+    assert csv_chunks(2500, start_row=1) == [(1, 1000), (1001, 1000), (2001, 500)]
+    assert csv_chunks(2500, start_row=1501) == [(1501, 500), (2001, 500)]
+
+
+@pytest.mark.parametrize(("nul_in_row", "counted"), [(None, 0), (2, 1)], ids=["none", "one"])
+def test_a_csv_counts_the_nul_bytes_it_removes_and_none_when_there_are_none(
+    nul_in_row: int | None, counted: int
+) -> None:
+    reader = CsvReader(t.cast("t.Any", CsvDownload(3, nul_in_row=nul_in_row)), export_of(3, None))
+
+    assert [row for chunk in reader.chunks(1) for row in chunk.rows] == [["1"], ["2"], ["3"]]
+    assert reader.nul_bytes == counted
+
+
+def test_a_read_the_stream_stops_does_not_wait_for_the_page_fetched_ahead() -> None:
+    # The target stopped reading while page 1 was emitted: the read ends at once, the page
+    # being fetched ahead left to finish on its own thread.
+    api = Pages(3000, held=2)
+    chunks = PageReader(t.cast("t.Any", api), export_of(3000, None)).chunks(1)
+    assert next(chunks).first_row == 1
+    assert api.held_sent.wait(timeout=30)  # page 2 is on its way
+
+    chunks.close()
+
+    assert api.answered == []  # closed before page 2 came back
+    api.release.set()
