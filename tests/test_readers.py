@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+import types
 import typing as t
 from dataclasses import replace
 from http import HTTPStatus
@@ -208,6 +209,7 @@ def test_a_read_the_stream_stops_does_not_wait_for_the_page_fetched_ahead() -> N
     # being fetched ahead left to finish on its own thread.
     api = Pages(3000, held=2)
     chunks = PageReader(t.cast("t.Any", api), export_of(3000, None)).chunks(1)
+    assert isinstance(chunks, types.GeneratorType)  # closed as the stream's loop closes it
     assert next(chunks).first_row == 1
     assert api.held_sent.wait(timeout=30)  # page 2 is on its way
 
