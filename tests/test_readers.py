@@ -217,3 +217,22 @@ def test_a_read_the_stream_stops_does_not_wait_for_the_page_fetched_ahead() -> N
 
     assert api.answered == []  # closed before page 2 came back
     api.release.set()
+
+
+def test_a_csv_read_the_stream_stops_ends_its_read_ahead_thread() -> None:
+    # Past what the read-ahead may hold (8 chunks of 256 KiB): its thread waits for room
+    # that a stopped read never makes, until it is told to stop (by `_batches`' close of the
+    # body, or by the close of the text stream over it when that is freed).
+    before = set(threading.enumerate())
+    reader = CsvReader(t.cast("t.Any", CsvDownload(600_000)), export_of(600_000, None))
+    chunks = reader.chunks(1)
+    assert isinstance(chunks, types.GeneratorType)  # closed as the stream's loop closes it
+    assert len(list(next(chunks).rows)) == PAGE_SIZE
+    (read_ahead,) = [
+        th for th in set(threading.enumerate()) - before if th.name == "contactbased-read-ahead"
+    ]
+
+    chunks.close()
+
+    read_ahead.join(timeout=30)  # bounded only so that a thread that never ends fails here
+    assert not read_ahead.is_alive()
