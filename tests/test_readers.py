@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tap_contactbased.coercion import Chunk
-from tap_contactbased.errors import ApiError, TransientApiError
+from tap_contactbased.errors import ApiError, ExportError, TransientApiError
 from tap_contactbased.readers import CsvReader, ExportToRead, PageReader
 
 PAGE_SIZE = 1000
@@ -236,3 +236,101 @@ def test_a_csv_read_the_stream_stops_ends_its_read_ahead_thread() -> None:
 
     read_ahead.join(timeout=30)  # bounded only so that a thread that never ends fails here
     assert not read_ahead.is_alive()
+
+
+class BrokenBody:
+    """A download body that sends `data`, then breaks off (or, `stalled`, waits until closed)."""
+
+    def __init__(self, data: bytes, *, stalled: bool = False) -> None:
+        self.data = data
+        self.stalled = stalled
+        self.closed = threading.Event()
+        self.decode_content = False
+
+    def read(self, _size: int) -> bytes:
+        data, self.data = self.data, b""
+        if data:
+            return data
+        if self.stalled:
+            # Bounded only so that a bug that never closes it ends (after 60 s) instead of hanging.
+            self.closed.wait(timeout=60)
+        raise ConnectionResetError("the connection broke")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class CsvDownloads(CsvDownload):
+    """One download of `bodies` per try, in order; the failed tries noted with their position."""
+
+    def __init__(self, *bodies: t.Any) -> None:
+        self.bodies = list(bodies)
+        self.failures: list[tuple[int, str]] = []
+
+    def attempts(self, what: str) -> t.Any:
+        downloads = self
+
+        class Noted:
+            def failed(self, exc: Exception, *, position: int = 0) -> None:
+                downloads.failures.append((position, str(exc)))
+
+        return Noted()
+
+    def open_download(self, _url: str, _what: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.raw = self.bodies.pop(0)
+        return response
+
+
+def test_a_csv_whose_header_changed_between_two_reads_stops_its_feed() -> None:
+    first = BrokenBody(b"contact_id,city\n1,Ulm\n")
+    second = BrokenBody(b"contact_id\n1\n2\n")
+    api = CsvDownloads(first, second)
+    reader = CsvReader(t.cast("t.Any", api), export_of(2, None))
+
+    with pytest.raises(ExportError, match=r"^The CSV of export exp_1 changed its header between"):
+        list(reader.chunks(1))
+
+    assert api.failures == [
+        (1, "the connection dropped while the body was read (ConnectionResetError)")
+    ]
+
+
+def test_a_download_url_answer_without_a_url_stops_its_feed_naming_pages_mode() -> None:
+    class NoUrl(CsvDownload):
+        def json(self, _method: str, _path: str, **_: t.Any) -> dict[str, str]:
+            return {"expires_at": "2026-12-06T00:00:00Z"}
+
+    reader = CsvReader(t.cast("t.Any", NoUrl(2)), export_of(2, None))
+
+    with pytest.raises(ExportError, match="answered without a url for export exp_1; set read_mode"):
+        list(reader.chunks(1))
+
+
+def test_a_csv_read_the_stream_stops_while_its_download_stalls_closes_the_download() -> None:
+    rows = "".join(f"{n}\n" for n in range(1, 1201))
+    body = BrokenBody(f"contact_id\n{rows}".encode(), stalled=True)
+    before = set(threading.enumerate())
+    chunks = CsvReader(t.cast("t.Any", CsvDownloads(body)), export_of(5000, None)).chunks(1)
+    assert isinstance(chunks, types.GeneratorType)  # closed as the stream's loop closes it
+    assert len(list(next(chunks).rows)) == PAGE_SIZE
+    (read_ahead,) = [
+        th for th in set(threading.enumerate()) - before if th.name == "contactbased-read-ahead"
+    ]
+
+    chunks.close()
+
+    assert body.closed.is_set()  # the connection given back, not left to the read timeout
+    read_ahead.join(timeout=30)  # bounded only so that a thread that never ends fails here
+    assert not read_ahead.is_alive()
+
+
+def test_a_csv_that_cannot_be_decoded_is_read_again_and_named_without_its_bytes() -> None:
+    garbled = BrokenBody(b"contact_id\n\xff\xfe\n")
+    whole = io.BytesIO(b"contact_id\n1\n2\n")
+    api = CsvDownloads(garbled, whole)
+    reader = CsvReader(t.cast("t.Any", api), export_of(2, None))
+
+    assert [row for chunk in reader.chunks(1) for row in chunk.rows] == [["1"], ["2"]]
+    assert api.failures == [(1, "the body could not be parsed (UnicodeDecodeError)")]
