@@ -297,15 +297,24 @@ def test_a_csv_whose_header_changed_between_two_reads_stops_its_feed() -> None:
     ]
 
 
+class DownloadUrlAnswer(CsvDownload):
+    """A download-url request answered with `answer`."""
+
+    def __init__(self, answer: dict[str, t.Any]) -> None:
+        super().__init__(2)
+        self.answer = answer
+
+    def json(self, _method: str, _path: str, **_: t.Any) -> dict[str, t.Any]:
+        return self.answer
+
+
 def test_a_download_url_answer_without_a_url_stops_its_feed_naming_pages_mode() -> None:
-    class NoUrl(CsvDownload):
-        def json(self, _method: str, _path: str, **_: t.Any) -> dict[str, str]:
-            return {"expires_at": "2026-12-06T00:00:00Z"}
-
-    reader = CsvReader(t.cast("t.Any", NoUrl(2)), export_of(2, None))
-
-    with pytest.raises(ExportError, match="answered without a url for export exp_1; set read_mode"):
-        list(reader.chunks(1))
+    # One test, not variants: the mutation run would keep only one of variants alike.
+    for answer in ({"expires_at": "2026-12-06T00:00:00Z"}, {"url": ""}, {"url": 17}):
+        api = DownloadUrlAnswer(answer)
+        reader = CsvReader(t.cast("t.Any", api), export_of(2, None))
+        with pytest.raises(ExportError, match="answered without a url for export exp_1; set"):
+            list(reader.chunks(1))
 
 
 def test_a_csv_read_the_stream_stops_while_its_download_stalls_closes_the_download() -> None:
