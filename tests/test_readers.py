@@ -132,6 +132,12 @@ def test_a_read_resumed_in_the_middle_of_a_page_starts_at_that_row() -> None:
 
     assert [chunk.first_row for chunk in chunks] == [1501]
     assert [row["contact_id"] for row in chunks[0].rows] == [str(n) for n in range(1501, 1801)]
+    # From the last row of a page: that page's last row first, then the next page.
+    last_of_page = chunks_of(Pages(1800), export_of(1800, None), start_row=1000)
+    assert [(chunk.first_row, len(list(chunk.rows))) for chunk in last_of_page] == [
+        (1000, 1),
+        (1001, 800),
+    ]
 
 
 def test_a_read_resumed_after_the_last_row_of_a_short_last_page_hands_out_no_chunk() -> None:
