@@ -207,6 +207,30 @@ def test_a_state_the_api_contradicts_is_refused_before_anything_is_spent(
     assert result.records("enrichment") == []
 
 
+def test_an_export_in_flight_that_is_gone_does_not_spare_the_next_feeds_from_the_check(
+    api: FakeContactBased,
+) -> None:
+    """The first feed's export is gone (planned anew); the second's is another feed's."""
+    first, second, third = api.feed_ids
+    mine = api.make_ready_export(first, 7, page_size=1000)
+    theirs = api.make_ready_export(third, 7, page_size=1000)
+    state = tap_state(
+        feed_entry(first, in_flight={**in_flight(api, mine), "export_id": "exp_gone"}),
+        feed_entry(second, in_flight=in_flight(api, theirs)),
+    )
+    config = make_config(api, feed_ids=[first, second])
+
+    result = run_tap(
+        config, catalog=selected_catalog(config, ["export_rows"]), state=state, raise_errors=False
+    )
+
+    assert isinstance(result.error, StateMismatchError), repr(result.error)
+    assert f"feed {second}, in_flight names export {theirs}, an export of feed {third}" in (
+        one_line(result)
+    )
+    assert spent(api) == {"creates": 0, "reads": 0, "enrichment": 0}
+
+
 def test_a_run_of_the_enrichment_stream_alone_checks_the_pending_exports_too(
     api: FakeContactBased,
 ) -> None:
