@@ -366,6 +366,11 @@ def test_a_downloads_status_says_whether_to_renew_retry_or_stop() -> None:
     with pytest.raises(ApiError, match=r"^the download: 404") as refused:
         download_answer(answer(404, b"", "Not Found"), "the download")
     assert not isinstance(refused.value, TransientApiError)
+    # 300 without a Location is no redirect to follow, and no file either.
+    ready = answer(299, b"x")
+    assert download_answer(ready, "the download") is ready
+    with pytest.raises(ApiError, match=r"^the download: 300 Multiple Choices$"):
+        download_answer(answer(300, b"", "Multiple Choices"), "the download")
 
 
 def test_an_answer_the_decoder_cannot_read_is_named_without_echoing_it(
