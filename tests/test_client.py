@@ -9,7 +9,7 @@ import typing as t
 import pytest
 import requests
 
-from tap_contactbased import redaction, retry
+from tap_contactbased import endpoints, redaction, retry
 from tap_contactbased.answers import UnreadableBodyError
 from tap_contactbased.api_client import (
     ApiClient,
@@ -35,6 +35,7 @@ from tap_contactbased.tap import TapContactBased
 from tests.clocks import VirtualClock, virtual_retry_clock
 from tests.conftest import API_KEY, TODAY, make_config
 from tests.fake_api import FakeContactBased
+from tests.fake_api.faults import Hit
 from tests.singer_run import run_command, run_tap, selected_catalog
 from tests.tls_server import CERT, CSV, RedirectingServer
 
@@ -365,6 +366,11 @@ def test_a_downloads_status_says_whether_to_renew_retry_or_stop() -> None:
     with pytest.raises(ApiError, match=r"^the download: 404") as refused:
         download_answer(answer(404, b"", "Not Found"), "the download")
     assert not isinstance(refused.value, TransientApiError)
+    # 300 without a Location is no redirect to follow, and no file either.
+    ready = answer(299, b"x")
+    assert download_answer(ready, "the download") is ready
+    with pytest.raises(ApiError, match=r"^the download: 300 Multiple Choices$"):
+        download_answer(answer(300, b"", "Multiple Choices"), "the download")
 
 
 def test_an_answer_the_decoder_cannot_read_is_named_without_echoing_it(
@@ -458,3 +464,21 @@ def test_an_error_body_is_echoed_as_one_short_clean_line(
         assert "(" not in message  # nothing of the object
     else:
         assert f"({echoed}" in message
+
+
+def test_a_json_answer_cut_in_the_middle_is_asked_again_as_a_dropped_connection(
+    api: FakeContactBased, config: dict[str, t.Any]
+) -> None:
+    # Any JSON answer may be cut on the way; the fake cuts only pages, so a page read as JSON.
+    export_id = api.make_ready_export(api.feed_ids[0], 7, page_size=1000)
+    api.faults.failing_page = (1, "cut")  # half the body, then the connection closes; always
+    client = _api_of(config)
+
+    with pytest.raises(TransientApiError) as raised:
+        client.post(endpoints.EXPORTS_PAGE, {"export_id": export_id, "page": 1})
+
+    assert str(raised.value).startswith(
+        f"POST {endpoints.EXPORTS_PAGE}: the connection dropped in the middle of the response ("
+    )
+    hit = Hit(f"POST {endpoints.EXPORTS_PAGE}", "page 1: cut")
+    assert api.fault_engine.hits == [hit] * retry.MAX_TRIES  # asked again, as a transport error

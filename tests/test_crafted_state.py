@@ -21,7 +21,7 @@ from tap_contactbased.state import StateMismatchError
 from tests.conftest import API_KEY, TODAY, YESTERDAY, make_config
 from tests.fake_api import BUNDLE_KEYS, FakeContactBased
 from tests.fake_api.exports import ExportOptions
-from tests.run_checks import feed_entry, in_flight, tap_state
+from tests.run_checks import feed_entry, in_flight, partition, tap_state
 from tests.singer_run import SyncResult, run_tap, selected_catalog
 
 STREAMS = ["export_rows", "enrichment"]
@@ -205,6 +205,48 @@ def test_a_state_the_api_contradicts_is_refused_before_anything_is_spent(
     assert spent(api) == {"creates": 0, "reads": 0, "enrichment": 0}
     assert result.records("export_rows") == []
     assert result.records("enrichment") == []
+
+
+def test_an_export_in_flight_that_is_gone_does_not_spare_the_next_feeds_from_the_check(
+    api: FakeContactBased,
+) -> None:
+    """The first feed's export is gone (planned anew); the second's is another feed's."""
+    first, second, third = api.feed_ids
+    mine = api.make_ready_export(first, 7, page_size=1000)
+    theirs = api.make_ready_export(third, 7, page_size=1000)
+    state = tap_state(
+        feed_entry(first, in_flight={**in_flight(api, mine), "export_id": "exp_gone"}),
+        feed_entry(second, in_flight=in_flight(api, theirs)),
+    )
+    config = make_config(api, feed_ids=[first, second])
+
+    result = run_tap(
+        config, catalog=selected_catalog(config, ["export_rows"]), state=state, raise_errors=False
+    )
+
+    assert isinstance(result.error, StateMismatchError), repr(result.error)
+    assert f"feed {second}, in_flight names export {theirs}, an export of feed {third}" in (
+        one_line(result)
+    )
+    assert spent(api) == {"creates": 0, "reads": 0, "enrichment": 0}
+
+
+def test_an_export_in_flight_with_every_row_done_is_finished_not_refused(
+    api: FakeContactBased,
+) -> None:
+    """Killed after its last row was confirmed, before the feed was marked delivered."""
+    feed = api.feed_ids[0]
+    mine = api.make_ready_export(feed, 7, page_size=1000)
+    every_row = api.exports[mine].total_rows
+    state = tap_state(feed_entry(feed, in_flight=in_flight(api, mine, rows_done=every_row)))
+    config = make_config(api, feed_ids=[feed])
+
+    result = run_tap(config, catalog=selected_catalog(config, ["export_rows"]), state=state)
+
+    assert result.records("export_rows") == []  # every row was delivered by the earlier run
+    assert partition(result.last_state, feed)["delivered_through"] == YESTERDAY.isoformat()
+    assert "in_flight" not in partition(result.last_state, feed)
+    assert spent(api)["creates"] == 0
 
 
 def test_a_run_of_the_enrichment_stream_alone_checks_the_pending_exports_too(
