@@ -201,7 +201,9 @@ def test_a_state_the_api_contradicts_is_refused_before_anything_is_spent(
     )
 
     assert isinstance(result.error, StateMismatchError), repr(result.error)
-    assert crafted.fragment in one_line(result)
+    line = one_line(result)
+    assert line.startswith("The state does not fit the API, so nothing was created or enriched: ")
+    assert crafted.fragment in line
     assert spent(api) == {"creates": 0, "reads": 0, "enrichment": 0}
     assert result.records("export_rows") == []
     assert result.records("enrichment") == []
