@@ -98,11 +98,23 @@ def test_what_no_test_could_tell_apart_is_left_alone() -> None:
     assert keys == ["f | constant | x=2 -> x=3"]
 
 
+def one_test_trace(function: str) -> str:
+    """A trace (as source) of the sample's one test, `nodeid`, that ran `function`."""
+    return f"""Trace(
+        seconds={{nodeid: 0.01}},
+        functions={{"sample.py | {function}": {{nodeid}}}},
+        modules={{"sample.py": {{nodeid}}}},
+        lines={{("sample.py", 8): {{nodeid}}}},
+        imported=[],
+        used_by={{"LIMIT": {{"sample.py | is_adult"}}, "PAUSE": {{"sample.py | pause"}}}},
+    )"""
+
+
 def run_sample_mutants(
     tmp_path: Path,
     sample: str = SAMPLE,
     sample_test: str = SAMPLE_TEST,
-    function: str = "is_adult",
+    trace: str = one_test_trace("is_adult"),
     settings: str = "",
 ) -> dict[str, dict[str, t.Any]]:
     """Run every mutant of the sample in a copy at `tmp_path`, in a process of its own."""
@@ -121,14 +133,7 @@ def run_sample_mutants(
         from tests.mutation.runner import Trace, run_mutants
         {settings}
         tree, nodeid = Path({str(tree)!r}), {nodeid!r}
-        trace = Trace(
-            seconds={{nodeid: 0.01}},
-            functions={{"sample.py | {function}": {{nodeid}}}},
-            modules={{"sample.py": {{nodeid}}}},
-            lines={{("sample.py", 8): {{nodeid}}}},
-            imported=[],
-            used_by={{"LIMIT": {{"sample.py | is_adult"}}, "PAUSE": {{"sample.py | pause"}}}},
-        )
+        trace = {textwrap.indent(trace, " " * 8).lstrip()}
         mutants = find_mutants("sample.py", (tree / "sample.py").read_text())
         outcomes = run_mutants(mutants, trace, [tree], lambda _: None, work=tree.parent)
         print(json.dumps({{o.mutant.key: o.to_json() for o in outcomes}}))
@@ -166,6 +171,46 @@ def test_the_run_tells_killed_survived_and_uncovered_mutants_apart(tmp_path: Pat
     assert (tmp_path / "tree" / "sample.py").read_text() == SAMPLE
 
 
+VARIANTS_TEST = textwrap.dedent(
+    """\
+    import pytest
+    from sample import is_adult
+
+
+    @pytest.mark.parametrize("age", [30, 18])
+    def test_adults(age):
+        assert is_adult(age)
+    """
+)
+# Both variants ran the very same line; the one that asks about 18 is the slower.
+VARIANTS_TRACE = """Trace(
+    seconds={nodeid + "[30]": 0.01, nodeid + "[18]": 0.02},
+    functions={"sample.py | is_adult": {nodeid + "[30]", nodeid + "[18]"}},
+    modules={"sample.py": {nodeid + "[30]", nodeid + "[18]"}},
+    lines={("sample.py", 8): {nodeid + "[30]", nodeid + "[18]"}},
+    imported=[],
+    used_by={"LIMIT": {"sample.py | is_adult"}},
+    signatures={
+        (nodeid + "[30]", "sample.py"): frozenset({8}),
+        (nodeid + "[18]", "sample.py"): frozenset({8}),
+    },
+)"""
+
+
+def test_a_mutant_the_fastest_variant_misses_runs_the_other_variants_before_it_survives(
+    tmp_path: Path,
+) -> None:
+    outcomes = run_sample_mutants(tmp_path, sample_test=VARIANTS_TEST, trace=VARIANTS_TRACE)
+
+    boundary = outcomes["is_adult | compare | age < LIMIT -> age <= LIMIT"]
+    assert boundary["status"] == "killed"
+    assert boundary["killed_by"] == "test_sample.py::test_adults[18]"
+    assert boundary["tests"] == 2  # the fastest variant, then the one it left out
+    # Killed by the fastest variant alone: the other is never run.
+    dropped = outcomes["is_adult | drop-not | not age < LIMIT -> age < LIMIT"]
+    assert (dropped["killed_by"], dropped["tests"]) == ("test_sample.py::test_adults[30]", 1)
+
+
 PAUSING = textwrap.dedent(
     '''\
     """A sample whose constant, mutated, makes its test wait for a second."""
@@ -187,7 +232,9 @@ def test_a_test_that_runs_past_its_own_budget_stops_the_mutant_at_once(tmp_path:
     # Each test may take 0.1 s plus three times its traced 0.01 s; the mutant's whole budget
     # stays at 30 s, so only the per-test clock can stop the one-second wait this early.
     settings = "config.TEST_TIMEOUT_BASE_SECONDS = 0.1"
-    outcomes = run_sample_mutants(tmp_path, PAUSING, PAUSING_TEST, "pause", settings)
+    outcomes = run_sample_mutants(
+        tmp_path, PAUSING, PAUSING_TEST, one_test_trace("pause"), settings
+    )
 
     waited = outcomes["<module> | constant | PAUSE = 0 -> PAUSE = 1"]
     assert waited["status"] == "timeout"

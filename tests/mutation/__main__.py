@@ -88,9 +88,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--every-variant",
         action="store_true",
         help=(
-            "run every variant of a parametrized test (by default, of the variants that ran "
-            "the very same lines of the mutated module only the fastest runs); use it to "
-            "confirm a survivor before listing it"
+            "run every variant of a parametrized test from the start (by default, of the "
+            "variants that ran the very same lines of the mutated module the fastest runs "
+            "first, and the others only if the mutant survives it)"
         ),
     )
     parser.add_argument(

@@ -437,7 +437,7 @@ class Slot:
     original: str = ""
     started: float = 0.0
     deadline: float = 0.0
-    tests: int = 0
+    ran: list[str] = field(default_factory=list)  # the mutant's tests, in this slot
 
 
 def kill_group(pid: int) -> None:
@@ -455,29 +455,51 @@ def run_mutants(
     *,
     every_variant: bool = False,
 ) -> list[Outcome]:
-    """Run every mutant, as many at once as there are copies; logs go to `work`."""
+    """Run every mutant, as many at once as there are copies; logs go to `work`.
+
+    A mutant that survives the fastest variant of a parametrized test runs again on the
+    variants it skipped before it is called a survivor: a variant may hold the one case
+    that tells the mutant apart, and a survivor must be listed by hand.
+    """
     outcomes: list[Outcome] = []
-    queue = list(mutants)
+    queue = [(m, trace.tests_for(m, every_variant=every_variant)) for m in mutants]
+    survived_first: dict[str, Outcome] = {}  # mutant key -> its outcome before the others
     slots = [
         Slot(tree, work / f"slot-{i}.log", work / f"slot-{i}.killed-by")
         for i, tree in enumerate(trees)
     ]
     busy: dict[int, Slot] = {}
+
+    def settle(outcome: Outcome, ran: Sequence[str]) -> None:
+        mutant = outcome.mutant
+        earlier = survived_first.pop(mutant.key, None)
+        if earlier is not None:
+            outcome.seconds += earlier.seconds
+            outcome.tests += earlier.tests
+        elif outcome.status == SURVIVED:
+            others = [n for n in trace.tests_for(mutant, every_variant=True) if n not in ran]
+            if others:
+                survived_first[mutant.key] = outcome
+                queue.insert(0, (mutant, others))
+                return
+        outcomes.append(outcome)
+        note(outcome)
+
     try:
         while queue or busy:
             for slot in slots:
                 if slot.pid == 0 and queue:
-                    outcome = start(slot, queue.pop(0), trace, every_variant=every_variant)
-                    if outcome is not None:
-                        outcomes.append(outcome)
-                        note(outcome)
+                    mutant, nodeids = queue.pop(0)
+                    if not nodeids:
+                        settle(Outcome(mutant, UNCOVERED, detail=NO_TEST), [])
                     else:
+                        start(slot, mutant, nodeids, trace)
                         busy[slot.pid] = slot
             pid, status = os.waitpid(-1, os.WNOHANG) if busy else (0, 0)
             if pid in busy:
-                outcome = finish(busy.pop(pid), status, timed_out=False)
-                outcomes.append(outcome)
-                note(outcome)
+                slot = busy.pop(pid)
+                ran = slot.ran
+                settle(finish(slot, status, timed_out=False), ran)
                 continue
             now = time.monotonic()
             for slot in list(busy.values()):
@@ -485,9 +507,8 @@ def run_mutants(
                     kill_group(slot.pid)
                     _, status = os.waitpid(slot.pid, 0)
                     del busy[slot.pid]
-                    outcome = finish(slot, status, timed_out=True)
-                    outcomes.append(outcome)
-                    note(outcome)
+                    ran = slot.ran
+                    settle(finish(slot, status, timed_out=True), ran)
             time.sleep(POLL_SECONDS)
     finally:
         for slot in busy.values():
@@ -498,18 +519,18 @@ def run_mutants(
     return outcomes
 
 
-def start(slot: Slot, mutant: Mutant, trace: Trace, *, every_variant: bool) -> Outcome | None:
-    """Start `mutant` in `slot`; an outcome at once when no test runs its code."""
-    nodeids = trace.tests_for(mutant, every_variant=every_variant)
-    if not nodeids:
-        return Outcome(mutant, UNCOVERED, detail="no selectable test runs this code")
+NO_TEST = "no selectable test runs this code"
+
+
+def start(slot: Slot, mutant: Mutant, nodeids: list[str], trace: Trace) -> None:
+    """Start `mutant` in `slot`, its `nodeids` run in a process of their own."""
     path = slot.tree / mutant.module
     slot.original = path.read_text(encoding="utf-8")
     path.write_text(apply(slot.original, mutant), encoding="utf-8")
     shutil.rmtree(slot.tree / ".hypothesis", ignore_errors=True)
     slot.marker.unlink(missing_ok=True)
     expected = sum(trace.seconds[n] for n in nodeids)
-    slot.mutant, slot.tests = mutant, len(nodeids)
+    slot.mutant, slot.ran = mutant, nodeids
     slot.started = time.monotonic()
     slot.deadline = slot.started + config.TIMEOUT_BASE_SECONDS + config.TIMEOUT_FACTOR * expected
     budgets = {
@@ -522,7 +543,6 @@ def start(slot: Slot, mutant: Mutant, trace: Trace, *, every_variant: bool) -> O
     if pid == 0:
         run_in_child(slot.tree, nodeids, slot.log, slot.marker, budgets)
     slot.pid = pid
-    return None
 
 
 def restore(slot: Slot) -> None:
@@ -540,7 +560,7 @@ def finish(slot: Slot, status: int, *, timed_out: bool) -> Outcome:
     log, marker = slot.log, slot.marker
     killed_by = marker.read_text(encoding="utf-8") if marker.exists() else None
     code = os.waitstatus_to_exitcode(status)
-    outcome = Outcome(slot.mutant, SURVIVED, seconds, slot.tests, killed_by)
+    outcome = Outcome(slot.mutant, SURVIVED, seconds, len(slot.ran), killed_by)
     if timed_out:
         outcome.status = TIMEOUT
         outcome.detail = f"stopped after {seconds:.0f} s"
@@ -554,5 +574,5 @@ def finish(slot: Slot, status: int, *, timed_out: bool) -> Outcome:
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         last = text.strip().splitlines()[-1:] or ["no output"]
         outcome.detail = f"pytest exited {code}: {last[0]} (log: {log})"
-    slot.pid, slot.mutant = 0, None
+    slot.pid, slot.mutant, slot.ran = 0, None, []
     return outcome
