@@ -51,14 +51,6 @@ NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
 WAITING = frozenset({Phase.CREATED, Phase.BUILDING})
 
 
-class Origin(enum.Enum):
-    """How the export of a job came to exist."""
-
-    CREATED = "created"  # by this run
-    REUSED = "reused"  # found on the API with the same options and window
-    RESUMED = "resumed"  # named in the state by an earlier run
-
-
 @dataclass(frozen=True)
 class WaitPolicy:
     """How long and how often to poll building exports."""
@@ -147,7 +139,7 @@ class ExportJob:
         self.expected_rows: int | None = None
         self.after = after
         self.phase = Phase.PLANNED
-        self.origin: Origin | None = None
+        self.from_state = False  # its export was named in the state by an earlier run
         self.summary: ExportSummary | None = None
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
@@ -166,7 +158,7 @@ class ExportJob:
         """A job for the export an earlier run left in flight; its summary comes later."""
         job = cls(feed_id, state)
         job.flight = flight
-        job.origin = Origin.RESUMED
+        job.from_state = True
         job.expected_rows = flight.expected_rows
         return job
 
@@ -220,11 +212,10 @@ class ExportJob:
             raise RuntimeError(msg)
         self.phase = phase
 
-    def start(self, summary: ExportSummary, origin: Origin, now: float) -> None:
+    def start(self, summary: ExportSummary, now: float) -> None:
         """The export exists (created, reused or resumed): record it in flight and wait."""
         self._move(Phase.CREATED)
         self.summary = summary
-        self.origin = origin
         if self.flight is None:
             assert self.window is not None
             through = self.window.deliver_through
