@@ -309,12 +309,10 @@ class ExportJob:
 
     @property
     def page_size(self) -> int | None:
-        """Rows per page: as the API echoes it, else as the export was asked for."""
+        """Rows per page: as the API echoes it, else as the export was asked for (in flight)."""
         if self.summary is not None and self.summary.page_size:
             return self.summary.page_size
-        if self.flight is not None and self.flight.page_size:
-            return self.flight.page_size
-        return self.options.page_size if self.options else None
+        return (self.flight.page_size or None) if self.flight else None
 
     def describe(self, seen: ExportSummary | None = None) -> str:
         """The export (or the planned one) and its window, for log lines and errors.
