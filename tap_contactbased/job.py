@@ -315,16 +315,11 @@ class ExportJob:
         return (self.flight.page_size or None) if self.flight else None
 
     def describe(self, seen: ExportSummary | None = None) -> str:
-        """The export (or the planned one) and its window, for log lines and errors.
+        """The export and its window, for log lines and errors.
 
         `seen`: the export's summary as the API gives it now, when the job does not hold one.
         """
-        if self.flight is not None:
-            start, end = self.flight.start_date, self.flight.end_date
-        elif self.window is not None:
-            start, end = self.window.start_date.isoformat(), self.window.end_date.isoformat()
-        else:
-            start = end = None
+        start, end = (self.flight.start_date, self.flight.end_date) if self.flight else (None, None)
         summary = self.summary or seen
         if summary is not None:
             start, end = summary.start_date or start, summary.end_date or end
