@@ -136,7 +136,7 @@ class ExportJob:
         self.window = window
         self.options = options
         self.records_required: int | None = None
-        self.expected_rows: int | None = None
+        self.expected_rows: int | None = None  # the count before the create, then in flight
         self.after = after
         self.phase = Phase.PLANNED
         self.from_state = False  # its export was named in the state by an earlier run
@@ -159,7 +159,6 @@ class ExportJob:
         job = cls(feed_id, state)
         job.flight = flight
         job.from_state = True
-        job.expected_rows = flight.expected_rows
         return job
 
     # Planning and creating

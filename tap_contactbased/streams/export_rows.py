@@ -292,7 +292,7 @@ class ChunkDelivery:
                 raise ExportError(msg)
             page_size = settings.page_size  # the CSV is read to its end whatever the size
         export = ExportToRead.of(
-            job.summary, job.describe(), page_size=page_size, at_least=job.expected_rows
+            job.summary, job.describe(), page_size=page_size, at_least=job.flight.expected_rows
         )
         properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
