@@ -20,7 +20,7 @@ from tap_contactbased.summary import ExportStatus
 from tap_contactbased.values import date_or_none
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, MutableMapping
+    from collections.abc import MutableMapping
 
     from tap_contactbased.settings import Settings
     from tap_contactbased.summary import ExportOptions, ExportSummary
@@ -143,7 +143,7 @@ class ExportJob:
         self.summary: ExportSummary | None = None
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # why it failed: set by `fail` alone, with the phase
         self.create_tries = 0  # creates sent so far
         self._first_create_sent: float | None = None
         self.looks_before_create = True  # an identical export may exist by now
@@ -324,8 +324,3 @@ class ExportJob:
             start, end = summary.start_date or start, summary.end_date or end
         what = f"export {self.export_id}" if self.export_id else "the export"
         return f"{what} of feed {self.feed_id} ({start or '?'}..{end or '?'})"
-
-
-def failures(jobs: Iterable[ExportJob]) -> list[str]:
-    """Why each failed job did not deliver its feed."""
-    return [job.error or job.describe() for job in jobs if job.phase is Phase.FAILED]
