@@ -20,7 +20,7 @@ from tap_contactbased.summary import ExportStatus
 from tap_contactbased.values import date_or_none
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, MutableMapping
+    from collections.abc import MutableMapping
 
     from tap_contactbased.settings import Settings
     from tap_contactbased.summary import ExportOptions, ExportSummary
@@ -49,14 +49,6 @@ NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
     Phase.FAILED: frozenset(),
 }
 WAITING = frozenset({Phase.CREATED, Phase.BUILDING})
-
-
-class Origin(enum.Enum):
-    """How the export of a job came to exist."""
-
-    CREATED = "created"  # by this run
-    REUSED = "reused"  # found on the API with the same options and window
-    RESUMED = "resumed"  # named in the state by an earlier run
 
 
 @dataclass(frozen=True)
@@ -144,14 +136,14 @@ class ExportJob:
         self.window = window
         self.options = options
         self.records_required: int | None = None
-        self.expected_rows: int | None = None
+        self.expected_rows: int | None = None  # the count before the create, then in flight
         self.after = after
         self.phase = Phase.PLANNED
-        self.origin: Origin | None = None
+        self.from_state = False  # its export was named in the state by an earlier run
         self.summary: ExportSummary | None = None
         self.flight: InFlight | None = None
         self.clock: BuildClock | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # why it failed: set by `fail` alone, with the phase
         self.create_tries = 0  # creates sent so far
         self._first_create_sent: float | None = None
         self.looks_before_create = True  # an identical export may exist by now
@@ -166,8 +158,7 @@ class ExportJob:
         """A job for the export an earlier run left in flight; its summary comes later."""
         job = cls(feed_id, state)
         job.flight = flight
-        job.origin = Origin.RESUMED
-        job.expected_rows = flight.expected_rows
+        job.from_state = True
         return job
 
     # Planning and creating
@@ -220,11 +211,10 @@ class ExportJob:
             raise RuntimeError(msg)
         self.phase = phase
 
-    def start(self, summary: ExportSummary, origin: Origin, now: float) -> None:
+    def start(self, summary: ExportSummary, now: float) -> None:
         """The export exists (created, reused or resumed): record it in flight and wait."""
         self._move(Phase.CREATED)
         self.summary = summary
-        self.origin = origin
         if self.flight is None:
             assert self.window is not None
             through = self.window.deliver_through
@@ -318,31 +308,19 @@ class ExportJob:
 
     @property
     def page_size(self) -> int | None:
-        """Rows per page: as the API echoes it, else as the export was asked for."""
+        """Rows per page: as the API echoes it, else as the export was asked for (in flight)."""
         if self.summary is not None and self.summary.page_size:
             return self.summary.page_size
-        if self.flight is not None and self.flight.page_size:
-            return self.flight.page_size
-        return self.options.page_size if self.options else None
+        return (self.flight.page_size or None) if self.flight else None
 
     def describe(self, seen: ExportSummary | None = None) -> str:
-        """The export (or the planned one) and its window, for log lines and errors.
+        """The export and its window, for log lines and errors.
 
         `seen`: the export's summary as the API gives it now, when the job does not hold one.
         """
-        if self.flight is not None:
-            start, end = self.flight.start_date, self.flight.end_date
-        elif self.window is not None:
-            start, end = self.window.start_date.isoformat(), self.window.end_date.isoformat()
-        else:
-            start = end = None
+        start, end = (self.flight.start_date, self.flight.end_date) if self.flight else (None, None)
         summary = self.summary or seen
         if summary is not None:
             start, end = summary.start_date or start, summary.end_date or end
         what = f"export {self.export_id}" if self.export_id else "the export"
         return f"{what} of feed {self.feed_id} ({start or '?'}..{end or '?'})"
-
-
-def failures(jobs: Iterable[ExportJob]) -> list[str]:
-    """Why each failed job did not deliver its feed."""
-    return [job.error or job.describe() for job in jobs if job.phase is Phase.FAILED]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError, CreditError
-from tap_contactbased.job import ExportJob, Origin, Phase, start_bookmark
+from tap_contactbased.job import ExportJob, Phase, start_bookmark
 from tap_contactbased.lifecycle import describe_counts, number_text
 from tap_contactbased.run import feed_cap, settings_refusal, unknown_feeds_problem
 from tap_contactbased.settings import SNAPSHOT
@@ -232,7 +232,7 @@ class Planner:
                 feed_id, "resume", export_id=flight.export_id, described=job.describe(summary)
             )
             if not self.settings.plan_only:
-                job.start(summary, Origin.RESUMED, self._clock())
+                job.start(summary, self._clock())
                 job.observe(summary, self._wait, self._clock())
                 self._logger.info(
                     "Resuming %s after row %d, left in flight by an earlier run.",
@@ -290,7 +290,7 @@ class Planner:
         )
         if reusable is not None and earlier is None:
             if not settings.plan_only:
-                job.start(reusable, Origin.REUSED, self._clock())
+                job.start(reusable, self._clock())
                 self._logger.info(
                     "Reusing %s (%s) instead of creating one.", job.describe(), reusable.status_text
                 )

@@ -14,7 +14,7 @@ import typing as t
 from http import HTTPStatus
 
 from tap_contactbased.errors import ApiError, ContractError, ExportError, TransientApiError
-from tap_contactbased.job import WAITING, Origin, Phase
+from tap_contactbased.job import WAITING, Phase
 from tap_contactbased.lifecycle import number_text
 from tap_contactbased.state import flight_misfits
 from tap_contactbased.windows import window_text
@@ -114,7 +114,7 @@ class Creator:
                 options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
             )
             if appeared is not None:
-                job.start(appeared, Origin.REUSED, self._clock())
+                job.start(appeared, self._clock())
                 self._logger.info(
                     "Reusing %s, which appeared since the run was planned, instead of "
                     "creating one.",
@@ -137,7 +137,7 @@ class Creator:
             else:
                 job.fail(f"creating the export of feed {job.feed_id} was refused: {exc}")
             return False
-        job.start(summary, Origin.CREATED, self._clock())
+        job.start(summary, self._clock())
         reserved = summary.records_reserved
         reserved = job.records_required if reserved is None else reserved
         self._logger.info(
@@ -330,9 +330,7 @@ class Scheduler:
         assert job.flight is not None
         assert job.summary is not None
         where = f"bookmarks.export_rows, feed {job.feed_id}, in_flight"
-        if job.origin is Origin.RESUMED and (
-            late := flight_misfits(job.flight, job.summary, where)
-        ):
+        if job.from_state and (late := flight_misfits(job.flight, job.summary, where)):
             job.fail(f"{job.describe()} does not fit the state: {'; '.join(late)}")
             return False
         if job.deliver_through_clamped is None:

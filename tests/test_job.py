@@ -9,7 +9,7 @@ import typing as t
 import pytest
 
 from tap_contactbased.errors import ExportError, StateError, TransientApiError
-from tap_contactbased.job import ExportJob, Origin, Phase, WaitPolicy
+from tap_contactbased.job import ExportJob, Phase, WaitPolicy
 from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
 from tap_contactbased.scheduler import Creator, Scheduler
@@ -47,7 +47,7 @@ def phase(job: ExportJob) -> Phase:
 
 def started_job(state: dict[str, t.Any] | None = None, at: float = 0.0) -> ExportJob:
     job = ExportJob("feed", {} if state is None else state, window=WINDOW)
-    job.start(summary(), Origin.CREATED, at)
+    job.start(summary(), at)
     return job
 
 
@@ -517,7 +517,7 @@ def test_an_export_no_longer_listed_fails_its_job_and_the_others_are_still_obser
     exports = OneExportGone()
     gone = started_job(at=0.0)  # exp_1
     other = ExportJob("other", {}, window=WINDOW)
-    other.start(summary(export_id="exp_2", feed_id="other"), Origin.CREATED, 0.0)
+    other.start(summary(export_id="exp_2", feed_id="other"), 0.0)
     delivery = NotedDelivery()
     run_scheduler((gone, other), exports, time, ["feed", "other"], delivery)
 

@@ -176,7 +176,7 @@ class Scheduler:
         jobs[0].phase: str = "failed"
         job.flight.rows_done = 3
         del job.error
-        setattr(job, "origin", None)
+        setattr(job, "from_state", None)
         for job.window in []:
             pass
         self.summary = job.summary  # its own field, and a read
@@ -192,7 +192,7 @@ class Scheduler:
         "jobs[0].phase: str = 'failed'",
         "job.flight.rows_done = 3",
         "del job.error",
-        "setattr(job, 'origin', None)",
+        "setattr(job, 'from_state', None)",
         "for job.window in []:\n    pass",
     ]
     # The job module itself writes a job's field from outside `self` (`resumed`): found too.

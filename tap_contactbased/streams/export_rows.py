@@ -17,7 +17,7 @@ from tap_contactbased.batch_files import BatchFiles, owner_only
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.coercion import RowTyper, TypedChunk
 from tap_contactbased.errors import ContactBasedError, ExportError
-from tap_contactbased.job import Phase, WaitPolicy, failures
+from tap_contactbased.job import Phase, WaitPolicy
 from tap_contactbased.lifecycle import ExportLifecycle, preview
 from tap_contactbased.plan import Planner
 from tap_contactbased.readers import ExportToRead, make_reader
@@ -215,7 +215,8 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         except BaseException:
             self.run.receipt_on_failure()
             raise
-        self.run.export_failures.extend(failures(plan.jobs))  # plan_only: the refused counts
+        # Each failed job's reason (plan_only: the refused counts).
+        self.run.export_failures.extend(job.error for job in plan.jobs if job.error is not None)
 
     def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
@@ -292,7 +293,7 @@ class ChunkDelivery:
                 raise ExportError(msg)
             page_size = settings.page_size  # the CSV is read to its end whatever the size
         export = ExportToRead.of(
-            job.summary, job.describe(), page_size=page_size, at_least=job.expected_rows
+            job.summary, job.describe(), page_size=page_size, at_least=job.flight.expected_rows
         )
         properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
