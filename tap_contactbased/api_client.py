@@ -61,15 +61,6 @@ STATUS_ADVICE: Mapping[int, str] = {
 }
 
 MAX_DOWNLOAD_REDIRECTS = 5
-# Errors of a request that cannot even be sent (a URL or header value requests or
-# http.client refuses): sending it again cannot help, and their text holds the value.
-UNSENDABLE = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader,
-    ValueError,
-)
 # The one field of an error body the tap repeats: FastAPI's `detail` [assumed].
 DETAIL_KEY = "detail"
 
@@ -298,7 +289,10 @@ class ApiClient:
             return self.session.send(
                 prepared, timeout=self.timeout, stream=stream, allow_redirects=False
             )
-        except UNSENDABLE as exc:
+        except ValueError as exc:
+            # Not even sendable: a URL or header value that requests (its InvalidURL, ...Schema
+            # and InvalidHeader are ValueErrors) or http.client refuses. Sending it again cannot
+            # help, and the error's text holds the value.
             if what is not None:
                 raise ApiError(
                     f"{what}: the request cannot be sent ({type(exc).__name__})"
