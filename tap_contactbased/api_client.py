@@ -245,10 +245,9 @@ class ApiClient:
         *,
         params: Mapping[str, t.Any] | None = None,
         body: Mapping[str, t.Any] | None = None,
-        normalise: bool = True,
         retry: bool = True,
     ) -> t.Any:
-        """The JSON answer to a request, the id's spelling normalised unless asked not to."""
+        """The JSON answer to a request, the id's spelling normalised."""
         prepared = self.prepare(method, path, params=params, body=body)
 
         def attempt() -> t.Any:
@@ -257,7 +256,7 @@ class ApiClient:
             return decoded_answer(response)
 
         answer = self.retrying(sending(prepared), attempt) if retry else attempt()
-        return normalise_id_spelling(answer) if normalise else answer
+        return normalise_id_spelling(answer)
 
     def prepare(
         self,
