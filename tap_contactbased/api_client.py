@@ -129,12 +129,12 @@ def is_retriable(status: int) -> bool:
 def check_status(response: requests.Response) -> None:
     """Classify an answer by status: retriable, refused with one line, or fine."""
     status = response.status_code
+    if status < HTTPStatus.MULTIPLE_CHOICES:
+        return
+    message = status_error_message(endpoint_of(response.request), response)
     if is_retriable(status):
-        raise TransientApiError(
-            status_error_message(endpoint_of(response.request), response), response
-        )
-    if status >= HTTPStatus.MULTIPLE_CHOICES:
-        raise ApiError(status_error_message(endpoint_of(response.request), response), status)
+        raise TransientApiError(message, response)
+    raise ApiError(message, status)
 
 
 def transport_error(exc: requests.RequestException, what: str) -> TransientApiError:
