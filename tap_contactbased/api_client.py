@@ -138,10 +138,7 @@ def check_status(response: requests.Response) -> None:
 
 
 def transport_error(exc: requests.RequestException, what: str) -> TransientApiError:
-    """The retriable error of a request that failed on the wire, named after `what`.
-
-    Never requests' own message: it holds the URL, and a signed download URL is a secret.
-    """
+    """The retriable error of a request that failed on the wire, named after `what`."""
     return TransientApiError(f"{what}: {describe_transport_error(exc)}")
 
 
@@ -158,7 +155,6 @@ class KeyAuth(requests.auth.AuthBase):
         self._api_key = api_key
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        """Add the key to `request`."""
         request.headers[API_KEY_HEADER] = self._api_key
         return request
 
@@ -211,7 +207,6 @@ class ApiClient:
 
     @property
     def session(self) -> requests.Session:
-        """This thread's session."""
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
@@ -227,11 +222,9 @@ class ApiClient:
         return retry.retrying(self.attempts(what), attempt)
 
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
-        """GET a JSON document."""
         return self.json("GET", path, params=params)
 
     def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
-        """POST a JSON body and return the JSON answer."""
         return self.json("POST", path, body=body)
 
     def post_once(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
