@@ -39,7 +39,7 @@ import urllib3.exceptions
 from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, decode_page
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.coercion import Chunk, RawRow
+from tap_contactbased.coercion import Chunk
 from tap_contactbased.errors import (
     ApiError,
     ExportError,
@@ -143,11 +143,6 @@ class ExportToRead:
             f"{self.name}: {problem}. The rows read so far are confirmed and the export stays "
             "in the state: the next run reads it on once the API's answer adds up"
         )
-
-
-def skip_rows(rows: Iterator[RawRow], count: int) -> None:
-    """Consume `count` rows that an earlier read already handed out."""
-    collections.deque(itertools.islice(rows, count), maxlen=0)
 
 
 class PageReader:
@@ -303,8 +298,8 @@ class CsvReader:
                     header = next(reader, None)
                     if header is not None:
                         self._check_header(header)
-                        # Rows before next_row were handed out by an earlier read.
-                        skip_rows(reader, next_row - 1)
+                        # Rows before next_row were handed out by an earlier read: consumed.
+                        collections.deque(itertools.islice(reader, next_row - 1), maxlen=0)
                         while batch := list(itertools.islice(reader, BATCH_ROWS)):
                             yield batch
                             next_row += len(batch)
