@@ -351,21 +351,16 @@ class CsvReader:
         except TransientApiError as exc:
             failed = exc
         else:
-            return self._download(answer)
+            url = answer.get("url") if isinstance(answer, dict) else None
+            if not isinstance(url, str) or not url:
+                msg = (
+                    f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
+                    f"{export.name}; set read_mode to pages to read it page by page, "
+                    "and report this difference"
+                )
+                raise ExportError(msg)
+            return self._client.open_download(url, f"the CSV download of {export.name}")
         raise failed.named(f"The download URL of {export.name}")
-
-    def _download(self, answer: t.Any) -> requests.Response:
-        """The GET of the signed URL an answer gives, sent once."""
-        export = self._export
-        url = answer.get("url") if isinstance(answer, dict) else None
-        if not isinstance(url, str) or not url:
-            msg = (
-                f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
-                f"{export.name}; set read_mode to pages to read it page by page, "
-                "and report this difference"
-            )
-            raise ExportError(msg)
-        return self._client.open_download(url, f"the CSV download of {export.name}")
 
 
 def describe_read_error(exc: BaseException) -> str:
