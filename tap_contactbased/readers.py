@@ -183,8 +183,10 @@ class PageReader:
                 if len(rows) < size:
                     break
                 page += 1
-        finally:
-            self._close()
+        finally:  # the page fetched ahead, if any, is left to finish on its own thread
+            self._prefetched = None
+            if self._prefetcher is not None:
+                self._prefetcher.shutdown(wait=False, cancel_futures=True)
         problem = export.count_problem(rows_read)
         if problem is not None:
             raise export.mismatch(problem)
@@ -242,11 +244,6 @@ class PageReader:
         request = self._request(page)  # built here: only the sending runs on the thread
         future = self._prefetcher.submit(self._client.send_decoded, request, decode_page)
         self._prefetched = (page, future)
-
-    def _close(self) -> None:
-        self._prefetched = None
-        if self._prefetcher is not None:
-            self._prefetcher.shutdown(wait=False, cancel_futures=True)
 
 
 class CsvReader:
