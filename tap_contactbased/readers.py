@@ -87,7 +87,6 @@ class ExportToRead:
     def of(
         cls, summary: ExportSummary, name: str, *, page_size: int, at_least: int | None = None
     ) -> ExportToRead:
-        """The export a summary describes."""
         return cls(
             export_id=summary.export_id,
             name=name,
@@ -148,13 +147,11 @@ class ExportToRead:
 class PageReader:
     """Rows of a ready export through POST /intent/feeds/exports/page.
 
-    While one page is emitted, the next one is fetched on a thread with its own session.
-    That fetch is sent once and never retried: it is the next page's first try, and a
-    failure of it counts in that page's budget like any other.
+    The page fetched ahead is sent once and never retried: it is that page's first try, and
+    a failure of it counts in that page's budget like any other.
     """
 
     def __init__(self, client: ApiClient, export: ExportToRead) -> None:
-        """Read `export` through `client`."""
         self._client = client
         self._export = export
         self._prefetcher: ThreadPoolExecutor | None = None
@@ -253,7 +250,6 @@ class CsvReader:
     """
 
     def __init__(self, client: ApiClient, export: ExportToRead) -> None:
-        """Read `export` through `client`."""
         self._client = client
         self._export = export
         self.header: list[str] | None = None
@@ -276,9 +272,7 @@ class CsvReader:
     def _batches(self, start_row: int) -> Iterator[list[list[str]]]:
         """Every row from `start_row` to the end, read again from there after a failure.
 
-        Each try asks for a new download URL and downloads the CSV, skipping the rows an
-        earlier try handed out; a try that gets further than the last failure starts a
-        fresh budget.
+        Each try asks for a new download URL and skips the rows an earlier try handed out.
         """
         export = self._export
         what = f"the CSV of {export.name}"
