@@ -85,12 +85,8 @@ def api_detail(response: requests.Response) -> str:
         if not isinstance(item, dict) or not isinstance(item.get("msg"), str):
             continue
         loc = item.get("loc")
-        where = (
-            [p for p in loc if isinstance(p, (str, int)) and p != "body"]
-            if isinstance(loc, list)
-            else []
-        )
-        location = ".".join(str(p) for p in where)
+        steps = loc if isinstance(loc, list) else []
+        location = ".".join(str(p) for p in steps if isinstance(p, (str, int)) and p != "body")
         parts.append(f"{location}: {item['msg']}" if location else item["msg"])
     return api_text("; ".join(parts))
 
