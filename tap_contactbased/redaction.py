@@ -81,8 +81,7 @@ def redact(text: str) -> str:
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)  # a longer form first
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+        text = text.replace(secret, REDACTED)
     text = USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
     return QUERY_STRING.sub(f"?{REDACTED}", text)
 
@@ -113,7 +112,6 @@ class RedactingFilter(logging.Filter):
     """Cleans every record a handler emits: its message, and its traceback of redacted text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the message by its clean text; keep the record."""
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # arguments that do not fit the format
