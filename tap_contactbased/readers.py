@@ -9,13 +9,10 @@ before the export was created. A difference that reading again does not mend is 
 `ExportError`, never a smaller delivery.
 
 A page, or the CSV from the first row not yet handed out, is read again under ONE retry
-budget (`retry.Attempts`: the policy's tries and `retry_max_seconds`): a failed request, a
-short page or a 404 on a ready export's page, a cut or garbled CSV, counts that do not add
-up and an expired download URL are all failed tries of that one loop, so the sends for one
-page never exceed the policy's tries. A CSV read that gets further than the last failure
-starts a fresh budget. The class of the last failure decides what stops: a request that
-fails (status or connection, the CSV download's included) stops the run; a ready export
-that cannot be read whole (`RereadNeeded`, `ExpiredDownloadUrl`) stops only its feed.
+budget (`retry.Attempts`): every way its read fails is a try of that one loop, listed in
+docs/architecture.md, "Where retries live". The class of the last failure decides what
+stops: a request that keeps failing stops the run; a ready export that cannot be read whole
+(`RereadNeeded`, `ExpiredDownloadUrl`) stops only its feed.
 
 Pages are fetched whole and decoded at C speed, the next one while the current one is
 emitted (on that thread's own session of the client); the CSV is parsed as it arrives, so
