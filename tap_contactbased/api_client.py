@@ -38,7 +38,6 @@ from tap_contactbased.spelling import normalise_id_spelling
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from tap_contactbased.retry import Clock
     from tap_contactbased.settings import Settings
 
 T = t.TypeVar("T")
@@ -164,33 +163,17 @@ class ApiClient:
     try, for callers that put them under a budget of their own (`retrying`).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeout: float,
-        policy: RetryPolicy,
-        logger: logging.Logger,
-        clock: Clock | None = None,
-    ) -> None:
-        """Speak to the API at `base_url` with `api_key`; `clock` None: `retry.SYSTEM_CLOCK`."""
+    def __init__(self, base_url: str, api_key: str, *, timeout: float, policy: RetryPolicy) -> None:
+        """Speak to the API at `base_url` with `api_key`."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.policy = policy
         self.auth = KeyAuth(api_key)
-        self._logger = logger
-        self._clock = clock
         self._local = threading.local()
 
     @classmethod
     def from_settings(
-        cls,
-        settings: Settings,
-        api_key: str,
-        *,
-        max_tries: int | None = None,
-        logger: logging.Logger | None = None,
+        cls, settings: Settings, api_key: str, *, max_tries: int | None = None
     ) -> ApiClient:
         """The client of a run (or of the probe, which tries fewer times)."""
         return cls(
@@ -198,7 +181,6 @@ class ApiClient:
             api_key,
             timeout=settings.request_timeout_seconds,
             policy=RetryPolicy.from_settings(settings, max_tries=max_tries),
-            logger=logger or logging.getLogger(LOGGER),
         )
 
     @property
@@ -211,7 +193,8 @@ class ApiClient:
 
     def attempts(self, what: str) -> Attempts:
         """A fresh budget for `what` (a verb phrase: "Reading page 3 of ...")."""
-        return Attempts(what, self.policy, self._logger, self._clock or retry.SYSTEM_CLOCK)
+        # The clock is looked up at each budget: a test swaps in a virtual one with monkeypatch.
+        return Attempts(what, self.policy, logging.getLogger(LOGGER), retry.SYSTEM_CLOCK)
 
     def retrying(self, what: str, attempt: Callable[[], T]) -> T:
         """What `attempt` returns, tried again under one budget while it fails transiently."""
