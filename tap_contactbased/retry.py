@@ -65,7 +65,7 @@ class RetryPolicy:
             max_seconds=settings.retry_max_seconds,
         )
 
-    def wait(self, attempt: int, response: requests.Response | None = None) -> float:
+    def wait(self, attempt: int, response: requests.Response | None) -> float:
         """Seconds to wait after failed try `attempt` (from 1): `Retry-After`, else doubling."""
         asked = retry_after_seconds(response)
         if asked is not None:
