@@ -38,7 +38,6 @@ from tap_contactbased.spelling import normalise_id_spelling
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from tap_contactbased.retry import Clock
     from tap_contactbased.settings import Settings
 
 T = t.TypeVar("T")
@@ -61,15 +60,6 @@ STATUS_ADVICE: Mapping[int, str] = {
 }
 
 MAX_DOWNLOAD_REDIRECTS = 5
-# Errors of a request that cannot even be sent (a URL or header value requests or
-# http.client refuses): sending it again cannot help, and their text holds the value.
-UNSENDABLE = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader,
-    ValueError,
-)
 # The one field of an error body the tap repeats: FastAPI's `detail` [assumed].
 DETAIL_KEY = "detail"
 
@@ -94,12 +84,8 @@ def api_detail(response: requests.Response) -> str:
         if not isinstance(item, dict) or not isinstance(item.get("msg"), str):
             continue
         loc = item.get("loc")
-        where = (
-            [p for p in loc if isinstance(p, (str, int)) and p != "body"]
-            if isinstance(loc, list)
-            else []
-        )
-        location = ".".join(str(p) for p in where)
+        steps = loc if isinstance(loc, list) else []
+        location = ".".join(str(p) for p in steps if isinstance(p, (str, int)) and p != "body")
         parts.append(f"{location}: {item['msg']}" if location else item["msg"])
     return api_text("; ".join(parts))
 
@@ -138,19 +124,16 @@ def is_retriable(status: int) -> bool:
 def check_status(response: requests.Response) -> None:
     """Classify an answer by status: retriable, refused with one line, or fine."""
     status = response.status_code
+    if status < HTTPStatus.MULTIPLE_CHOICES:
+        return
+    message = status_error_message(endpoint_of(response.request), response)
     if is_retriable(status):
-        raise TransientApiError(
-            status_error_message(endpoint_of(response.request), response), response
-        )
-    if status >= HTTPStatus.MULTIPLE_CHOICES:
-        raise ApiError(status_error_message(endpoint_of(response.request), response), status)
+        raise TransientApiError(message, response)
+    raise ApiError(message, status)
 
 
 def transport_error(exc: requests.RequestException, what: str) -> TransientApiError:
-    """The retriable error of a request that failed on the wire, named after `what`.
-
-    Never requests' own message: it holds the URL, and a signed download URL is a secret.
-    """
+    """The retriable error of a request that failed on the wire, named after `what`."""
     return TransientApiError(f"{what}: {describe_transport_error(exc)}")
 
 
@@ -167,7 +150,6 @@ class KeyAuth(requests.auth.AuthBase):
         self._api_key = api_key
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        """Add the key to `request`."""
         request.headers[API_KEY_HEADER] = self._api_key
         return request
 
@@ -181,33 +163,17 @@ class ApiClient:
     try, for callers that put them under a budget of their own (`retrying`).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeout: float,
-        policy: RetryPolicy,
-        logger: logging.Logger,
-        clock: Clock | None = None,
-    ) -> None:
-        """Speak to the API at `base_url` with `api_key`; `clock` None: `retry.SYSTEM_CLOCK`."""
+    def __init__(self, base_url: str, api_key: str, *, timeout: float, policy: RetryPolicy) -> None:
+        """Speak to the API at `base_url` with `api_key`."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.policy = policy
         self.auth = KeyAuth(api_key)
-        self._logger = logger
-        self._clock = clock
         self._local = threading.local()
 
     @classmethod
     def from_settings(
-        cls,
-        settings: Settings,
-        api_key: str,
-        *,
-        max_tries: int | None = None,
-        logger: logging.Logger | None = None,
+        cls, settings: Settings, api_key: str, *, max_tries: int | None = None
     ) -> ApiClient:
         """The client of a run (or of the probe, which tries fewer times)."""
         return cls(
@@ -215,12 +181,10 @@ class ApiClient:
             api_key,
             timeout=settings.request_timeout_seconds,
             policy=RetryPolicy.from_settings(settings, max_tries=max_tries),
-            logger=logger or logging.getLogger(LOGGER),
         )
 
     @property
     def session(self) -> requests.Session:
-        """This thread's session."""
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
@@ -229,18 +193,17 @@ class ApiClient:
 
     def attempts(self, what: str) -> Attempts:
         """A fresh budget for `what` (a verb phrase: "Reading page 3 of ...")."""
-        return Attempts(what, self.policy, self._logger, self._clock or retry.SYSTEM_CLOCK)
+        # The clock is looked up at each budget: a test swaps in a virtual one with monkeypatch.
+        return Attempts(what, self.policy, logging.getLogger(LOGGER), retry.SYSTEM_CLOCK)
 
     def retrying(self, what: str, attempt: Callable[[], T]) -> T:
         """What `attempt` returns, tried again under one budget while it fails transiently."""
         return retry.retrying(self.attempts(what), attempt)
 
     def get(self, path: str, params: Mapping[str, t.Any] | None = None) -> t.Any:
-        """GET a JSON document."""
         return self.json("GET", path, params=params)
 
     def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
-        """POST a JSON body and return the JSON answer."""
         return self.json("POST", path, body=body)
 
     def post_once(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
@@ -254,10 +217,9 @@ class ApiClient:
         *,
         params: Mapping[str, t.Any] | None = None,
         body: Mapping[str, t.Any] | None = None,
-        normalise: bool = True,
         retry: bool = True,
     ) -> t.Any:
-        """The JSON answer to a request, the id's spelling normalised unless asked not to."""
+        """The JSON answer to a request, the id's spelling normalised."""
         prepared = self.prepare(method, path, params=params, body=body)
 
         def attempt() -> t.Any:
@@ -266,7 +228,7 @@ class ApiClient:
             return decoded_answer(response)
 
         answer = self.retrying(sending(prepared), attempt) if retry else attempt()
-        return normalise_id_spelling(answer) if normalise else answer
+        return normalise_id_spelling(answer)
 
     def prepare(
         self,
@@ -298,7 +260,10 @@ class ApiClient:
             return self.session.send(
                 prepared, timeout=self.timeout, stream=stream, allow_redirects=False
             )
-        except UNSENDABLE as exc:
+        except ValueError as exc:
+            # Not even sendable: a URL or header value that requests (its InvalidURL, ...Schema
+            # and InvalidHeader are ValueErrors) or http.client refuses. Sending it again cannot
+            # help, and the error's text holds the value.
             if what is not None:
                 raise ApiError(
                     f"{what}: the request cannot be sent ({type(exc).__name__})"

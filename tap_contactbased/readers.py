@@ -9,13 +9,10 @@ before the export was created. A difference that reading again does not mend is 
 `ExportError`, never a smaller delivery.
 
 A page, or the CSV from the first row not yet handed out, is read again under ONE retry
-budget (`retry.Attempts`: the policy's tries and `retry_max_seconds`): a failed request, a
-short page or a 404 on a ready export's page, a cut or garbled CSV, counts that do not add
-up and an expired download URL are all failed tries of that one loop, so the sends for one
-page never exceed the policy's tries. A CSV read that gets further than the last failure
-starts a fresh budget. The class of the last failure decides what stops: a request that
-fails (status or connection, the CSV download's included) stops the run; a ready export
-that cannot be read whole (`RereadNeeded`, `ExpiredDownloadUrl`) stops only its feed.
+budget (`retry.Attempts`): every way its read fails is a try of that one loop, listed in
+docs/architecture.md, "Where retries live". The class of the last failure decides what
+stops: a request that keeps failing stops the run; a ready export that cannot be read whole
+(`RereadNeeded`, `ExpiredDownloadUrl`) stops only its feed.
 
 Pages are fetched whole and decoded at C speed, the next one while the current one is
 emitted (on that thread's own session of the client); the CSV is parsed as it arrives, so
@@ -39,7 +36,7 @@ import urllib3.exceptions
 from tap_contactbased import endpoints, limits
 from tap_contactbased.answers import BadAnswer, decode_page
 from tap_contactbased.bodies import ReadAhead, text_stream
-from tap_contactbased.coercion import Chunk, RawRow
+from tap_contactbased.coercion import Chunk
 from tap_contactbased.errors import (
     ApiError,
     ExportError,
@@ -87,7 +84,6 @@ class ExportToRead:
     def of(
         cls, summary: ExportSummary, name: str, *, page_size: int, at_least: int | None = None
     ) -> ExportToRead:
-        """The export a summary describes."""
         return cls(
             export_id=summary.export_id,
             name=name,
@@ -145,21 +141,14 @@ class ExportToRead:
         )
 
 
-def skip_rows(rows: Iterator[RawRow], count: int) -> None:
-    """Consume `count` rows that an earlier read already handed out."""
-    collections.deque(itertools.islice(rows, count), maxlen=0)
-
-
 class PageReader:
     """Rows of a ready export through POST /intent/feeds/exports/page.
 
-    While one page is emitted, the next one is fetched on a thread with its own session.
-    That fetch is sent once and never retried: it is the next page's first try, and a
-    failure of it counts in that page's budget like any other.
+    The page fetched ahead is sent once and never retried: it is that page's first try, and
+    a failure of it counts in that page's budget like any other.
     """
 
     def __init__(self, client: ApiClient, export: ExportToRead) -> None:
-        """Read `export` through `client`."""
         self._client = client
         self._export = export
         self._prefetcher: ThreadPoolExecutor | None = None
@@ -188,8 +177,10 @@ class PageReader:
                 if len(rows) < size:
                     break
                 page += 1
-        finally:
-            self._close()
+        finally:  # the page fetched ahead, if any, is left to finish on its own thread
+            self._prefetched = None
+            if self._prefetcher is not None:
+                self._prefetcher.shutdown(wait=False, cancel_futures=True)
         problem = export.count_problem(rows_read)
         if problem is not None:
             raise export.mismatch(problem)
@@ -248,11 +239,6 @@ class PageReader:
         future = self._prefetcher.submit(self._client.send_decoded, request, decode_page)
         self._prefetched = (page, future)
 
-    def _close(self) -> None:
-        self._prefetched = None
-        if self._prefetcher is not None:
-            self._prefetcher.shutdown(wait=False, cancel_futures=True)
-
 
 class CsvReader:
     """Rows of a ready export from its full CSV, streamed through a signed URL.
@@ -261,7 +247,6 @@ class CsvReader:
     """
 
     def __init__(self, client: ApiClient, export: ExportToRead) -> None:
-        """Read `export` through `client`."""
         self._client = client
         self._export = export
         self.header: list[str] | None = None
@@ -284,9 +269,7 @@ class CsvReader:
     def _batches(self, start_row: int) -> Iterator[list[list[str]]]:
         """Every row from `start_row` to the end, read again from there after a failure.
 
-        Each try asks for a new download URL and downloads the CSV, skipping the rows an
-        earlier try handed out; a try that gets further than the last failure starts a
-        fresh budget.
+        Each try asks for a new download URL and skips the rows an earlier try handed out.
         """
         export = self._export
         what = f"the CSV of {export.name}"
@@ -303,8 +286,8 @@ class CsvReader:
                     header = next(reader, None)
                     if header is not None:
                         self._check_header(header)
-                        # Rows before next_row were handed out by an earlier read.
-                        skip_rows(reader, next_row - 1)
+                        # Rows before next_row were handed out by an earlier read: consumed.
+                        collections.deque(itertools.islice(reader, next_row - 1), maxlen=0)
                         while batch := list(itertools.islice(reader, BATCH_ROWS)):
                             yield batch
                             next_row += len(batch)
@@ -356,21 +339,16 @@ class CsvReader:
         except TransientApiError as exc:
             failed = exc
         else:
-            return self._download(answer)
+            url = answer.get("url") if isinstance(answer, dict) else None
+            if not isinstance(url, str) or not url:
+                msg = (
+                    f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
+                    f"{export.name}; set read_mode to pages to read it page by page, "
+                    "and report this difference"
+                )
+                raise ExportError(msg)
+            return self._client.open_download(url, f"the CSV download of {export.name}")
         raise failed.named(f"The download URL of {export.name}")
-
-    def _download(self, answer: t.Any) -> requests.Response:
-        """The GET of the signed URL an answer gives, sent once."""
-        export = self._export
-        url = answer.get("url") if isinstance(answer, dict) else None
-        if not isinstance(url, str) or not url:
-            msg = (
-                f"POST {endpoints.EXPORTS_DOWNLOAD_URL} answered without a url for "
-                f"{export.name}; set read_mode to pages to read it page by page, "
-                "and report this difference"
-            )
-            raise ExportError(msg)
-        return self._client.open_download(url, f"the CSV download of {export.name}")
 
 
 def describe_read_error(exc: BaseException) -> str:

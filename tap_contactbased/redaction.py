@@ -81,8 +81,7 @@ def redact(text: str) -> str:
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)  # a longer form first
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+        text = text.replace(secret, REDACTED)
     text = USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
     return QUERY_STRING.sub(f"?{REDACTED}", text)
 
@@ -97,23 +96,22 @@ def clean(text: str) -> str:
     return escape_controls(redact(text))
 
 
-def api_text(value: object, limit: int = API_TEXT_LIMIT) -> str:
+def api_text(value: object) -> str:
     """A text of the API's (a detail, an id, a column name) as a message may repeat it.
 
     Anything but a string (an object, a list) is not repeated at all: its repr could hold
-    whatever the API chose to echo. Cleaned, blanks collapsed, at most `limit` characters.
+    whatever the API chose to echo. Cleaned, blanks collapsed, at most API_TEXT_LIMIT characters.
     """
     if not isinstance(value, str):
         return ""
     text = clean(" ".join(value.split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= API_TEXT_LIMIT else text[: API_TEXT_LIMIT - 1] + "…"
 
 
 class RedactingFilter(logging.Filter):
     """Cleans every record a handler emits: its message, and its traceback of redacted text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the message by its clean text; keep the record."""
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # arguments that do not fit the format

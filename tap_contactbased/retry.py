@@ -6,6 +6,7 @@ Where each budget comes from and what ends it: docs/architecture.md, "Where retr
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 import typing as t
@@ -31,20 +32,21 @@ MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds asked for by a `Retry-After` header (delta or HTTP date), capped."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
+    """Seconds asked for by a `Retry-After` header (delta or HTTP date), capped.
+
+    None when there is none, or when it is neither (`soon`, `nan`, a date no datetime holds).
+    """
+    value = response.headers.get("Retry-After") if response is not None else None
     if not value:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if parsed is None:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (ValueError, OverflowError):
             return None
-        seconds = parsed.timestamp() - time.time()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class RetryPolicy:
             max_seconds=settings.retry_max_seconds,
         )
 
-    def wait(self, attempt: int, response: requests.Response | None = None) -> float:
+    def wait(self, attempt: int, response: requests.Response | None) -> float:
         """Seconds to wait after failed try `attempt` (from 1): `Retry-After`, else doubling."""
         asked = retry_after_seconds(response)
         if asked is not None:

@@ -76,6 +76,22 @@ def test_the_waits_are_spread_by_up_to_a_quarter(clock: VirtualClock) -> None:
     assert len(set(clock.waits)) > 1  # spread, not one wait for all
 
 
+@pytest.mark.usefixtures("no_jitter")
+@pytest.mark.parametrize(
+    "value",
+    [" ", "soon", "nan", "Mon, 20 Nov 99999 12:00:00 GMT", "Mon, 20 Nov 9999999999 12:00:00 GMT"],
+    ids=["blank", "a word", "nan", "year past datetime", "year past an int"],
+)
+def test_a_retry_after_that_is_neither_seconds_nor_a_date_is_ignored(
+    clock: VirtualClock, value: str
+) -> None:
+    attempts = Attempts(WHAT, policy(), LOGGER, clock)
+
+    attempts.failed(failure({"Retry-After": value}))
+
+    assert clock.waits == [1.0]  # the first exponential wait, as without the header
+
+
 def test_retry_after_accepts_an_http_date() -> None:
     response = requests.Response()
     response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
