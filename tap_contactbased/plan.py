@@ -285,10 +285,14 @@ class Planner:
             )
         options = ExportOptions.from_settings(settings, feed_id, window.lookback_days)
         job = ExportJob(feed_id, state, window=window, options=options, after=earlier)
-        reusable = self._lifecycle.find_reusable(
-            options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
-        )
-        if reusable is not None and earlier is None:
+        # After a resumed export the job waits until that export is delivered, and the
+        # scheduler looks for an identical export then: an answer now would be stale.
+        reusable = None
+        if earlier is None:
+            reusable = self._lifecycle.find_reusable(
+                options, window.start_date, window.end_date, exclude=job.reuse_exclusions()
+            )
+        if reusable is not None:
             if not settings.plan_only:
                 job.start(reusable, self._clock())
                 self._logger.info(

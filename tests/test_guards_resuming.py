@@ -100,6 +100,43 @@ def test_a_resumed_export_that_ends_before_its_state_says_drops_the_window_after
     assert partition(result.last_state, feed)["delivered_through"] == day(4)
 
 
+def feed_lookups(api: FakeContactBased, feed_id: str, resumed: str) -> list[bool]:
+    """Each search of the feed's exports, True when the resumed export was being read by then."""
+    reading = False
+    lookups = []
+    for request in api.requests:
+        body = request.body if isinstance(request.body, dict) else {}
+        if request.path in (endpoints.EXPORTS_PAGE, endpoints.EXPORTS_DOWNLOAD_URL):
+            reading = reading or body.get("export_id") == resumed
+        elif request.path == endpoints.EXPORTS_LIST and body.get("feed_id") == feed_id:
+            lookups.append(reading)
+    return lookups
+
+
+def test_the_window_after_a_resumed_export_is_looked_for_once_its_turn_comes(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    result, made = resume_an_older_export(api, caplog, deliver_through=day(4))
+
+    (created,) = api.created_exports
+    assert api.exports[created].summary()["start_date"] == day(3)
+    # Once before the create and once after it (the overlap check), both after the resumed
+    # export was read: a search at plan time could not be acted on.
+    assert feed_lookups(api, api.feed_ids[0], made) == [True, True]
+    assert partition(result.last_state, api.feed_ids[0])["last_export_id"] == created
+
+
+def test_a_window_dropped_after_a_clamped_resumed_export_is_never_looked_for(
+    api: FakeContactBased, caplog: pytest.LogCaptureFixture
+) -> None:
+    result, made = resume_an_older_export(api, caplog, deliver_through=day(3))
+
+    assert CLAMPED in caplog.text
+    assert api.created_exports == []
+    assert feed_lookups(api, api.feed_ids[0], made) == []
+    assert partition(result.last_state, api.feed_ids[0])["delivered_through"] == day(4)
+
+
 # Exports left in flight that are gone or failed
 
 
