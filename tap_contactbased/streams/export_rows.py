@@ -298,7 +298,7 @@ class ChunkDelivery:
         properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(settings.read_mode, stream.client, export)
-        note_contact = stream.run.contacts.add if stream.run.enrichment_active else None
+        contacts = stream.run.contacts if stream.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
         for chunk in reader.chunks(job.next_row):
@@ -308,7 +308,7 @@ class ChunkDelivery:
             if typer is None:
                 typer = typers[key] = RowTyper(chunk.header, properties, fixed)
                 typer.warn_of_columns(export.name, logger)
-            typed = TypedChunk(chunk, typer, job.flight.deliver_through, note_contact)
+            typed = TypedChunk(chunk, typer, job.flight.deliver_through, contacts)
             yield typed
             emitted += typed.emitted
         for typer in typers.values():
