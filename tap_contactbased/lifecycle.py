@@ -268,11 +268,6 @@ class ExportLifecycle:
         return others
 
 
-def describe_counts(parts: Mapping[str, int]) -> str:
-    """`feed a 1,000; feed b 2,000` for messages about several feeds."""
-    return "; ".join(f"feed {feed} {count:,}" for feed, count in parts.items())
-
-
 def number_text(value: int | None) -> str:
     """`1,000` for messages about rows and credits, or what an unknown count reads as."""
     return "an unknown number of" if value is None else f"{value:,}"

@@ -205,18 +205,17 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         if snapshot is not None:
             snapshot.note(())  # every feed delivered before: the snapshot is whole
         try:
-            plan = planner.plan()
-            self._jobs = plan.jobs
+            self._jobs = jobs = planner.plan()
             if not settings.plan_only:
                 scheduler = Scheduler(
-                    plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
+                    jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
                 )
                 yield from scheduler.run()
         except BaseException:
             self.run.receipt_on_failure()
             raise
         # Each failed job's reason (plan_only: the refused counts).
-        self.run.export_failures.extend(job.error for job in plan.jobs if job.error is not None)
+        self.run.export_failures.extend(job.error for job in jobs if job.error is not None)
 
     def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
