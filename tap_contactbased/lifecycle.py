@@ -241,7 +241,7 @@ class ExportLifecycle:
 
     def create(self, options: ExportOptions) -> ExportSummary:
         """Create the export, once: the API bills it."""
-        answer = self._client.post_once(endpoints.EXPORTS, options.body())
+        answer = self._client.json("POST", endpoints.EXPORTS, body=options.body(), retry=False)
         return summary_of(answer, f"POST {endpoints.EXPORTS}")
 
     def others_like(
