@@ -105,17 +105,6 @@ def status_error_message(endpoint: str, response: requests.Response) -> str:
     return message
 
 
-def describe_transport_error(exc: requests.RequestException) -> str:
-    """Say what went wrong on the wire without echoing requests' message (it holds the URL)."""
-    if isinstance(exc, requests.Timeout):
-        return "no answer before the timeout"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection dropped in the middle of the response"
-    if isinstance(exc, requests.ConnectionError):
-        return "the connection failed or was dropped"
-    return f"the request failed ({type(exc).__name__})"
-
-
 def is_retriable(status: int) -> bool:
     """A status worth asking again for: a rate limit or a server error."""
     return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
@@ -134,7 +123,15 @@ def check_status(response: requests.Response) -> None:
 
 def transport_error(exc: requests.RequestException, what: str) -> TransientApiError:
     """The retriable error of a request that failed on the wire, named after `what`."""
-    return TransientApiError(f"{what}: {describe_transport_error(exc)}")
+    # Never requests' own message: it holds the URL.
+    problem = f"the request failed ({type(exc).__name__})"
+    if isinstance(exc, requests.Timeout):
+        problem = "no answer before the timeout"
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        problem = "the connection dropped in the middle of the response"
+    elif isinstance(exc, requests.ConnectionError):
+        problem = "the connection failed or was dropped"
+    return TransientApiError(f"{what}: {problem}")
 
 
 def sending(prepared: requests.PreparedRequest) -> str:
@@ -205,10 +202,6 @@ class ApiClient:
 
     def post(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
         return self.json("POST", path, body=body)
-
-    def post_once(self, path: str, body: Mapping[str, t.Any]) -> t.Any:
-        """POST a billed request, sent once: its caller checks what a failure left behind."""
-        return self.json("POST", path, body=body, retry=False)
 
     def json(
         self,

@@ -297,7 +297,7 @@ class TypedChunk:
         chunk: Chunk,
         typer: RowTyper,
         through: str | None,
-        note_contact: Callable[[str], None] | None,
+        contacts: dict[str, None] | None,  # where the records' contact ids are noted
     ) -> None:
         self.first_row = chunk.first_row
         self.last_row = chunk.first_row - 1
@@ -305,10 +305,10 @@ class TypedChunk:
         self._chunk = chunk
         self._typer = typer
         self._through = through
-        self._note_contact = note_contact
+        self._contacts = contacts
 
     def __iter__(self) -> Iterator[dict[str, t.Any]]:
-        chunk, through, note_contact = self._chunk, self._through, self._note_contact
+        chunk, through, contacts = self._chunk, self._through, self._contacts
         to_record = self._typer.csv_record if chunk.form == "csv" else self._typer.page_record
         number = chunk.first_row
         emitted = 0
@@ -319,8 +319,8 @@ class TypedChunk:
                 day = record.get("signal_date")
                 if day is not None and day > through:
                     continue
-            if note_contact is not None and (contact_id := record.get("contact_id")):
-                note_contact(contact_id)
+            if contacts is not None and (contact_id := record.get("contact_id")):
+                contacts[contact_id] = None
             emitted += 1
             yield record
         self.last_row = number - 1

@@ -241,7 +241,7 @@ class ExportLifecycle:
 
     def create(self, options: ExportOptions) -> ExportSummary:
         """Create the export, once: the API bills it."""
-        answer = self._client.post_once(endpoints.EXPORTS, options.body())
+        answer = self._client.json("POST", endpoints.EXPORTS, body=options.body(), retry=False)
         return summary_of(answer, f"POST {endpoints.EXPORTS}")
 
     def others_like(
@@ -266,11 +266,6 @@ class ExportLifecycle:
             ):
                 others.append(candidate.summary)
         return others
-
-
-def describe_counts(parts: Mapping[str, int]) -> str:
-    """`feed a 1,000; feed b 2,000` for messages about several feeds."""
-    return "; ".join(f"feed {feed} {count:,}" for feed, count in parts.items())
 
 
 def number_text(value: int | None) -> str:

@@ -1,9 +1,8 @@
 """The plan of a run: what each feed's export will be and what the run would spend, free.
 
 Settings, the exports in flight and the spend are each checked before anything is created,
-every offender named at once. The result is a frozen `Plan`: each feed's job, its
-`PlannedExport` line, and the spend. `plan_only` reports it and starts nothing; otherwise
-the jobs go to the scheduler.
+every offender named at once. The result is each feed's job; `plan_only` logs each job's
+`PlannedExport` line and starts nothing, otherwise the jobs go to the scheduler.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from tap_contactbased import endpoints
 from tap_contactbased.errors import ContractError, CreditError
 from tap_contactbased.job import ExportJob, Phase, start_bookmark
-from tap_contactbased.lifecycle import describe_counts, number_text
+from tap_contactbased.lifecycle import number_text
 from tap_contactbased.run import feed_cap, settings_refusal, unknown_feeds_problem
 from tap_contactbased.settings import SNAPSHOT
 from tap_contactbased.state import InFlight, StateMismatchError, flight_misfits, future_bookmark
@@ -29,7 +28,7 @@ if t.TYPE_CHECKING:
 
     from tap_contactbased.job import WaitPolicy
     from tap_contactbased.lifecycle import ExportLifecycle
-    from tap_contactbased.run import Receipt, RunContext
+    from tap_contactbased.run import RunContext
     from tap_contactbased.settings import Settings
 
     FeedState = MutableMapping[str, t.Any]
@@ -77,23 +76,8 @@ class PlannedExport:
         )
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Every job of the run, a line for each, and what the creates would spend."""
-
-    jobs: tuple[ExportJob, ...]
-    exports: tuple[PlannedExport, ...]
-    spend: Mapping[str, int | None]  # what each export to create would reserve (None: not said)
-
-    def report(self, receipt: Receipt, logger: logging.Logger) -> None:
-        """Log each line and list it in the receipt (`plan_only`)."""
-        for row in self.exports:
-            logger.info("%s", row.line())
-            receipt.exports_planned.append(row.as_receipt())
-
-
 class Planner:
-    """Builds the `Plan` of a run from its settings, its state and the API, for free."""
+    """Plans the jobs of a run from its settings, its state and the API, for free."""
 
     def __init__(
         self,
@@ -116,8 +100,8 @@ class Planner:
         self._clock = clock
         self._delivered_before = frozenset(delivered_before)
 
-    def plan(self) -> Plan:
-        """The plan, or a `ConfigError`/`CreditError` naming every offending setting or state."""
+    def plan(self) -> tuple[ExportJob, ...]:
+        """The jobs, or a `ConfigError`/`CreditError` naming every offending setting or state."""
         settings = self.settings
         caps = self.check_settings()
         today = self._lifecycle.api_today(settings.feed_ids[0])
@@ -140,20 +124,18 @@ class Planner:
             line = self._plan_feed(feed_id, caps[feed_id], today, earlier[0] if earlier else None)
             if line is not None:
                 planned.append(line)
-        plan = Plan(
-            jobs=tuple(job for job, _ in planned),
-            exports=tuple(row for _, row in planned),
-            # Only exports still to create (counted, so still planned) are spent on.
-            spend={
-                row.feed_id: row.records_required
-                for job, row in planned
-                if row.action == "create" and job.phase is Phase.PLANNED
-            },
-        )
         if settings.plan_only:
-            plan.report(self._run.receipt, self._logger)
-        check_spend(plan.spend, settings, self._lifecycle, self._logger)
-        return plan
+            for _, row in planned:
+                self._logger.info("%s", row.line())
+                self._run.receipt.exports_planned.append(row.as_receipt())
+        # Only exports still to create (counted, so still planned) are spent on.
+        spend = {
+            row.feed_id: row.records_required
+            for job, row in planned
+            if row.action == "create" and job.phase is Phase.PLANNED
+        }
+        check_spend(spend, settings, self._lifecycle, self._logger)
+        return tuple(job for job, _ in planned)
 
     def check_settings(self) -> dict[str, int]:
         """Each feed's most lookback days, once every feed, bundle and lookback is known to fit.
@@ -324,7 +306,8 @@ def check_spend(
     known = {feed: cost for feed, cost in spend.items() if cost is not None}
     unknown = [feed for feed, cost in spend.items() if cost is None]
     total = sum(known.values())
-    reserve = f"This run would reserve {total:,} records credits ({describe_counts(known)})"
+    parts = "; ".join(f"feed {feed} {cost:,}" for feed, cost in known.items())
+    reserve = f"This run would reserve {total:,} records credits ({parts})"
     not_said = (
         f"POST {endpoints.EXPORTS_COUNT} did not say what the export of feed(s) "
         f"{', '.join(unknown)} would reserve"

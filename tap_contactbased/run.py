@@ -95,23 +95,6 @@ class Receipt:
         logger.debug("Cost receipt detail: %s", json.dumps(payload, sort_keys=True))
 
 
-class ContactLedger:
-    """Unique contact ids the export rows of this run carried, in first-seen order.
-
-    Held in memory only: they reach the target as records and never the state.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[str, None] = {}
-        self.complete_exports: set[str] = set()  # exports read whole in this run
-
-    def add(self, contact_id: str) -> None:
-        self._ids[contact_id] = None
-
-    def ids(self) -> list[str]:
-        return list(self._ids)
-
-
 class PendingEnrichment:
     """Exports whose contacts still await enrichment, kept in the enrichment stream's state.
 
@@ -177,7 +160,9 @@ class RunContext:
         self._api_key = api_key
         self._last_export_id = last_export_id
         self.receipt = Receipt()
-        self.contacts = ContactLedger()
+        # The export rows' contact ids in first-seen order: in memory only, never in the state.
+        self.contacts: dict[str, None] = {}
+        self.complete_exports: set[str] = set()  # exports read whole in this run
         self.pending_enrichment = PendingEnrichment(enrichment_state, proof_key)
         self._enrichment_selected = enrichment_selected
         self._feeds: dict[str, dict[str, t.Any]] | None = None
@@ -297,5 +282,5 @@ class RunContext:
             return
         assert job.flight is not None
         if job.read_from_start:
-            self.contacts.complete_exports.add(job.flight.export_id)
+            self.complete_exports.add(job.flight.export_id)
         self.pending_enrichment.add(job.flight.export_id, job.feed_id, job.flight.deliver_through)

@@ -1,6 +1,6 @@
 """The scheduler: build the planned exports at once, wait for all together, deliver each when ready.
 
-Creates fill the free `Slots`, and the state is written right after, so that a kill while the
+Creates fill the free slots, and the state is written right after, so that a kill while the
 exports build resumes every one of them; one list request a poll (`PollSchedule`) asks for
 every building export; the stream's `Delivery` reads each as soon as it is ready. What stops
 only a feed and what stops the run: docs/architecture.md, "The life of one export".
@@ -25,7 +25,6 @@ if t.TYPE_CHECKING:
 
     from tap_contactbased.job import ExportJob, WaitPolicy
     from tap_contactbased.lifecycle import ExportLifecycle
-    from tap_contactbased.retry import RetryPolicy
     from tap_contactbased.run import RunContext
 
 Record = dict[str, t.Any]
@@ -44,17 +43,6 @@ class Delivery(t.Protocol):
     def checkpoint(self) -> None:
         """Write a STATE message now."""
         ...
-
-
-class Slots:
-    """The slot tracker: how many exports may build at once."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-
-    def free(self, jobs: Iterable[ExportJob]) -> bool:
-        """Whether one more export may start building next to `jobs`' waiting ones."""
-        return sum(1 for job in jobs if job.phase in WAITING) < self._limit
 
 
 class PollSchedule:
@@ -88,16 +76,12 @@ class Creator:
         run: RunContext,
         *,
         wait: WaitPolicy,
-        retry: RetryPolicy,
-        request_timeout: float,
         logger: logging.Logger,
         clock: Callable[[], float],
     ) -> None:
         self._lifecycle = lifecycle
         self._run = run
         self._wait = wait
-        self._retry = retry
-        self._request_timeout = request_timeout
         self._logger = logger
         self._clock = clock
 
@@ -164,11 +148,11 @@ class Creator:
         on the API (a timeout, a dropped answer, a garbled one): the next try first waits at
         least a request timeout, then looks for the export, so it is found, not paid twice.
         """
-        now = self._clock()
+        now, retry = self._clock(), self._run.client.policy
         status = getattr(response, "status_code", None)
         limited = refused or status in {HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.CONFLICT}
         refused = limited or status == HTTPStatus.SERVICE_UNAVAILABLE
-        too_many = not limited and job.create_tries >= self._retry.max_tries
+        too_many = not limited and job.create_tries >= retry.max_tries
         too_long = job.create_elapsed(now) >= self._wait.timeout_seconds
         if too_many or too_long:
             job.fail(
@@ -176,9 +160,9 @@ class Creator:
                 f"time(s): {problem}"
             )
             return
-        wait = self._retry.jitter(self._retry.wait(job.create_tries, response))
+        wait = retry.jitter(retry.wait(job.create_tries, response))
         if not refused:
-            wait = max(wait, self._request_timeout)
+            wait = max(wait, float(self._run.settings.request_timeout_seconds))
         job.create_failed(now, wait, refused=refused)
         self._logger.warning(
             "Creating the export of feed %s did not work (%s); %s in %.1f s.",
@@ -222,22 +206,12 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        settings = run.settings
         self._jobs = list(jobs)
         self._lifecycle = lifecycle
         self._run = run
         self._delivery = delivery
         self._wait = wait
-        self._slots = Slots(settings.max_concurrent_exports)
-        self._creator = Creator(
-            lifecycle,
-            run,
-            wait=wait,
-            retry=run.client.policy,
-            request_timeout=float(settings.request_timeout_seconds),
-            logger=logger,
-            clock=clock,
-        )
+        self._creator = Creator(lifecycle, run, wait=wait, logger=logger, clock=clock)
         self._logger = logger
         self._clock = clock
         self._sleep = sleep
@@ -286,7 +260,8 @@ class Scheduler:
                         "not started because the feed's earlier export did not finish"
                     )
                 continue
-            if not self._slots.free(self._jobs):
+            building = sum(1 for other in self._jobs if other.phase in WAITING)
+            if building >= self._run.settings.max_concurrent_exports:
                 break
             if not job.may_create(self._clock()):
                 continue

@@ -15,11 +15,11 @@ from tap_contactbased.api_client import (
     ApiClient,
     api_detail,
     check_status,
-    describe_transport_error,
     download_answer,
     is_retriable,
     sending,
     status_error_message,
+    transport_error,
 )
 from tap_contactbased.client import ContactBasedStream
 from tap_contactbased.errors import (
@@ -434,7 +434,7 @@ def test_a_request_is_named_in_retry_warnings_without_its_query_or_host() -> Non
 
 def test_a_transport_error_of_another_kind_is_named_by_its_class_only() -> None:
     exc = requests.exceptions.TooManyRedirects("https://api.example.com/?key=secret")
-    assert describe_transport_error(exc) == "the request failed (TooManyRedirects)"
+    assert str(transport_error(exc, "GET /x")) == "GET /x: the request failed (TooManyRedirects)"
 
 
 @pytest.mark.parametrize(

@@ -88,8 +88,7 @@ def run_with_ledger(config: dict[str, t.Any], ids: list[str]) -> tuple[SyncResul
     tap = TapContactBased(
         config=config, catalog=selected_catalog(config, ["enrichment"]), message_writer=writer
     )
-    for contact_id in ids:
-        tap.run.contacts.add(contact_id)
+    tap.run.contacts.update(dict.fromkeys(ids))
     tap.sync_all()
     return SyncResult(writer.messages), tap
 

@@ -10,7 +10,6 @@ import pytest
 
 from tap_contactbased.errors import ExportError, StateError, TransientApiError
 from tap_contactbased.job import ExportJob, Phase, WaitPolicy
-from tap_contactbased.retry import RetryPolicy
 from tap_contactbased.run import RunContext
 from tap_contactbased.scheduler import Creator, Scheduler
 from tap_contactbased.settings import Settings
@@ -385,13 +384,12 @@ class TimedOutCreates:
 def test_a_create_failing_again_and_again_is_given_up_at_the_wait_timeout_to_the_second() -> None:
     time = VirtualTime()
     lifecycle = TimedOutCreates()
-    settings = Settings.from_config({"api_key": "k", "feed_ids": ["feed"]})
+    config = {"api_key": "k", "feed_ids": ["feed"], "request_timeout_seconds": 1}
+    settings = Settings.from_config(config)
     creator = Creator(
         t.cast(t.Any, lifecycle),
         RunContext(settings, enrichment_state=dict, enrichment_selected=lambda: False),
         wait=POLICY,
-        retry=RetryPolicy(initial_wait=1.0, max_wait=1.0, max_tries=10, max_seconds=1000.0),
-        request_timeout=1.0,
         logger=logging.getLogger("test"),
         clock=time.clock,
     )

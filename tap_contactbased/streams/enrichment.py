@@ -96,9 +96,9 @@ class EnrichmentStream(ContactBasedStream):
 
     def _wanted_ids(self, pending: list[dict[str, t.Any]]) -> list[str]:
         """Unique, well-formed ids to send, within the cap; the rest is counted."""
-        wanted: dict[str, None] = dict.fromkeys(self.run.contacts.ids())
+        wanted = dict(self.run.contacts)
         for entry in pending:
-            if entry["export_id"] not in self.run.contacts.complete_exports:
+            if entry["export_id"] not in self.run.complete_exports:
                 wanted.update(dict.fromkeys(self._reread_contact_ids(entry)))
         wanted.update(dict.fromkeys(self.settings.enrichment_contact_ids))
         valid = [cid for cid in wanted if CONTACT_ID.match(cid)]

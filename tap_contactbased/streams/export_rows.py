@@ -205,18 +205,17 @@ class ExportRowsStream(SelectionWalkSkipped, BookmarkKeptByTap, ContactBasedStre
         if snapshot is not None:
             snapshot.note(())  # every feed delivered before: the snapshot is whole
         try:
-            plan = planner.plan()
-            self._jobs = plan.jobs
+            self._jobs = jobs = planner.plan()
             if not settings.plan_only:
                 scheduler = Scheduler(
-                    plan.jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
+                    jobs, lifecycle, self.run, delivery, wait=wait, logger=self.logger
                 )
                 yield from scheduler.run()
         except BaseException:
             self.run.receipt_on_failure()
             raise
         # Each failed job's reason (plan_only: the refused counts).
-        self.run.export_failures.extend(job.error for job in plan.jobs if job.error is not None)
+        self.run.export_failures.extend(job.error for job in jobs if job.error is not None)
 
     def _test_access(self, planner: Planner) -> None:
         """Check the feeds and bundles, and preview each feed: free, nothing created."""
@@ -298,7 +297,7 @@ class ChunkDelivery:
         properties = stream.effective_schema["properties"]
         fixed = {"export_id": export.export_id, "feed_id": job.feed_id}
         reader = make_reader(settings.read_mode, stream.client, export)
-        note_contact = stream.run.contacts.add if stream.run.enrichment_active else None
+        contacts = stream.run.contacts if stream.run.enrichment_active else None
         typers: dict[tuple[str, ...], RowTyper] = {}
         emitted = 0
         for chunk in reader.chunks(job.next_row):
@@ -308,7 +307,7 @@ class ChunkDelivery:
             if typer is None:
                 typer = typers[key] = RowTyper(chunk.header, properties, fixed)
                 typer.warn_of_columns(export.name, logger)
-            typed = TypedChunk(chunk, typer, job.flight.deliver_through, note_contact)
+            typed = TypedChunk(chunk, typer, job.flight.deliver_through, contacts)
             yield typed
             emitted += typed.emitted
         for typer in typers.values():
