@@ -209,10 +209,9 @@ def collect(api: ProbeClient, settings: Settings) -> Observations:
     listed = {str(f.get("feed_id", "")).lower(): f for f in feed_items(obs.feeds)}
     targets = [(f, True) for f in settings.feed_ids] or [(f, False) for f in list(listed)[:1]]
     for feed_id, configured in targets:
-        cap = feed_cap(listed.get(feed_id.lower(), {}))
-        lookback = settings.lookback_days if configured else 1
-        if cap is not None:
-            lookback = min(lookback, cap)  # a longer window would only be refused (403)
+        asked = settings.lookback_days if configured else 1
+        # A window longer than the feed's cap would only be refused (403).
+        lookback = min(asked, feed_cap(listed.get(feed_id.lower(), {})) or asked)
         options = ExportOptions.from_settings(settings, feed_id, lookback)
         preview = attempt(lifecycle.preview, api, options, rows=PREVIEW_ROWS, skip_count=False)
         count = attempt(api.post, endpoints.EXPORTS_COUNT, options.body())
