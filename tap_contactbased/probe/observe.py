@@ -17,12 +17,7 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_contactbased import endpoints, lifecycle
 from tap_contactbased.api_client import check_status, is_retriable, sending, transport_error
-from tap_contactbased.errors import (
-    ApiError,
-    ContactBasedError,
-    ExpiredDownloadUrl,
-    TransientApiError,
-)
+from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.run import feed_cap
 from tap_contactbased.summary import ExportOptions, ExportStatus
 
@@ -145,7 +140,7 @@ def attempt(request: Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Ans
     """Make one request; a failure becomes the reason the point was not checked."""
     try:
         answer = request(*args, **kwargs)
-    except (ContactBasedError, RetriableAPIError, ExpiredDownloadUrl) as exc:
+    except (ContactBasedError, RetriableAPIError) as exc:  # an expired URL too
         return Answer(error=str(exc))
     return answer if isinstance(answer, Answer) else Answer(answer)
 
