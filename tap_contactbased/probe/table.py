@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_contactbased import endpoints, schemas
-from tap_contactbased.probe import rules
+from tap_contactbased.probe import data_rules, rules
 from tap_contactbased.probe.engine import (
     Coping,
     Point,
@@ -287,7 +287,7 @@ POINTS: tuple[Point, ...] = (
         what="Page 1 of the ready export",
         fields=contract_fields(schemas.PAGE_FIELDS),
         copings={"page": copes(rules.NO_PAGE)},  # the rule judges rows
-        rule=rules.page,
+        rule=data_rules.page,
     ),
     Point(
         "download URL and expires_at",
@@ -296,14 +296,14 @@ POINTS: tuple[Point, ...] = (
         skip=rules.no_ready,
         answer=lambda obs: obs.download,
         what="The download-url request",
-        rule=rules.download,
+        rule=data_rules.download,
     ),
     Point(
         "CSV header and quoting",
         f"POST {endpoints.EXPORTS_DOWNLOAD_URL} (CSV)",
         "a header row, RFC 4180 quoting (CRLF line ends), UTF-8",
-        skip=rules.no_csv,
-        rule=rules.csv_sample,
+        skip=data_rules.no_csv,
+        rule=data_rules.csv_sample,
     ),
     Point(
         "bundle list",
@@ -320,14 +320,14 @@ POINTS: tuple[Point, ...] = (
             ),
         },
         otherwise=tolerated(rules.passed_through("bundles")),
-        rule=rules.bundle_list,
+        rule=data_rules.bundle_list,
     ),
     Point(
         "bundle_<key> columns",
         "Export options: enrichment_bundles; Export rows; Enrichment bundles",
         "one bundle_<key> column per export bundle, holding the bundle's payload as JSON text "
         "(payload fields other than e-mail last_seen are assumed)",
-        rule=rules.bundle_columns,
+        rule=data_rules.bundle_columns,
     ),
     Point(
         "enrichment answers",
