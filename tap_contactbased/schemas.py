@@ -133,23 +133,17 @@ FEED_TOTAL = schema_of(
 
 # Answers the tap reads but does not stream, as the contract states them; the probe checks
 # the API against these.
-SEARCH_ANSWER = th.PropertiesList(
-    *properties(
-        "feed_id: string",
-        "lookback_days: integer",
-        "start_date end_date: date",
-        "total_records records_with_contact_id records_without_contact_id: integer",
-        th.Property("daily_counts", th.ArrayType(open_object("date: date", "count: integer"))),
-    )
+SEARCH_ANSWER = schema_of(
+    "feed_id: string",
+    "lookback_days: integer",
+    "start_date end_date: date",
+    "total_records records_with_contact_id records_without_contact_id: integer",
+    th.Property("daily_counts", th.ArrayType(open_object("date: date", "count: integer"))),
 )
-PREVIEW_ANSWER = th.PropertiesList(
-    *properties("columns: string[]", "rows: object[]", "estimated_rows: integer")
-)
-COUNT_ANSWER = th.PropertiesList(
-    *properties("total_rows rows_with_contact_id records_required: integer")
-)
+PREVIEW_ANSWER = schema_of("columns: string[]", "rows: object[]", "estimated_rows: integer")
+COUNT_ANSWER = schema_of("total_rows rows_with_contact_id records_required: integer")
 # A page answer is an export summary plus these.
-PAGE_FIELDS = th.PropertiesList(*properties("page: integer", "rows: object[]"))
+PAGE_FIELDS = schema_of("page: integer", "rows: object[]")
 
 
 def list_of(name: str, *fields: Field) -> th.Property[t.Any]:

@@ -38,19 +38,14 @@ def probe(settings: Settings, api_key: str, report_path: Path | None) -> int:
     sys.stdout.write(report.to_table())
     sys.stdout.flush()
     if report_path is not None:
-        try:
-            write_private(report_path, report.to_json())
+        try:  # a file only its owner can read (0600), an existing one included
+            fd = os.open(report_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                os.fchmod(file.fileno(), 0o600)
+                file.write(report.to_json())
         except OSError as exc:
             return cannot_probe(f"cannot write {report_path}: {exc.strerror}")
     return report.exit_code
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to a file only its owner can read (0600), an existing one included."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write(text)
 
 
 def cannot_probe(message: str) -> int:

@@ -85,17 +85,6 @@ def no_csv(obs: Observations) -> str | None:
     return None
 
 
-def _rows(text: str, complete: bool) -> list[list[str]] | None:
-    """The complete rows of a CSV text; None when a complete text does not parse."""
-    rows: list[list[str]] = []
-    try:
-        rows.extend(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error:
-        # A sample may end inside a quoted field; the rows before it are whole.
-        return None if complete else rows
-    return rows if complete else rows[:-1]  # the last row may be cut short
-
-
 def csv_sample(j: Judging) -> None:
     """The first bytes of the CSV: UTF-8, a header row, RFC 4180 quoting."""
     assert j.obs.csv is not None  # no_csv skipped the point otherwise
@@ -110,7 +99,16 @@ def csv_sample(j: Judging) -> None:
         j.seen.append("not UTF-8")
         j.differs("The CSV is not UTF-8.")
         return
-    rows = _rows(text, sample.complete)
+    rows: list[list[str]] = []
+    try:
+        rows.extend(csv.reader(io.StringIO(text, newline="")))
+        if not sample.complete:
+            del rows[-1:]  # the last row may be cut short
+    except csv.Error:
+        # A sample may end inside a quoted field, and the rows before it are whole; a whole
+        # file that does not parse has no header to trust.
+        if sample.complete:
+            rows = []
     if not rows:
         j.seen.append(f"{len(sample.data)} bytes")
         j.differs("No complete header row could be read: the tap could not name the columns.")
@@ -150,17 +148,10 @@ def bundle_list(j: Judging) -> None:
     j.seen.append(f"entries: {merged_shape(j.objects)} ({len(j.objects)}, {len(enabled)} enabled)")
 
 
-def _payload_paths(value: Mapping[str, t.Any]) -> set[str]:
-    """`name` and `name[].sub` paths of a bundle payload."""
+def _paths(value: Mapping[str, t.Any]) -> set[str]:
+    """`name` and `name[].sub` paths of a bundle payload, or of the tap's reading of one."""
     lists = [(n, v) for n, v in value.items() if isinstance(v, list)]
     return {*value, *(f"{n}[].{s}" for n, v in lists for i in v if isinstance(i, dict) for s in i)}
-
-
-def _schema_paths(bundle: str) -> set[str]:
-    """`name` and `name[].sub` paths of the tap's reading of a bundle's payload."""
-    fields = bundle_data_schema(bundle).get("properties", {})
-    entries = [(n, s.get("items", {}).get("properties", {})) for n, s in fields.items()]
-    return {*fields, *(f"{n}[].{sub}" for n, inner in entries for sub in inner)}
 
 
 def _payloads(rows: Iterable[Mapping[str, t.Any]]) -> tuple[dict[str, list[t.Any]], list[str]]:
@@ -212,8 +203,10 @@ def bundle_columns(j: Judging) -> str | None:
             f"{key}: {merged_shape(values)}"
             + (f", entries {merged_shape(entries)}" if entries else "")
         )
-        expected = _schema_paths(key)
-        if expected and set().union(*(_payload_paths(v) for v in values)) != expected:
+        # The schema's lists as lists of one payload-like entry: their items' properties.
+        read = bundle_data_schema(key).get("properties", {})
+        expected = _paths({n: [s.get("items", {}).get("properties", {})] for n, s in read.items()})
+        if expected and set().union(*(_paths(v) for v in values)) != expected:
             j.tolerated(
                 f"Payload fields of {key} differ: unknown ones are kept, missing ones are null."
             )

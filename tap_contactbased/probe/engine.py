@@ -26,11 +26,10 @@ from tap_contactbased.probe.report import (
     respelled,
     shape,
 )
+from tap_contactbased.schemas import EXTRA_FIELDS
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
-
-    from singer_sdk import typing as th
 
     from tap_contactbased.probe.observe import Answer, Observations
 
@@ -247,7 +246,6 @@ def listed(fields: Fields) -> str:
     return "; ".join(f"{', '.join(names)}: {k}" for k, names in itertools.groupby(kinds, kinds.get))
 
 
-def contract_fields(schema: Fields | th.PropertiesList, *, drop: Iterable[str] = ()) -> Fields:
+def contract_fields(schema: Fields, *, drop: Iterable[str] = ()) -> Fields:
     """The fields of a schema in the contract's order; `extra_fields` and `drop` left out."""
-    properties = schema if isinstance(schema, t.Mapping) else schema.to_dict()
-    return {n: s for n, s in properties["properties"].items() if n not in {"extra_fields", *drop}}
+    return {n: s for n, s in schema["properties"].items() if n not in {EXTRA_FIELDS, *drop}}

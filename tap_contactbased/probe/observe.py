@@ -17,12 +17,7 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_contactbased import endpoints, lifecycle
 from tap_contactbased.api_client import check_status, is_retriable, sending, transport_error
-from tap_contactbased.errors import (
-    ApiError,
-    ContactBasedError,
-    ExpiredDownloadUrl,
-    TransientApiError,
-)
+from tap_contactbased.errors import ApiError, ContactBasedError, TransientApiError
 from tap_contactbased.run import feed_cap
 from tap_contactbased.summary import ExportOptions, ExportStatus
 
@@ -145,7 +140,7 @@ def attempt(request: Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> Ans
     """Make one request; a failure becomes the reason the point was not checked."""
     try:
         answer = request(*args, **kwargs)
-    except (ContactBasedError, RetriableAPIError, ExpiredDownloadUrl) as exc:
+    except (ContactBasedError, RetriableAPIError) as exc:  # an expired URL too
         return Answer(error=str(exc))
     return answer if isinstance(answer, Answer) else Answer(answer)
 
@@ -209,10 +204,9 @@ def collect(api: ProbeClient, settings: Settings) -> Observations:
     listed = {str(f.get("feed_id", "")).lower(): f for f in feed_items(obs.feeds)}
     targets = [(f, True) for f in settings.feed_ids] or [(f, False) for f in list(listed)[:1]]
     for feed_id, configured in targets:
-        cap = feed_cap(listed.get(feed_id.lower(), {}))
-        lookback = settings.lookback_days if configured else 1
-        if cap is not None:
-            lookback = min(lookback, cap)  # a longer window would only be refused (403)
+        asked = settings.lookback_days if configured else 1
+        # A window longer than the feed's cap would only be refused (403).
+        lookback = min(asked, feed_cap(listed.get(feed_id.lower(), {})) or asked)
         options = ExportOptions.from_settings(settings, feed_id, lookback)
         preview = attempt(lifecycle.preview, api, options, rows=PREVIEW_ROWS, skip_count=False)
         count = attempt(api.post, endpoints.EXPORTS_COUNT, options.body())

@@ -38,7 +38,7 @@ if t.TYPE_CHECKING:
     from tap_contactbased.probe.observe import Observations
 
 NO_PAGE = "Without `page` the tap counts pages itself."
-PAGE_ONLY = tuple(PAGE_FIELDS.to_dict()["properties"])
+PAGE_ONLY = tuple(PAGE_FIELDS["properties"])
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ExportOptions) if f.name != "feed_id")
 OPTION_NAMES = frozenset(OPTION_FIELDS) | {respelled(n) for n in OPTION_FIELDS}
 STATUSES = tuple(s.value for s in ExportStatus)

@@ -19,7 +19,6 @@ from tap_contactbased.probe.engine import (
     differs,
     tolerated,
 )
-from tap_contactbased.probe.rules import passed_through
 
 if t.TYPE_CHECKING:
     from tap_contactbased.probe.report import Finding
@@ -106,7 +105,7 @@ POINTS: tuple[Point, ...] = (
             **dict.fromkeys(("records_total", "records_used", "records_reserved"), _CREDITS_INT),
             **dict.fromkeys(("period_start", "period_end"), _PERIOD),
         },
-        otherwise=tolerated(passed_through("credits")),
+        otherwise=tolerated(rules.passed_through("credits")),
         describe=True,
     ),
     Point(
@@ -117,7 +116,7 @@ POINTS: tuple[Point, ...] = (
         copings=dict.fromkeys(
             ("feed_limit", "feeds_created", "feeds_remaining"),
             copes(
-                passed_through("feed_limit"),
+                rules.passed_through("feed_limit"),
                 _not_integers(", as the feed_limit stream types them."),
             ),
         ),
@@ -142,7 +141,7 @@ POINTS: tuple[Point, ...] = (
                 differs("max_lookback_days is not an integer; the tap computes with it."),
             ),
         },
-        otherwise=tolerated(passed_through("feeds")),
+        otherwise=tolerated(rules.passed_through("feeds")),
         describe=True,
         rule=rules.feeds,
     ),
@@ -167,7 +166,7 @@ POINTS: tuple[Point, ...] = (
         fields=contract_fields(schemas.SEARCH_ANSWER),
         # The window's point judges the dates; the rule says what no daily_counts breaks.
         copings=dict.fromkeys(
-            [n for n in contract_fields(schemas.SEARCH_ANSWER) if n not in rules.SEARCH_OWN],
+            contract_fields(schemas.SEARCH_ANSWER, drop=rules.SEARCH_OWN),
             copes("The tap does not read the search counters, only daily_counts."),
         ),
         describe=True,
@@ -183,7 +182,7 @@ POINTS: tuple[Point, ...] = (
         no_list=differs("Without a fields list the filter_fields stream stops with one line."),
         fields=contract_fields(schemas.FILTER_FIELD),
         copings={"field": breaks("Entries without `field`, the key of filter_fields records.")},
-        otherwise=tolerated(passed_through("filter_fields")),
+        otherwise=tolerated(rules.passed_through("filter_fields")),
         rule=rules.filter_fields,
     ),
     Point(
@@ -254,7 +253,7 @@ POINTS: tuple[Point, ...] = (
             ),
             "records_reserved": copes("The cost receipt then uses the pre-create count."),
         },
-        otherwise=tolerated(passed_through("exports")),
+        otherwise=tolerated(rules.passed_through("exports")),
         also_missing=rules.ready_nulls,
         rule=rules.summary_fields,
     ),
@@ -320,7 +319,7 @@ POINTS: tuple[Point, ...] = (
                 "Without `enabled` the tap takes listed bundles as enabled; the API refuses others."
             ),
         },
-        otherwise=tolerated(passed_through("bundles")),
+        otherwise=tolerated(rules.passed_through("bundles")),
         rule=data_rules.bundle_list,
     ),
     Point(
