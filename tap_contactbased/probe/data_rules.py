@@ -148,10 +148,17 @@ def bundle_list(j: Judging) -> None:
     j.seen.append(f"entries: {merged_shape(j.objects)} ({len(j.objects)}, {len(enabled)} enabled)")
 
 
-def _paths(value: Mapping[str, t.Any]) -> set[str]:
-    """`name` and `name[].sub` paths of a bundle payload, or of the tap's reading of one."""
+def _payload_paths(value: Mapping[str, t.Any]) -> set[str]:
+    """`name` and `name[].sub` paths of a bundle payload."""
     lists = [(n, v) for n, v in value.items() if isinstance(v, list)]
     return {*value, *(f"{n}[].{s}" for n, v in lists for i in v if isinstance(i, dict) for s in i)}
+
+
+def _schema_paths(bundle: str) -> set[str]:
+    """`name` and `name[].sub` paths of the tap's reading of a bundle's payload."""
+    fields = bundle_data_schema(bundle).get("properties", {})
+    entries = [(n, s.get("items", {}).get("properties", {})) for n, s in fields.items()]
+    return {*fields, *(f"{n}[].{sub}" for n, inner in entries for sub in inner)}
 
 
 def _payloads(rows: Iterable[Mapping[str, t.Any]]) -> tuple[dict[str, list[t.Any]], list[str]]:
@@ -203,10 +210,8 @@ def bundle_columns(j: Judging) -> str | None:
             f"{key}: {merged_shape(values)}"
             + (f", entries {merged_shape(entries)}" if entries else "")
         )
-        # The schema's lists as lists of one payload-like entry: their items' properties.
-        read = bundle_data_schema(key).get("properties", {})
-        expected = _paths({n: [s.get("items", {}).get("properties", {})] for n, s in read.items()})
-        if expected and set().union(*(_paths(v) for v in values)) != expected:
+        expected = _schema_paths(key)
+        if expected and set().union(*(_payload_paths(v) for v in values)) != expected:
             j.tolerated(
                 f"Payload fields of {key} differ: unknown ones are kept, missing ones are null."
             )
